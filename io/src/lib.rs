@@ -1,0 +1,22 @@
+//! `stdl-io`: events in, frames out.
+//!
+//! - [`formats`]: streaming readers for AEDAT 2.0 / 3.1 / 4.0, ATIS `.bin`, Prophesee
+//!   EVT 2.0 / 3.0 and DAT, all behind one pull iterator ([`EventReader`]), plus writers for
+//!   AEDAT 3.1, AEDAT 2.0 and ATIS `.bin`.
+//! - [`frames`]: binning into frames (time windows, time bins, event-count bins), spatial
+//!   downsampling, denoise and refractory filters, and a streaming binner that closes bins
+//!   on event time.
+//! - [`datasets`]: DVS128-Gesture, N-Caltech101, N-MNIST and CIFAR10-DVS on-disk layouts.
+//!
+//! This crate knows nothing of neurons.
+#![warn(missing_docs)]
+
+pub mod datasets;
+pub mod error;
+pub mod event;
+pub mod formats;
+pub mod frames;
+
+pub use error::{Error, Location, Result};
+pub use event::{Event, EventBatch, SensorSize};
+pub use formats::{detect, read_file, EventReader, Format, ReadOptions, ReadStats};

@@ -1,0 +1,114 @@
+//! Command-line interface: clap subcommands.
+
+pub mod info;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use stdl_io::{Format, ReadOptions, SensorSize};
+
+/// Exit code for bad usage or bad input data.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for command-line usage errors (clap's own).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "stdl", version, about = "Online spiking-network learning from event cameras (STDL)", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Summarise event recordings: format, size, counts, time range, first and last event.
+    ///
+    /// Example: stdl info --json ../shared/data/evt3/gen41_expelliarmus_evt3_sample.raw
+    Info(InfoArgs),
+}
+
+/// Options shared by every command that reads a recording.
+#[derive(Args, Debug, Clone)]
+pub struct ReadArgs {
+    /// Read as this format instead of detecting it: aedat2, aedat31, aedat4, bin, evt2, evt3, dat.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Sensor size WxH, for files that do not state it (or to override it).
+    #[arg(long, value_parser = parse_size)]
+    pub sensor_size: Option<SensorSize>,
+    /// ATIS .bin: microseconds added at each overflow marker (y == 240). Tonic uses 8192.
+    #[arg(long, default_value_t = 1 << 23)]
+    pub atis_overflow_us: u64,
+}
+
+impl ReadArgs {
+    /// Reader options from the flags.
+    pub fn options(&self) -> ReadOptions {
+        ReadOptions {
+            sensor_size: self.sensor_size,
+            atis_overflow_us: self.atis_overflow_us,
+            ..ReadOptions::default()
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse().map_err(|e: stdl_io::Error| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<SensorSize, String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WxH, e.g. 128x128, got {s:?}"))?;
+    let w = w.trim().parse().map_err(|_| format!("bad width in {s:?}"))?;
+    let h = h.trim().parse().map_err(|_| format!("bad height in {s:?}"))?;
+    Ok(SensorSize::new(w, h))
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// Recordings to summarise.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// One JSON object per file, one per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+fn run_info(a: &InfoArgs) -> Result<()> {
+    let opts = a.read.options();
+    let mut failed = 0;
+    for f in &a.files {
+        match info::info(f, a.read.format, &opts) {
+            Ok(i) if a.json => println!("{}", serde_json::to_string(&i)?),
+            Ok(i) => info::print_text(&i),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} file(s) could not be read", a.files.len());
+    }
+    Ok(())
+}
+
+/// Parses the command line and runs the command; errors go to stderr with exit code 1.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match &cli.command {
+        Command::Info(a) => run_info(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

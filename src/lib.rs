@@ -1,0 +1,2 @@
+//! `stdl`: online learning from event cameras with Spatio-Temporal Decoupled Learning.
+pub use stdl_io as io;
