@@ -1,5 +1,8 @@
 //! Command-line interface: clap subcommands.
 
+pub mod bench;
+pub mod convert;
+pub mod frames;
 pub mod info;
 
 use std::path::PathBuf;
@@ -9,10 +12,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use stdl_io::{Format, ReadOptions, SensorSize};
 
-/// Exit code for bad usage or bad input data.
+/// Exit code for failures (bad input data, I/O errors). Usage errors exit with 2 (clap).
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for command-line usage errors (clap's own).
-pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(name = "stdl", version, about = "Online spiking-network learning from event cameras (STDL)", long_about = None)]
@@ -27,6 +28,25 @@ enum Command {
     ///
     /// Example: stdl info --json ../shared/data/evt3/gen41_expelliarmus_evt3_sample.raw
     Info(InfoArgs),
+    /// Bin a recording into frames and draw them.
+    ///
+    /// Example: stdl frames ../shared/data/aedat2/dvs128_alex_walking_again.aedat --bin-us 50000 --png walk.png
+    Frames(frames::FramesArgs),
+    /// Rewrite a recording as AEDAT 3.1, AEDAT 2.0 or ATIS .bin.
+    ///
+    /// Example: stdl convert walk.aedat user01_natural.aedat --to aedat31
+    Convert(convert::ConvertArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Decoder throughput: decode a file held in memory, median of several runs.
+    ///
+    /// Example: stdl bench read --json ../shared/data/evt2/gen3_faery_evt2.raw
+    Read(bench::BenchReadArgs),
 }
 
 /// Options shared by every command that reads a recording.
@@ -58,7 +78,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse().map_err(|e: stdl_io::Error| e.to_string())
 }
 
-fn parse_size(s: &str) -> Result<SensorSize, String> {
+pub(crate) fn parse_size(s: &str) -> Result<SensorSize, String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("expected WxH, e.g. 128x128, got {s:?}"))?;
@@ -103,6 +123,9 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let res = match &cli.command {
         Command::Info(a) => run_info(a),
+        Command::Frames(a) => frames::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Bench(BenchCommand::Read(a)) => bench::read(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

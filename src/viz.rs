@@ -1,0 +1,101 @@
+//! Pictures a person can look at: a strip of event frames as a PNG.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use stdl_io::frames::{Channels, Frame, Geometry};
+
+/// An 8-bit RGB image.
+#[derive(Clone, Debug)]
+pub struct Rgb {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row-major RGB bytes.
+    pub data: Vec<u8>,
+}
+
+/// Colour of ON events.
+pub const ON_RGB: [u8; 3] = [214, 40, 40];
+/// Colour of OFF events.
+pub const OFF_RGB: [u8; 3] = [30, 90, 200];
+
+/// Draws frames side by side on white: ON events red, OFF events blue (merged-polarity
+/// frames in black), each pixel's colour as strong as its count relative to the 99th
+/// percentile of non-zero counts. Tiles are scaled up by an integer factor so that each
+/// is at least `min_tile_px` pixels tall.
+pub fn render_strip(frames: &[Frame], geom: &Geometry, min_tile_px: u32) -> Rgb {
+    let (fw, fh) = (geom.out.width as u32, geom.out.height as u32);
+    let scale = min_tile_px.div_ceil(fh).max(1);
+    let gap = 4u32;
+    let n = frames.len().max(1) as u32;
+    let width = n * fw * scale + (n + 1) * gap;
+    let height = fh * scale + 2 * gap;
+    let mut data = vec![160u8; (width * height * 3) as usize];
+    // Saturation level: 99th percentile of the non-zero counts of all frames.
+    let mut nz: Vec<f32> = frames
+        .iter()
+        .flat_map(|f| f.data.iter().copied())
+        .filter(|&v| v > 0.0)
+        .collect();
+    let sat = if nz.is_empty() {
+        1.0
+    } else {
+        let k = ((nz.len() as f64 * 0.99) as usize).min(nz.len() - 1);
+        let (_, v, _) = nz.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+        v.max(1.0)
+    };
+    let plane = (fw * fh) as usize;
+    for (i, f) in frames.iter().enumerate() {
+        let x0 = gap + i as u32 * (fw * scale + gap);
+        for y in 0..fh {
+            for x in 0..fw {
+                let p = (y * fw + x) as usize;
+                let (on, off) = match geom.channels {
+                    Channels::Split => (f.data[plane + p], f.data[p]),
+                    Channels::Merged => (0.0, f.data[p]),
+                };
+                let a_on = (on / sat).min(1.0);
+                let a_off = (off / sat).min(1.0);
+                let off_rgb = if geom.channels == Channels::Merged {
+                    [0, 0, 0]
+                } else {
+                    OFF_RGB
+                };
+                let mut c = [255f32; 3];
+                for k in 0..3 {
+                    c[k] = c[k] * (1.0 - a_on) + ON_RGB[k] as f32 * a_on;
+                    c[k] = c[k] * (1.0 - a_off) + off_rgb[k] as f32 * a_off;
+                }
+                for sy in 0..scale {
+                    for sx in 0..scale {
+                        let px = x0 + x * scale + sx;
+                        let py = gap + y * scale + sy;
+                        let o = ((py * width + px) * 3) as usize;
+                        for k in 0..3 {
+                            data[o + k] = c[k].round() as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Rgb { width, height, data }
+}
+
+/// Writes an RGB image as PNG.
+pub fn write_png(path: &Path, img: &Rgb) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), img.width, img.height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc
+        .write_header()
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.write_image_data(&img.data)
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.finish()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
