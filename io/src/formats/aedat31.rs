@@ -32,6 +32,7 @@ pub(crate) struct Decoder {
     state: State,
     first_line: bool,
     v30: bool,
+    end_seen: bool,
     size: Option<SensorSize>,
 }
 
@@ -41,6 +42,7 @@ impl Decoder {
             state: State::PacketHeader,
             first_line: true,
             v30: false,
+            end_seen: false,
             size: None,
         }
     }
@@ -76,6 +78,7 @@ impl Decode for Decoder {
         let first_line = &mut self.first_line;
         let v30 = &mut self.v30;
         let size = &mut self.size;
+        let end_seen = &mut self.end_seen;
         let p = scan_marked_lines(buf, eof, b'#', |line| {
             if *first_line {
                 *first_line = false;
@@ -86,6 +89,7 @@ impl Decode for Decoder {
                 return Ok(false);
             }
             if line == b"#!END-HEADER" {
+                *end_seen = true;
                 return Ok(true);
             }
             let text = String::from_utf8_lossy(line);
@@ -99,9 +103,12 @@ impl Decode for Decoder {
             Ok(false)
         })?;
         match p {
-            Header::Done(n) if self.first_line => {
-                let _ = n;
+            Header::Done(_) if self.first_line => {
                 Err(ctx.corrupt(FORMAT, 0, "missing #!AER-DAT3.x magic line"))
+            }
+            // The input ended inside the header: no #!END-HEADER line.
+            Header::Done(n) if eof && !self.end_seen && n == buf.len() => {
+                Err(ctx.truncated(FORMAT, n, "header", "#!END-HEADER\r\n".len() as u64))
             }
             other => Ok(other),
         }

@@ -57,9 +57,13 @@ enum Codec {
 
 enum State {
     Magic,
+    /// The IOHeader of a network stream (no magic line; no file data table).
+    StreamIoHeader,
     IoHeader,
     PacketHeader,
-    Skip { left: u64 },
+    Skip {
+        left: u64,
+    },
     Table,
 }
 
@@ -203,6 +207,7 @@ impl Decode for Decoder {
                 if buf.starts_with(MAGIC) {
                     Ok(Header::More(MAGIC.len()))
                 } else if looks_like_network_stream(buf) {
+                    self.state = State::StreamIoHeader;
                     Ok(Header::More(0))
                 } else if buf.len() < 12 && !eof {
                     self.state = State::Magic;
@@ -215,7 +220,7 @@ impl Decode for Decoder {
                     ))
                 }
             }
-            State::IoHeader => {
+            State::IoHeader | State::StreamIoHeader => {
                 if buf.len() < 4 {
                     return Ok(Header::More(0));
                 }
@@ -233,6 +238,10 @@ impl Decode for Decoder {
                 }
                 // The length is the flatbuffer's own size prefix (alignment is relative to it).
                 self.parse_ioheader(&buf[..total], ctx, 0)?;
+                if matches!(self.state, State::StreamIoHeader) {
+                    // Offsets in a stream are not file offsets, and a stream has no table.
+                    self.file_data_position = -1;
+                }
                 self.state = State::PacketHeader;
                 Ok(Header::Done(total))
             }
@@ -292,7 +301,7 @@ impl Decode for Decoder {
                     self.state = State::PacketHeader;
                 }
                 State::Table => return Ok(buf.len()),
-                State::Magic | State::IoHeader => return Ok(pos),
+                State::Magic | State::IoHeader | State::StreamIoHeader => return Ok(pos),
             }
         }
     }
@@ -315,7 +324,9 @@ impl Decode for Decoder {
                 Err(ctx.truncated(FORMAT, 0, "packet", size + 8 - rest.len() as u64))
             }
             State::Skip { left } => Err(ctx.truncated(FORMAT, 0, "packet", left)),
-            State::Magic | State::IoHeader => Err(ctx.truncated(FORMAT, 0, "header", 1)),
+            State::Magic | State::IoHeader | State::StreamIoHeader => {
+                Err(ctx.truncated(FORMAT, 0, "header", 1))
+            }
         }
     }
 

@@ -1,0 +1,122 @@
+//! The `stdl` program as a user runs it.
+
+use std::process::Command;
+
+use crate::data;
+
+fn stdl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stdl"))
+}
+
+#[test]
+fn info_json_has_the_documented_keys() {
+    let Some(d) = data!() else { return };
+    let out = stdl()
+        .args(["info", "--json"])
+        .arg(d.join("evt3/gen41_expelliarmus_evt3_sample.raw"))
+        .arg(d.join("nmnist/tonic_sample_nmnist.bin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for k in [
+        "format",
+        "width",
+        "height",
+        "events",
+        "on",
+        "off",
+        "t_first_us",
+        "t_last_us",
+        "duration_us",
+        "first_event",
+        "last_event",
+        "event_rate_per_s",
+    ] {
+        assert!(v.get(k).is_some(), "missing key {k}");
+    }
+    assert_eq!(v["format"], "evt3");
+    assert_eq!(v["events"], 219_596);
+    assert_eq!(v["width"], 1280);
+    assert_eq!(v["t_last_us"], 11_727_457);
+    assert_eq!(v["first_event"]["t_us"], 11_718_656);
+    let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(v["format"], "bin");
+    assert_eq!(
+        v["first_event"],
+        serde_json::json!({"t_us": 654, "x": 7, "y": 15, "on": true})
+    );
+    assert_eq!(v["on"].as_u64().unwrap() + v["off"].as_u64().unwrap(), 4325);
+}
+
+#[test]
+fn frames_writes_a_png() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("walk.png");
+    let out = stdl()
+        .arg("frames")
+        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+        .args(["--bin-us", "50000", "--max-frames", "6", "--png"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("138 frames of 2x128x128"), "{stdout}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn bench_read_reports_throughput() {
+    let Some(d) = data!() else { return };
+    let out = stdl()
+        .args(["bench", "read", "--json", "--runs", "1"])
+        .arg(d.join("dat/ncars_tonic_sample_ncars.dat"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["events"], 2009);
+    assert!(v["events_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn convert_then_info_round_trips() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out31 = tmp.path().join("walk31.aedat");
+    let st = stdl()
+        .arg("convert")
+        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+        .arg(&out31)
+        .args(["--to", "aedat31"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = stdl().args(["info", "--json"]).arg(&out31).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "aedat31");
+    assert_eq!(v["events"], 19_182);
+}
+
+#[test]
+fn errors_exit_nonzero_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("junk.xyz");
+    std::fs::write(&f, b"not events").unwrap();
+    let out = stdl().arg("info").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("unknown event format") && err.contains("--format"),
+        "{err}"
+    );
+    let out = stdl().args(["info"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,81 @@
+//! Shared helpers: locating `../shared/data`, and reading through every path.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use stdl::io::{Event, EventReader, Format, ReadOptions, ReadStats};
+
+/// `../shared/data`, or `None` (with a printed reason) when it is absent outside CI.
+/// Under `CI=true` a missing directory fails the test.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {} does not exist", dir.display());
+    }
+    eprintln!(
+        "skipped: {} not found (tests on real recordings need it)",
+        dir.display()
+    );
+    None
+}
+
+/// Shorthand: `let Some(d) = data!() else { return };`
+#[macro_export]
+macro_rules! data {
+    () => {
+        $crate::common::shared_data()
+    };
+}
+
+/// A reader that returns at most `n` bytes per call.
+pub struct Dribble<R> {
+    pub inner: R,
+    pub n: usize,
+}
+
+impl<R: Read> Read for Dribble<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = buf.len().min(self.n);
+        self.inner.read(&mut buf[..k])
+    }
+}
+
+/// Decodes all events (and the final error, if any) from a reader.
+pub fn drain(r: EventReader<'_>) -> (Vec<Event>, Option<stdl::io::Error>, ReadStats) {
+    let mut r = r;
+    let mut ev = Vec::new();
+    let mut err = None;
+    for b in r.by_ref() {
+        match b {
+            Ok(b) => ev.extend_from_slice(&b.events),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let stats = r.stats().clone();
+    (ev, err, stats)
+}
+
+/// Decodes `bytes` with a given chunk size through `from_slice`.
+pub fn decode_chunked(
+    bytes: &[u8],
+    format: Option<Format>,
+    chunk: usize,
+) -> (Vec<Event>, Option<stdl::io::Error>) {
+    let opts = ReadOptions {
+        chunk_bytes: chunk,
+        ..ReadOptions::default()
+    };
+    match EventReader::from_slice(bytes, format, &opts) {
+        Ok(r) => {
+            let (e, err, _) = drain(r);
+            (e, err)
+        }
+        Err(e) => (Vec::new(), Some(e)),
+    }
+}

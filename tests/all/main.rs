@@ -1,0 +1,9 @@
+//! Integration tests: real recordings from `../shared/data`, fixtures in real dataset
+//! layouts, bad input, and the command-line program.
+
+mod bad_input;
+mod cli;
+mod common;
+mod datasets;
+mod frames;
+mod readers;
