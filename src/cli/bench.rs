@@ -55,9 +55,9 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
     for _ in 0..a.runs.max(1) {
         all.clear();
         let t = Instant::now();
-        let r = EventReader::from_slice(&bytes, Some(format), &opts)?;
-        for b in r {
-            all.extend_from_slice(&b?.events);
+        let mut r = EventReader::from_slice(&bytes, Some(format), &opts)?;
+        while let Some(n) = r.read_into(&mut all) {
+            n?;
         }
         times.push(t.elapsed().as_secs_f64());
         events = all.len() as u64;

@@ -427,8 +427,8 @@ impl<'a> EventReader<'a> {
     /// Reads the whole remaining input into one vector (convenience for small files).
     pub fn read_all(&mut self) -> Result<Vec<Event>> {
         let mut all = Vec::new();
-        for batch in self.by_ref() {
-            all.extend_from_slice(&batch?.events);
+        while let Some(r) = self.read_into(&mut all) {
+            r?;
         }
         Ok(all)
     }
@@ -516,7 +516,12 @@ impl<'a> EventReader<'a> {
         self.stats.backwards_timestamps += back;
     }
 
-    fn next_batch(&mut self) -> Option<Result<EventBatch>> {
+    /// Decodes the next batch, appending its events to `out` (whose allocation is reused:
+    /// the fast path for callers that keep one buffer). Returns the number of events
+    /// appended (at least one), an error (after which the reader is done), or `None` at the
+    /// end of the input.
+    pub fn read_into(&mut self, out: &mut Vec<Event>) -> Option<Result<usize>> {
+        let before = out.len();
         loop {
             if let Some(e) = self.pending.take() {
                 self.done = true;
@@ -532,7 +537,6 @@ impl<'a> EventReader<'a> {
                 }
                 continue;
             }
-            let mut out = Vec::new();
             let avail = self.end - self.start;
             if avail > 0 {
                 let ctx = Ctx {
@@ -541,7 +545,7 @@ impl<'a> EventReader<'a> {
                 };
                 let res = self
                     .dec
-                    .body(&self.buf[self.start..self.end], &ctx, &mut out, &mut self.stats);
+                    .body(&self.buf[self.start..self.end], &ctx, out, &mut self.stats);
                 match res {
                     Ok(n) => self.advance(n),
                     Err(e) => self.pending = Some(e),
@@ -555,16 +559,16 @@ impl<'a> EventReader<'a> {
                 let rest_len = self.end - self.start;
                 let res = self
                     .dec
-                    .finish(&self.buf[self.start..self.end], &ctx, &mut out, &mut self.stats);
+                    .finish(&self.buf[self.start..self.end], &ctx, out, &mut self.stats);
                 self.advance(rest_len);
                 self.done = true;
                 if let Err(e) = res {
                     self.pending = Some(e);
                 }
             }
-            if !out.is_empty() {
-                self.account(&out);
-                return Some(Ok(EventBatch::new(out)));
+            if out.len() > before {
+                self.account(&out[before..]);
+                return Some(Ok(out.len() - before));
             }
             if self.pending.is_some() || self.done {
                 continue;
@@ -580,7 +584,9 @@ impl<'a> EventReader<'a> {
 impl Iterator for EventReader<'_> {
     type Item = Result<EventBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch()
+        let mut events = Vec::new();
+        self.read_into(&mut events)
+            .map(|r| r.map(|_| EventBatch::new(events)))
     }
 }
 
