@@ -20,6 +20,10 @@ pub struct BenchReadArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Open and read the file in every run (as the Python readers do) instead of decoding
+    /// bytes already in memory.
+    #[arg(long)]
+    pub from_file: bool,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -31,6 +35,7 @@ struct BenchRead {
     bytes: usize,
     events: u64,
     runs: usize,
+    from_file: bool,
     seconds: f64,
     seconds_min: f64,
     events_per_s: f64,
@@ -55,7 +60,11 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
     for _ in 0..a.runs.max(1) {
         all.clear();
         let t = Instant::now();
-        let mut r = EventReader::from_slice(&bytes, Some(format), &opts)?;
+        let mut r = if a.from_file {
+            EventReader::open_as(&a.file, Some(format), &opts)?
+        } else {
+            EventReader::from_slice(&bytes, Some(format), &opts)?
+        };
         while let Some(n) = r.read_into(&mut all) {
             n?;
         }
@@ -71,6 +80,7 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
         bytes: bytes.len(),
         events,
         runs: times.len(),
+        from_file: a.from_file,
         seconds: median,
         seconds_min: times[0],
         events_per_s: events as f64 / median,
