@@ -9,6 +9,27 @@
 //! - [`datasets`]: DVS128-Gesture, N-Caltech101, N-MNIST and CIFAR10-DVS on-disk layouts.
 //!
 //! This crate knows nothing of neurons.
+//!
+//! ```no_run
+//! use stdl_io::frames::{Channels, Geometry, StreamBinner};
+//! use stdl_io::{EventReader, ReadOptions};
+//!
+//! # fn main() -> stdl_io::Result<()> {
+//! // Any supported format; detected from the first bytes.
+//! let mut reader = EventReader::open("recording.aedat4", &ReadOptions::default())?;
+//! reader.read_header()?;
+//! let sensor = reader.sensor_size().expect("AEDAT 4 states its size");
+//! // 10 ms frames, OFF and ON channels, closed on event time.
+//! let mut binner = StreamBinner::new(Geometry::new(sensor, Channels::Split)?, 10_000)?;
+//! let mut events = Vec::new();
+//! while let Some(n) = reader.read_into(&mut events) {
+//!     n?;
+//!     binner.push(&events, |frame| println!("{} events", frame.events));
+//!     events.clear();
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 pub mod datasets;

@@ -656,3 +656,39 @@ impl Unwrap32 {
         self.high | t as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwrap32_wraps_only_on_large_decreases() {
+        let mut u = Unwrap32::default();
+        let mut n = 0;
+        assert_eq!(u.unwrap(10, &mut n), 10);
+        assert_eq!(u.unwrap(5, &mut n), 5, "a small step back is not a wrap");
+        assert_eq!(u.unwrap(u32::MAX - 1, &mut n), (u32::MAX - 1) as u64);
+        assert_eq!(u.unwrap(3, &mut n), (1 << 32) + 3);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+        }
+        assert!("evt4".parse::<Format>().is_err());
+    }
+
+    #[test]
+    fn scan_lines_handles_crlf_and_partial_lines() {
+        let mut seen = Vec::new();
+        let p = scan_marked_lines(b"#a\r\n#bb\n#c", false, b'#', |l| {
+            seen.push(l.to_vec());
+            Ok(false)
+        })
+        .unwrap();
+        assert!(matches!(p, Header::More(8)));
+        assert_eq!(seen, vec![b"#a".to_vec(), b"#bb".to_vec()]);
+    }
+}

@@ -111,3 +111,53 @@ pub(crate) fn sniff(head: &[u8]) -> Sniff {
         None => Sniff::NoEvt,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> PropheseeHeader {
+        let mut h = PropheseeHeader::default();
+        let ctx = Ctx {
+            path: None,
+            offset: 0,
+        };
+        h.parse(text.as_bytes(), true, &ctx).unwrap();
+        h
+    }
+
+    #[test]
+    fn header_variants() {
+        let h = parse("% evt 3.0\n% plugin_name hal_plugin_gen41_evk3\n");
+        assert_eq!(h.evt_version().as_deref(), Some("3.0"));
+        assert_eq!(h.sensor_size(), Some(SensorSize::new(1280, 720)));
+        let h = parse("% format EVT3;height=320;width=320\n% end\n");
+        assert_eq!(h.evt_version().as_deref(), Some("3.0"));
+        assert_eq!(h.sensor_size(), Some(SensorSize::new(320, 320)));
+        let h = parse("% format EVT21;height=720;width=1280\n");
+        assert_eq!(h.evt_version().as_deref(), Some("2.1"));
+        let h = parse("% geometry 640x480\n% evt 2.0\n");
+        assert_eq!(h.sensor_size(), Some(SensorSize::new(640, 480)));
+        let h = parse("% Version 2\n% Width 304\n% Height 240\n");
+        assert_eq!(
+            (h.version, h.sensor_size()),
+            (Some(2), Some(SensorSize::new(304, 240)))
+        );
+        assert_eq!(parse("% Date 2020\n").sensor_size(), None);
+    }
+
+    #[test]
+    fn end_line_stops_the_header() {
+        let mut h = PropheseeHeader::default();
+        let ctx = Ctx {
+            path: None,
+            offset: 0,
+        };
+        // After `% end`, a data byte that happens to be '%' is not header.
+        let bytes = b"% evt 3.0\n% end\n%\x00\x80";
+        match h.parse(bytes, true, &ctx).unwrap() {
+            Header::Done(n) => assert_eq!(n, 16),
+            Header::More(_) => panic!("header should be done"),
+        }
+    }
+}
