@@ -16,7 +16,7 @@
 //! Timestamps are unsigned 32-bit and unwrapped into 64 bits. A file that ends inside a
 //! record yields every complete event, then [`crate::Error::Truncated`].
 
-use super::{scan_marked_lines, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{finish_records, scan_marked_lines, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -33,19 +33,10 @@ impl Layout {
     /// The layout for a jAER `AEChip` class name, if it is known.
     pub fn from_chip(chip: &str) -> Option<Layout> {
         let c = chip.to_ascii_lowercase();
-        let davis = |w, h| Some(Layout::Davis(SensorSize::new(w, h)));
         if c.contains("dvs128") || c.contains("tmpdiff128") {
             Some(Layout::Dvs128)
-        } else if c.contains("davis240") || c.contains("sbret10") {
-            davis(240, 180)
-        } else if c.contains("davis346") {
-            davis(346, 260)
-        } else if c.contains("davis640") {
-            davis(640, 480)
-        } else if c.contains("davis208") {
-            davis(208, 192)
-        } else if c.contains("davis128") {
-            davis(128, 128)
+        } else if c.contains("davis") || c.contains("sbret10") {
+            super::inivation_sensor_size(&c).map(Layout::Davis)
         } else {
             None
         }
@@ -172,11 +163,7 @@ impl Decode for Decoder {
         _out: &mut Vec<Event>,
         _stats: &mut ReadStats,
     ) -> Result<()> {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ctx.truncated(FORMAT, 0, "record", (8 - rest.len()) as u64))
-        }
+        finish_records(rest, ctx, FORMAT, 8, "record")
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

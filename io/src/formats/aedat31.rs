@@ -48,27 +48,6 @@ impl Decoder {
     }
 }
 
-/// Sensor size from a libcaer source name (`DVS128`, `DAVIS346`, `DVXplorer`, ...).
-pub(crate) fn size_from_source_name(name: &str) -> Option<SensorSize> {
-    let n = name.to_ascii_lowercase();
-    let s = |w, h| Some(SensorSize::new(w, h));
-    if n.contains("dvs128") {
-        s(128, 128)
-    } else if n.contains("davis240") {
-        s(240, 180)
-    } else if n.contains("davis346") {
-        s(346, 260)
-    } else if n.contains("davis640") {
-        s(640, 480)
-    } else if n.contains("dvxplorer") && n.contains("lite") {
-        s(320, 240)
-    } else if n.contains("dvxplorer") {
-        s(640, 480)
-    } else {
-        None
-    }
-}
-
 fn le_i32(b: &[u8]) -> i32 {
     i32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -96,7 +75,7 @@ impl Decode for Decoder {
             if let Some(rest) = text.strip_prefix("#Source ") {
                 if let Some((_, name)) = rest.split_once(':') {
                     if size.is_none() {
-                        *size = size_from_source_name(name.trim());
+                        *size = super::inivation_sensor_size(name.trim());
                     }
                 }
             }

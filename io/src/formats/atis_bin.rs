@@ -11,7 +11,7 @@
 //! field; Orchard's MATLAB reader and Tonic add `1 << 13`). The N-MNIST and N-Caltech101
 //! samples are about 300 ms long and contain no marker.
 
-use super::{Ctx, Decode, Format, ReadStats};
+use super::{finish_records, Ctx, Decode, Format, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -59,11 +59,7 @@ impl Decode for Decoder {
         _out: &mut Vec<Event>,
         _stats: &mut ReadStats,
     ) -> Result<()> {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ctx.truncated(FORMAT, 0, "record", (5 - rest.len()) as u64))
-        }
+        finish_records(rest, ctx, FORMAT, 5, "record")
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

@@ -11,7 +11,7 @@
 //! (N-CARS samples have none: their size follows from the events).
 
 use super::prophesee::PropheseeHeader;
-use super::{Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{finish_records, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -91,11 +91,7 @@ impl Decode for Decoder {
         _out: &mut Vec<Event>,
         _stats: &mut ReadStats,
     ) -> Result<()> {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ctx.truncated(FORMAT, 0, "record", (8 - rest.len()) as u64))
-        }
+        finish_records(rest, ctx, FORMAT, 8, "record")
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

@@ -13,7 +13,7 @@
 //! Prophesee's decoder, we drop them (counted as invalid). The origin is the top-left.
 
 use super::prophesee::PropheseeHeader;
-use super::{Ctx, Decode, Format, Header, ReadStats};
+use super::{finish_records, Ctx, Decode, Format, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -40,19 +40,7 @@ impl Decoder {
 
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
-        let p = self.header.parse(buf, eof, ctx)?;
-        if let Header::Done(_) = p {
-            if let Some(v) = self.header.evt_version() {
-                if v != "2.0" {
-                    return Err(crate::Error::Unsupported {
-                        format: FORMAT,
-                        location: ctx.loc(0),
-                        message: format!("the header says EVT {v}, not 2.0"),
-                    });
-                }
-            }
-        }
-        Ok(p)
+        self.header.parse_expecting(buf, eof, ctx, FORMAT, "2.0")
     }
 
     fn body(&mut self, buf: &[u8], _ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize> {
@@ -98,11 +86,7 @@ impl Decode for Decoder {
         _out: &mut Vec<Event>,
         _stats: &mut ReadStats,
     ) -> Result<()> {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ctx.truncated(FORMAT, 0, "word", (4 - rest.len()) as u64))
-        }
+        finish_records(rest, ctx, FORMAT, 4, "word")
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

@@ -57,19 +57,7 @@ impl EventSink for Sink<'_> {
 
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
-        let p = self.header.parse(buf, eof, ctx)?;
-        if let Header::Done(_) = p {
-            if let Some(v) = self.header.evt_version() {
-                if v != "3.0" {
-                    return Err(crate::Error::Unsupported {
-                        format: FORMAT,
-                        location: ctx.loc(0),
-                        message: format!("the header says EVT {v}, not 3.0"),
-                    });
-                }
-            }
-        }
-        Ok(p)
+        self.header.parse_expecting(buf, eof, ctx, FORMAT, "3.0")
     }
 
     fn body(&mut self, buf: &[u8], _ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize> {

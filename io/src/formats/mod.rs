@@ -637,6 +637,45 @@ pub(crate) fn scan_marked_lines(
     }
 }
 
+/// Sensor size from an iniVation camera or chip name (`DVS128`, `DAVIS346`, jAER's
+/// `eu.seebetter.ini.chips.davis.DAVIS240C`, `DVXplorer`, ...), if known.
+pub(crate) fn inivation_sensor_size(name: &str) -> Option<SensorSize> {
+    let n = name.to_ascii_lowercase();
+    let (w, h) = if n.contains("dvs128") || n.contains("tmpdiff128") || n.contains("davis128") {
+        (128, 128)
+    } else if n.contains("davis240") || n.contains("sbret10") {
+        (240, 180)
+    } else if n.contains("davis346") {
+        (346, 260)
+    } else if n.contains("davis640") {
+        (640, 480)
+    } else if n.contains("davis208") {
+        (208, 192)
+    } else if n.contains("dvxplorer") && n.contains("lite") {
+        (320, 240)
+    } else if n.contains("dvxplorer") {
+        (640, 480)
+    } else {
+        return None;
+    };
+    Some(SensorSize::new(w, h))
+}
+
+/// `Decode::finish` of a format of fixed-size records: leftover bytes are a cut record.
+pub(crate) fn finish_records(
+    rest: &[u8],
+    ctx: &Ctx,
+    format: Format,
+    record: usize,
+    what: &'static str,
+) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(ctx.truncated(format, 0, what, (record - rest.len() % record) as u64))
+    }
+}
+
 /// Unwraps a 32-bit microsecond counter into 64 bits: a decrease of more than half the
 /// range is taken as a wrap.
 #[derive(Clone, Copy, Debug, Default)]

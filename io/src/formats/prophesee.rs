@@ -5,7 +5,7 @@
 //! `Width`/`Height` (DAT), `Version` (DAT), and `plugin_name` as a fallback for the sensor
 //! size (`gen3*` 640×480, `gen41*`/`imx636*` 1280×720, `genx320*`/`imx8*` 320×320).
 
-use super::{scan_marked_lines, Ctx, Header};
+use super::{scan_marked_lines, Ctx, Format, Header};
 use crate::error::Result;
 use crate::event::SensorSize;
 
@@ -81,6 +81,29 @@ impl PropheseeHeader {
         } else {
             None
         }
+    }
+
+    /// Parses header lines and, once the header is complete, refuses an EVT version other
+    /// than `version` (a header without one is accepted).
+    pub fn parse_expecting(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+        ctx: &Ctx,
+        format: Format,
+        version: &str,
+    ) -> Result<Header> {
+        let p = self.parse(buf, eof, ctx)?;
+        if let (Header::Done(_), Some(v)) = (&p, self.evt_version()) {
+            if v != version {
+                return Err(crate::Error::Unsupported {
+                    format,
+                    location: ctx.loc(0),
+                    message: format!("the header says EVT {v}, not {version}"),
+                });
+            }
+        }
+        Ok(p)
     }
 
     /// Incrementally parses header lines.
