@@ -1,0 +1,92 @@
+//! Matrix products through `matrixmultiply` (row-major, explicit transposes).
+//!
+//! `matrixmultiply` and `gemm` were both measured on this project's conv shapes
+//! (`stdl bench gemm`); see the README. The inner kernels are theirs, never ours.
+
+/// `C = alpha · op(A) · op(B) + beta · C`, all row-major.
+///
+/// `op(A)` is `m × k`: `A` is stored `m × k`, or `k × m` when `ta`. `op(B)` is `k × n`: `B` is
+/// stored `k × n`, or `n × k` when `tb`. `C` is `m × n`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul: slices too short"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the asserts above bound every index the strides reach: A spans m·k, B k·n, C m·n.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn all_transpose_combinations() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let want = naive(m, k, n, &a, ta, &b, tb);
+                let mut c = vec![1.0; m * n];
+                matmul(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-5);
+                }
+                // beta = 1 accumulates.
+                matmul(m, k, n, 1.0, &a, ta, &b, tb, 1.0, &mut c);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-4);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Leaky integrate-and-fire neurons with surrogate gradients.
+//!
+//! Per neuron and time step `t`, with input current `I_t`:
+//!
+//! ```text
+//! u_t = λ · û_{t−1} + I_t        λ = 1 − 1/τ  (τ = 2: λ = 0.5)
+//! s_t = H(u_t − θ)               θ = 1
+//! û_t = u_t − θ · s_t            soft reset, û_0 = 0
+//! ```
+//!
+//! Backward, `∂s/∂u = surrogate(u − θ)`. In [`TimeMode::Detached`] (STDL, SLTT) `û_{t−1}`
+//! is a constant for the gradient: `∂L/∂I_t = ∂L/∂s_t · surrogate(u_t − θ)` and nothing flows
+//! to earlier steps. In [`TimeMode::Bptt`] the gradient flows through `û` to `t − 1`, reset
+//! path included: `∂L/∂u_t = (∂L/∂s_t − θ·∂L/∂û_t) · surrogate + ∂L/∂û_t` and
+//! `∂L/∂û_{t−1} = λ · ∂L/∂u_t`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tensor::{Dims, Tensor};
+
+/// Surrogate derivative of the Heaviside step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Surrogate {
+    /// `α·σ(αx)·(1 − σ(αx))`.
+    #[default]
+    Sigmoid,
+    /// `max(0, 1 − |x|)`.
+    Triangle,
+    /// `(α/2) / (1 + (π/2 · α · x)²)` (SpikingJelly's ATan).
+    Atan,
+    /// `1` for `|x| < 1/2`, else `0`.
+    Rect,
+}
+
+impl Surrogate {
+    /// The derivative at `x = u − θ`, with sharpness `alpha`.
+    #[inline]
+    pub fn grad(self, x: f32, alpha: f32) -> f32 {
+        match self {
+            Surrogate::Sigmoid => {
+                let s = 1.0 / (1.0 + (-alpha * x).exp());
+                alpha * s * (1.0 - s)
+            }
+            Surrogate::Triangle => (1.0 - x.abs()).max(0.0),
+            Surrogate::Atan => {
+                let z = std::f32::consts::FRAC_PI_2 * alpha * x;
+                alpha / 2.0 / (1.0 + z * z)
+            }
+            Surrogate::Rect => (x.abs() < 0.5) as u8 as f32,
+        }
+    }
+}
+
+/// Neuron constants, with STDL.md's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifParams {
+    /// Membrane time constant τ (λ = 1 − 1/τ). Default 2.
+    pub tau: f32,
+    /// Threshold θ. Default 1.
+    pub threshold: f32,
+    /// Surrogate gradient. Default sigmoid.
+    pub surrogate: Surrogate,
+    /// Surrogate sharpness α. Default 4.
+    pub alpha: f32,
+}
+
+impl Default for LifParams {
+    fn default() -> Self {
+        Self {
+            tau: 2.0,
+            threshold: 1.0,
+            surrogate: Surrogate::Sigmoid,
+            alpha: 4.0,
+        }
+    }
+}
+
+impl LifParams {
+    /// Leak factor λ = 1 − 1/τ.
+    pub fn lambda(&self) -> f32 {
+        1.0 - 1.0 / self.tau
+    }
+}
+
+/// Whether gradients cross time steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeMode {
+    /// `û_{t−1}` detached (STDL / SLTT): constant memory in time.
+    Detached,
+    /// Full backpropagation through time.
+    Bptt,
+}
+
+/// One step of the neuron: updates `state` (û) in place and writes the spikes.
+/// The pure function the layer is built on (and the one the voltage-trace test checks).
+pub fn lif_step(input: &[f32], state: &mut [f32], spikes: &mut [f32], p: &LifParams) {
+    let lambda = p.lambda();
+    for ((i, u_hat), s) in input.iter().zip(state.iter_mut()).zip(spikes.iter_mut()) {
+        let u = lambda * *u_hat + i;
+        let fire = (u >= p.threshold) as u8 as f32;
+        *s = fire;
+        *u_hat = u - p.threshold * fire;
+    }
+}
+
+/// A layer of LIF neurons.
+#[derive(Clone, Debug)]
+pub struct Lif {
+    /// Per-sample shape.
+    pub dims: Dims,
+    /// Constants.
+    pub params: LifParams,
+    /// Gradient mode.
+    pub mode: TimeMode,
+    /// For gradient checking only: spikes are `σ(α(u − θ))` instead of the step, whose
+    /// derivative is exactly the sigmoid surrogate, so finite differences can check the
+    /// backward pass (reset path and time included).
+    pub smooth: bool,
+    state: Vec<f32>,
+    /// Surrogate derivatives, one entry per kept forward.
+    caches: Vec<Vec<f32>>,
+    /// BPTT: ∂L/∂û of the step after the one being back-propagated.
+    carry: Vec<f32>,
+}
+
+impl Lif {
+    /// A LIF layer.
+    pub fn new(dims: Dims, params: LifParams, mode: TimeMode) -> Self {
+        Self {
+            dims,
+            params,
+            mode,
+            smooth: false,
+            state: Vec::new(),
+            caches: Vec::new(),
+            carry: Vec::new(),
+        }
+    }
+
+    /// Resets membranes to 0 and drops kept caches.
+    pub fn reset(&mut self) {
+        self.state.clear();
+        self.caches.clear();
+        self.carry.clear();
+    }
+
+    pub(crate) fn kept(&self) -> usize {
+        self.caches.len()
+    }
+
+    /// Membrane state û (after reset) of the last step.
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// Forward one time step.
+    pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        assert_eq!(x.dims.len(), self.dims.len(), "lif input size");
+        if self.state.len() != x.data.len() {
+            self.state = vec![0.0; x.data.len()];
+        }
+        let p = self.params;
+        let lambda = p.lambda();
+        let mut s = Tensor::zeros(x.b, x.dims);
+        let mut sg = if train {
+            vec![0.0; x.data.len()]
+        } else {
+            Vec::new()
+        };
+        for (j, (i, u_hat)) in x.data.iter().zip(self.state.iter_mut()).enumerate() {
+            let u = lambda * *u_hat + i;
+            let fire = if self.smooth {
+                1.0 / (1.0 + (-p.alpha * (u - p.threshold)).exp())
+            } else {
+                (u >= p.threshold) as u8 as f32
+            };
+            s.data[j] = fire;
+            *u_hat = u - p.threshold * fire;
+            if train {
+                sg[j] = p.surrogate.grad(u - p.threshold, p.alpha);
+            }
+        }
+        if train {
+            self.caches.push(sg);
+        }
+        s
+    }
+
+    /// Backward one time step (the most recent kept forward).
+    pub fn backward(&mut self, ds: Tensor) -> Tensor {
+        let sg = self.caches.pop().expect("lif backward without forward");
+        let mut di = ds;
+        match self.mode {
+            TimeMode::Detached => {
+                for (d, g) in di.data.iter_mut().zip(&sg) {
+                    *d *= g;
+                }
+            }
+            TimeMode::Bptt => {
+                if self.carry.len() != sg.len() {
+                    self.carry = vec![0.0; sg.len()];
+                }
+                let (theta, lambda) = (self.params.threshold, self.params.lambda());
+                for ((d, g), c) in di.data.iter_mut().zip(&sg).zip(self.carry.iter_mut()) {
+                    let du = (*d - theta * *c) * g + *c;
+                    *d = du;
+                    *c = lambda * du;
+                }
+                if self.caches.is_empty() {
+                    self.carry.clear();
+                }
+            }
+        }
+        di
+    }
+}

@@ -1,0 +1,226 @@
+//! Layers with explicit forward and backward passes over `f32` buffers.
+//!
+//! Every layer keeps, per forward call made in training mode, what its backward pass needs,
+//! on a stack: `backward` pops the most recent entry. The online (STDL) trainer runs one
+//! forward and one backward per time step, so the stack never holds more than one entry and
+//! memory is constant in time; the BPTT trainer runs `T` forwards, then `T` backwards in
+//! reverse order, so the same layers keep the whole unrolled graph.
+
+pub mod conv;
+pub mod lif;
+pub mod linear;
+pub mod norm;
+pub mod pool;
+
+pub use conv::Conv2d;
+pub use lif::{Lif, LifParams, Surrogate, TimeMode};
+pub use linear::Linear;
+pub use norm::BatchNorm;
+pub use pool::AvgPool;
+
+use crate::tensor::{Dims, Tensor};
+
+/// A trainable parameter and its accumulated gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// Name within its layer (`weight`, `bias`, `gain`, ...).
+    pub name: &'static str,
+    /// Values.
+    pub value: Vec<f32>,
+    /// Gradient accumulated since the last `zero_grad`.
+    pub grad: Vec<f32>,
+}
+
+impl Param {
+    /// A parameter with zero gradient.
+    pub fn new(name: &'static str, value: Vec<f32>) -> Self {
+        let grad = vec![0.0; value.len()];
+        Self { name, value, grad }
+    }
+    /// Zeroes the gradient.
+    pub fn zero_grad(&mut self) {
+        self.grad.iter_mut().for_each(|g| *g = 0.0);
+    }
+}
+
+/// Bytes a layer needs during training, for the memory model of STDL's auxiliary-network
+/// selection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerMemory {
+    /// Kept from forward to backward, per time step.
+    pub kept_per_step: usize,
+    /// Persistent state (membrane potentials).
+    pub state: usize,
+    /// Scratch buffers alive only inside one call.
+    pub workspace: usize,
+    /// The output tensor.
+    pub output: usize,
+    /// Parameters.
+    pub params: usize,
+}
+
+/// A layer of a spiking network.
+#[derive(Clone, Debug)]
+pub enum Layer {
+    /// 2-D convolution (optionally scaled weight standardisation).
+    Conv(Conv2d),
+    /// Fully connected.
+    Linear(Linear),
+    /// Average pooling (global when the kernel covers the input).
+    Pool(AvgPool),
+    /// Leaky integrate-and-fire neurons.
+    Lif(Lif),
+    /// Batch normalisation.
+    BatchNorm(BatchNorm),
+    /// Reshape `C × H × W` to `C·H·W` features (no data movement).
+    Flatten(Dims),
+}
+
+impl Layer {
+    /// Forward pass; in training mode, keeps what backward needs.
+    pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        match self {
+            Layer::Conv(l) => l.forward(x, train),
+            Layer::Linear(l) => l.forward(x, train),
+            Layer::Pool(l) => l.forward(x),
+            Layer::Lif(l) => l.forward(x, train),
+            Layer::BatchNorm(l) => l.forward(x, train),
+            Layer::Flatten(d) => {
+                let n = d.len();
+                Tensor::from_vec(x.b, Dims::flat(n), x.data)
+            }
+        }
+    }
+
+    /// Backward pass for the most recent training-mode forward; accumulates parameter
+    /// gradients and returns the gradient of the input.
+    pub fn backward(&mut self, dy: Tensor) -> Tensor {
+        match self {
+            Layer::Conv(l) => l.backward(dy),
+            Layer::Linear(l) => l.backward(dy),
+            Layer::Pool(l) => l.backward(dy),
+            Layer::Lif(l) => l.backward(dy),
+            Layer::BatchNorm(l) => l.backward(dy),
+            Layer::Flatten(d) => Tensor::from_vec(dy.b, *d, dy.data),
+        }
+    }
+
+    /// Trainable parameters.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Layer::Conv(l) => l.params_mut(),
+            Layer::Linear(l) => vec![&mut l.weight, &mut l.bias],
+            Layer::BatchNorm(l) => vec![&mut l.gamma, &mut l.beta],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Trainable parameters, read-only.
+    pub fn params(&self) -> Vec<&Param> {
+        match self {
+            Layer::Conv(l) => l.params(),
+            Layer::Linear(l) => vec![&l.weight, &l.bias],
+            Layer::BatchNorm(l) => vec![&l.gamma, &l.beta],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Clears neuron state and every kept forward cache (a new sample or stream).
+    pub fn reset(&mut self) {
+        match self {
+            Layer::Conv(l) => l.caches.clear(),
+            Layer::Linear(l) => l.caches.clear(),
+            Layer::Lif(l) => l.reset(),
+            Layer::BatchNorm(l) => l.caches.clear(),
+            Layer::Pool(_) | Layer::Flatten(_) => {}
+        }
+    }
+
+    /// Per-sample input shape.
+    pub fn in_dims(&self) -> Dims {
+        match self {
+            Layer::Conv(l) => l.in_dims,
+            Layer::Linear(l) => Dims::flat(l.inputs),
+            Layer::Pool(l) => l.in_dims,
+            Layer::Lif(l) => l.dims,
+            Layer::BatchNorm(l) => l.dims,
+            Layer::Flatten(d) => *d,
+        }
+    }
+
+    /// Per-sample output shape.
+    pub fn out_dims(&self) -> Dims {
+        match self {
+            Layer::Conv(l) => l.out_dims,
+            Layer::Linear(l) => Dims::flat(l.outputs),
+            Layer::Pool(l) => l.out_dims,
+            Layer::Lif(l) => l.dims,
+            Layer::BatchNorm(l) => l.dims,
+            Layer::Flatten(d) => Dims::flat(d.len()),
+        }
+    }
+
+    /// Short description for plans and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Layer::Conv(l) => format!(
+                "conv {}→{} k{} s{} p{}{}",
+                l.in_dims.c,
+                l.out_dims.c,
+                l.k,
+                l.stride,
+                l.pad,
+                if l.ws { " ws" } else { "" }
+            ),
+            Layer::Linear(l) => format!("linear {}→{}", l.inputs, l.outputs),
+            Layer::Pool(l) => format!("avgpool {}x{}", l.kh, l.kw),
+            Layer::Lif(_) => "lif".into(),
+            Layer::BatchNorm(_) => "batchnorm".into(),
+            Layer::Flatten(_) => "flatten".into(),
+        }
+    }
+
+    /// Memory this layer needs for a batch of `b` during training.
+    pub fn memory(&self, b: usize) -> LayerMemory {
+        let f = 4;
+        let out = b * self.out_dims().len() * f;
+        let params: usize = self.params().iter().map(|p| p.value.len() * f).sum();
+        let mut m = LayerMemory {
+            output: out,
+            params,
+            ..Default::default()
+        };
+        match self {
+            Layer::Conv(l) => {
+                m.kept_per_step = b * l.in_dims.len() * f;
+                // im2col and its gradient for one sample, plus the standardised weights.
+                let col = l.in_dims.c * l.k * l.k * l.out_dims.h * l.out_dims.w * f;
+                m.workspace = 2 * col + l.weight.value.len() * f;
+            }
+            Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
+            Layer::Lif(l) => {
+                m.kept_per_step = b * l.dims.len() * f;
+                m.state = b * l.dims.len() * f;
+            }
+            Layer::BatchNorm(l) => m.kept_per_step = b * l.dims.len() * f,
+            Layer::Pool(_) | Layer::Flatten(_) => {}
+        }
+        m
+    }
+
+    /// Number of forward caches currently kept.
+    pub fn kept(&self) -> usize {
+        match self {
+            Layer::Conv(l) => l.caches.len(),
+            Layer::Linear(l) => l.caches.len(),
+            Layer::Lif(l) => l.kept(),
+            Layer::BatchNorm(l) => l.caches.len(),
+            Layer::Pool(_) | Layer::Flatten(_) => 0,
+        }
+    }
+}
+
+/// Deterministic initialisation: uniform in `[-bound, bound]` from a seeded generator.
+pub(crate) fn uniform(n: usize, bound: f32, rng: &mut crate::Rng) -> Vec<f32> {
+    (0..n).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect()
+}

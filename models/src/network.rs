@@ -1,0 +1,442 @@
+//! From a preset to layers: units, subnetworks at the cuts, auxiliary networks.
+//!
+//! A **unit** is a `conv` (with its normalisation, LIF and optional pooling) or a spiking
+//! `linear` (with its LIF). Subnetwork `k` is a contiguous range of units; the last one also
+//! owns the readout. An auxiliary network for the cut after unit `l` is made of fresh copies
+//! of a subset of the units after `l` (same type, width, kernel and stride), then global
+//! average pooling and a linear classifier.
+
+use std::ops::Range;
+
+use crate::layers::{AvgPool, BatchNorm, Conv2d, Layer, LayerMemory, Lif, Linear, Param, TimeMode};
+use crate::preset::{LayerSpec, Norm, Preset};
+use crate::tensor::{Dims, Tensor};
+use crate::{Error, Result, Rng};
+
+/// What a unit is, independent of its input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitSpec {
+    /// Conv → norm → LIF → optional pool.
+    Conv {
+        /// Output channels.
+        channels: usize,
+        /// Kernel.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding.
+        padding: usize,
+        /// Pooling window after the LIF.
+        pool: Option<usize>,
+    },
+    /// (Flatten →) linear → LIF.
+    Linear {
+        /// Output features.
+        features: usize,
+    },
+}
+
+/// A built unit.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// What it is.
+    pub spec: UnitSpec,
+    /// Its layers.
+    pub layers: Sequential,
+}
+
+/// Layers run in order.
+#[derive(Clone, Debug, Default)]
+pub struct Sequential {
+    /// The layers.
+    pub layers: Vec<Layer>,
+}
+
+impl Sequential {
+    /// Forward through every layer.
+    pub fn forward(&mut self, mut x: Tensor, train: bool) -> Tensor {
+        for l in &mut self.layers {
+            x = l.forward(x, train);
+        }
+        x
+    }
+    /// Backward through every layer, in reverse.
+    pub fn backward(&mut self, mut dy: Tensor) -> Tensor {
+        for l in self.layers.iter_mut().rev() {
+            dy = l.backward(dy);
+        }
+        dy
+    }
+    /// Parameters, in layer order.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+    }
+    /// Parameters, read-only.
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+    /// Zeroes every gradient.
+    pub fn zero_grad(&mut self) {
+        for p in self.params_mut() {
+            p.zero_grad();
+        }
+    }
+    /// Resets neuron state and caches.
+    pub fn reset(&mut self) {
+        self.layers.iter_mut().for_each(Layer::reset);
+    }
+    /// Appends the layers of another sequence.
+    pub fn extend(&mut self, other: Sequential) {
+        self.layers.extend(other.layers);
+    }
+    /// Output shape (the input shape when empty is unknown: `None`).
+    pub fn out_dims(&self) -> Option<Dims> {
+        self.layers.last().map(Layer::out_dims)
+    }
+    /// Number of parameter values.
+    pub fn param_count(&self) -> usize {
+        self.params().iter().map(|p| p.value.len()).sum()
+    }
+    /// Training memory of one time step for a batch of `b`, with `optimizer_floats` of
+    /// optimiser state per parameter value (Adam 2, SGD 1): kept activations, state,
+    /// parameters, gradients and optimiser state, plus the largest transient
+    /// (one layer's workspace with its input and output).
+    pub fn step_memory(&self, b: usize, optimizer_floats: usize) -> usize {
+        let mems: Vec<LayerMemory> = self.layers.iter().map(|l| l.memory(b)).collect();
+        let kept: usize = mems.iter().map(|m| m.kept_per_step + m.state).sum();
+        let params: usize = mems.iter().map(|m| m.params).sum();
+        let transient = mems.iter().map(|m| m.workspace + 2 * m.output).max().unwrap_or(0);
+        kept + params * (2 + optimizer_floats) + transient
+    }
+    /// Caches currently kept, summed over layers.
+    pub fn kept(&self) -> usize {
+        self.layers.iter().map(Layer::kept).sum()
+    }
+}
+
+/// A preset, checked and grouped into units.
+#[derive(Clone, Debug)]
+pub struct NetworkSpec {
+    /// The preset.
+    pub preset: Preset,
+    /// Input frame shape.
+    pub input: Dims,
+    /// Units in order.
+    pub units: Vec<UnitSpec>,
+    /// Unit indices at which subnetworks 1.. start.
+    pub cuts: Vec<usize>,
+}
+
+impl NetworkSpec {
+    /// Checks a preset and groups its layers into units.
+    pub fn new(preset: &Preset) -> Result<Self> {
+        let err = |m: String| Error::Preset {
+            name: preset.name.clone(),
+            message: m,
+        };
+        let [c, h, w] = preset.input;
+        if c == 0 || h == 0 || w == 0 || preset.classes < 2 {
+            return Err(err("input must be non-empty and classes at least 2".into()));
+        }
+        let mut units: Vec<UnitSpec> = Vec::new();
+        let mut has_lif = true;
+        let mut readout = false;
+        for (i, l) in preset.layers.iter().enumerate() {
+            if readout {
+                return Err(err(format!("layer {i}: nothing may follow the readout")));
+            }
+            match *l {
+                LayerSpec::Conv {
+                    channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    if !has_lif {
+                        return Err(err(format!("layer {i}: the previous conv/linear has no lif")));
+                    }
+                    if channels == 0 || kernel == 0 || stride == 0 {
+                        return Err(err(format!(
+                            "layer {i}: conv channels, kernel and stride must be positive"
+                        )));
+                    }
+                    units.push(UnitSpec::Conv {
+                        channels,
+                        kernel,
+                        stride,
+                        padding,
+                        pool: None,
+                    });
+                    has_lif = false;
+                }
+                LayerSpec::Linear { features } => {
+                    if !has_lif {
+                        return Err(err(format!("layer {i}: the previous conv/linear has no lif")));
+                    }
+                    if features == 0 {
+                        return Err(err(format!("layer {i}: linear features must be positive")));
+                    }
+                    units.push(UnitSpec::Linear { features });
+                    has_lif = false;
+                }
+                LayerSpec::Lif => {
+                    if has_lif {
+                        return Err(err(format!("layer {i}: lif must follow a conv or linear layer")));
+                    }
+                    has_lif = true;
+                }
+                LayerSpec::Pool { kernel } => match units.last_mut() {
+                    Some(UnitSpec::Conv {
+                        pool: pool @ None, ..
+                    }) if has_lif && kernel > 0 => *pool = Some(kernel),
+                    _ => {
+                        return Err(err(format!(
+                            "layer {i}: pool must follow a conv unit's lif (once)"
+                        )))
+                    }
+                },
+                LayerSpec::Flatten => {}
+                LayerSpec::Readout => {
+                    if !has_lif {
+                        return Err(err(format!("layer {i}: the previous conv/linear has no lif")));
+                    }
+                    readout = true;
+                }
+            }
+        }
+        if !readout {
+            return Err(err("the last layer must be the readout".into()));
+        }
+        if units.is_empty() {
+            return Err(err("at least one conv or linear unit is needed".into()));
+        }
+        let cuts = match &preset.cuts {
+            Some(c) => {
+                if c.windows(2).any(|w| w[0] >= w[1]) || c.iter().any(|&u| u == 0 || u >= units.len()) {
+                    return Err(err(format!(
+                        "cuts {c:?} must be increasing unit indices in 1..{} (units: {})",
+                        units.len(),
+                        units.len()
+                    )));
+                }
+                c.clone()
+            }
+            None => (1..units.len())
+                .filter(|&i| matches!(units[i], UnitSpec::Conv { .. }))
+                .collect(),
+        };
+        let spec = Self {
+            preset: preset.clone(),
+            input: Dims::new(c, h, w),
+            units,
+            cuts,
+        };
+        spec.unit_dims()?;
+        Ok(spec)
+    }
+
+    /// Subnetworks as unit ranges.
+    pub fn subnets(&self) -> Vec<Range<usize>> {
+        let mut bounds = vec![0];
+        bounds.extend(&self.cuts);
+        bounds.push(self.units.len());
+        bounds.windows(2).map(|w| w[0]..w[1]).collect()
+    }
+
+    /// Input shape of every unit, then the shape after the last one.
+    pub fn unit_dims(&self) -> Result<Vec<Dims>> {
+        let mut d = vec![self.input];
+        for (i, u) in self.units.iter().enumerate() {
+            let next = spec_out_dims(*u, *d.last().unwrap()).ok_or_else(|| Error::Preset {
+                name: self.preset.name.clone(),
+                message: format!("unit {i} ({u:?}) does not fit its input {}", d.last().unwrap()),
+            })?;
+            d.push(next);
+        }
+        Ok(d)
+    }
+
+    /// Builds unit `spec` for input `dims`.
+    pub fn build_unit(&self, spec: UnitSpec, dims: Dims, mode: TimeMode, rng: &mut Rng) -> Unit {
+        let p = &self.preset;
+        let mut layers = Vec::new();
+        match spec {
+            UnitSpec::Conv {
+                channels,
+                kernel,
+                stride,
+                padding,
+                pool,
+            } => {
+                let conv = Conv2d::new(dims, channels, kernel, stride, padding, p.norm == Norm::Ws, rng);
+                let od = conv.out_dims;
+                layers.push(Layer::Conv(conv));
+                if p.norm == Norm::Bn {
+                    layers.push(Layer::BatchNorm(BatchNorm::new(od)));
+                }
+                layers.push(Layer::Lif(Lif::new(od, p.neuron, mode)));
+                if let Some(k) = pool {
+                    if od.h >= k && od.w >= k {
+                        layers.push(Layer::Pool(AvgPool::new(od, k)));
+                    }
+                }
+            }
+            UnitSpec::Linear { features } => {
+                if dims.is_spatial() {
+                    layers.push(Layer::Flatten(dims));
+                }
+                layers.push(Layer::Linear(Linear::new(dims.len(), features, rng)));
+                layers.push(Layer::Lif(Lif::new(Dims::flat(features), p.neuron, mode)));
+            }
+        }
+        Unit {
+            spec,
+            layers: Sequential { layers },
+        }
+    }
+
+    /// The readout for input `dims`: (flatten →) linear to the classes.
+    pub fn build_readout(&self, dims: Dims, rng: &mut Rng) -> Sequential {
+        let mut layers = Vec::new();
+        if dims.is_spatial() {
+            layers.push(Layer::Flatten(dims));
+        }
+        layers.push(Layer::Linear(Linear::new(dims.len(), self.preset.classes, rng)));
+        Sequential { layers }
+    }
+
+    /// An auxiliary network for the cut after unit `after`, made of fresh copies of the units
+    /// `subset` (indices > `after`), then global average pooling and a linear classifier.
+    pub fn build_aux(
+        &self,
+        after: usize,
+        subset: &[usize],
+        mode: TimeMode,
+        rng: &mut Rng,
+    ) -> Result<Sequential> {
+        let dims = self.unit_dims()?;
+        let mut d = dims[after + 1];
+        let mut seq = Sequential::default();
+        for &u in subset {
+            assert!(
+                u > after && u < self.units.len(),
+                "aux unit {u} is not after the cut {after}"
+            );
+            let spec = self.units[u];
+            if spec_out_dims(spec, d).is_none() {
+                continue;
+            }
+            let unit = self.build_unit(spec, d, mode, rng);
+            d = unit.layers.out_dims().unwrap_or(d);
+            seq.extend(unit.layers);
+        }
+        if d.is_spatial() {
+            seq.layers.push(Layer::Pool(AvgPool::global(d)));
+            d = Dims::flat(d.c);
+            seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
+        }
+        seq.layers
+            .push(Layer::Linear(Linear::new(d.len(), self.preset.classes, rng)));
+        Ok(seq)
+    }
+}
+
+/// Output shape of a unit for an input shape, `None` if it does not fit.
+pub fn spec_out_dims(spec: UnitSpec, d: Dims) -> Option<Dims> {
+    match spec {
+        UnitSpec::Conv {
+            channels,
+            kernel,
+            stride,
+            padding,
+            pool,
+        } => {
+            if d.h + 2 * padding < kernel || d.w + 2 * padding < kernel {
+                return None;
+            }
+            let oh = (d.h + 2 * padding - kernel) / stride + 1;
+            let ow = (d.w + 2 * padding - kernel) / stride + 1;
+            Some(match pool {
+                Some(k) if oh >= k && ow >= k => Dims::new(channels, oh / k, ow / k),
+                _ => Dims::new(channels, oh, ow),
+            })
+        }
+        UnitSpec::Linear { features } => Some(Dims::flat(features)),
+    }
+}
+
+/// `round_half_even` for non-negative values.
+pub fn round_half_even(x: f64) -> usize {
+    let f = x.floor();
+    let diff = x - f;
+    let r = if (diff - 0.5).abs() < 1e-9 {
+        if (f as i64) % 2 == 0 {
+            f
+        } else {
+            f + 1.0
+        }
+    } else {
+        x.round()
+    };
+    r as usize
+}
+
+/// STDL.md's uniformly spaced subset of size `d` of the units after `l` out of `n`:
+/// `idx_i = round_half_even(l + (n − l − 1)/d · i)`, `i = 1..d` (the last unit is always in it).
+pub fn spaced_subset(l: usize, n: usize, d: usize) -> Vec<usize> {
+    if d == 0 {
+        return Vec::new();
+    }
+    let span = (n - l - 1) as f64;
+    let mut v: Vec<usize> = (1..=d)
+        .map(|i| round_half_even(l as f64 + span / d as f64 * i as f64))
+        .collect();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spaced_subsets() {
+        // 5 units after the cut at 0 (n = 6): d = 5 takes all, d = 1 the last.
+        assert_eq!(spaced_subset(0, 6, 5), vec![1, 2, 3, 4, 5]);
+        assert_eq!(spaced_subset(0, 6, 1), vec![5]);
+        assert_eq!(spaced_subset(0, 6, 2), vec![2, 5]); // 2.5 rounds to 2 (half even)
+        assert_eq!(spaced_subset(1, 6, 3), vec![2, 4, 5]); // 2.33, 3.67, 5
+        assert!(spaced_subset(3, 6, 0).is_empty());
+        assert_eq!(round_half_even(2.5), 2);
+        assert_eq!(round_half_even(3.5), 4);
+    }
+
+    #[test]
+    fn presets_build() {
+        for (name, _) in crate::preset::BUILTIN {
+            let p = Preset::load(name).unwrap();
+            let s = NetworkSpec::new(&p).unwrap();
+            assert!(!s.subnets().is_empty(), "{name}");
+            let dims = s.unit_dims().unwrap();
+            assert_eq!(dims.len(), s.units.len() + 1);
+        }
+    }
+
+    #[test]
+    fn bad_presets_are_rejected_clearly() {
+        let bad = [
+            ("name='x'\ninput=[2,8,8]\nclasses=2\nbogus=1\n[[layers]]\ntype='readout'\n", "bogus"),
+            ("name='x'\ninput=[2,8,8]\nclasses=2\n[[layers]]\ntype='conv'\nchannels=4\nkernel=3\n[[layers]]\ntype='readout'\n", "no lif"),
+            ("name='x'\ninput=[2,8,8]\nclasses=2\n[[layers]]\ntype='lif'\n[[layers]]\ntype='readout'\n", "lif must follow"),
+            ("name='x'\ninput=[2,8,8]\nclasses=2\n[[layers]]\ntype='conv'\nchannels=4\nkernel=3\nsize=2\n", "size"),
+            ("name='x'\ninput=[2,8,8]\nclasses=2\ncuts=[5]\n[[layers]]\ntype='conv'\nchannels=4\nkernel=3\n[[layers]]\ntype='lif'\n[[layers]]\ntype='readout'\n", "cuts"),
+        ];
+        for (text, want) in bad {
+            let e = Preset::parse(text, "x")
+                .and_then(|p| NetworkSpec::new(&p).map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e:?} should mention {want:?}");
+        }
+    }
+}
