@@ -99,3 +99,58 @@ pub fn write_png(path: &Path, img: &Rgb) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+/// Draws accuracy and loss per epoch (train and test) side by side. A missing font or
+/// drawing failure is reported as an error; callers treat the plot as optional.
+pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: &str) -> Result<()> {
+    use plotters::prelude::*;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(500);
+        let epochs = metrics.len().max(1) as f32;
+        let series = |area: &DrawingArea<BitMapBackend, _>,
+                      caption: &str,
+                      ymax: f32,
+                      pick: &dyn Fn(&crate::train::EpochMetrics) -> (f32, f32)|
+         -> std::result::Result<(), Box<dyn std::error::Error>> {
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{title}: {caption}"), ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(32)
+                .y_label_area_size(48)
+                .build_cartesian_2d(0.5f32..epochs + 0.5, 0f32..ymax)?;
+            chart.configure_mesh().x_desc("epoch").draw()?;
+            for (name, color, idx) in [("train", BLUE, 0), ("test", RED, 1)] {
+                let pts: Vec<(f32, f32)> = metrics
+                    .iter()
+                    .map(|m| {
+                        let (a, b) = pick(m);
+                        (m.epoch as f32, if idx == 0 { a } else { b })
+                    })
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE)
+                .draw()?;
+            Ok(())
+        };
+        series(&left, "accuracy", 1.0, &|m| (m.train_accuracy, m.test_accuracy))?;
+        let lmax = metrics
+            .iter()
+            .map(|m| m.train_loss.max(m.test_loss))
+            .fold(0.1f32, f32::max)
+            * 1.1;
+        series(&right, "loss", lmax, &|m| (m.train_loss, m.test_loss))?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
+}

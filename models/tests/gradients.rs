@@ -291,3 +291,57 @@ fn cross_entropy_gradient() {
     }
     assert!(l0 > 0.0);
 }
+
+#[test]
+fn sparse_and_dense_conv_paths_agree_and_are_exact() {
+    use stdl_models::layers::InputPath;
+    let mut rng = Rng::new(12);
+    let d = Dims::new(3, 9, 8);
+    for (stride, pad, ws) in [(1, 1, true), (2, 1, false), (1, 0, true)] {
+        let base = Conv2d::new(d, 5, 3, stride, pad, ws, &mut rng);
+        // Spike-like input: 10% ones, and a few real-valued counts.
+        let x = Tensor::from_vec(
+            3,
+            d,
+            (0..3 * d.len())
+                .map(|_| {
+                    if rng.next_f32() < 0.1 {
+                        1.0 + (rng.below(3) as f32)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        );
+        let mut outs = Vec::new();
+        for path in [InputPath::Dense, InputPath::Sparse] {
+            let mut c = base.clone();
+            c.path = path;
+            let y = c.forward(x.clone(), true);
+            let dy = rand_tensor(y.b, y.dims, &mut Rng::new(77), 1.0);
+            let dx = c.backward(dy);
+            let grads: Vec<f32> = c.params().iter().flat_map(|p| p.grad.clone()).collect();
+            outs.push((y.data, dx.data, grads));
+        }
+        let close = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()))
+        };
+        assert!(
+            close(&outs[0].0, &outs[1].0),
+            "outputs differ (s={stride} p={pad})"
+        );
+        assert!(close(&outs[0].1, &outs[1].1), "input gradients differ");
+        assert!(close(&outs[0].2, &outs[1].2), "parameter gradients differ");
+        let mut c = base.clone();
+        c.path = InputPath::Sparse;
+        check(
+            &format!("sparse conv s={stride} p={pad} ws={ws}"),
+            seq(vec![Layer::Conv(c)]),
+            vec![x],
+            &mut rng,
+            3e-2,
+        );
+    }
+}

@@ -102,3 +102,265 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Settings shared by `bench memory` and `bench train`.
+#[derive(Args, Debug)]
+pub struct BenchModelArgs {
+    /// Preset name or TOML file.
+    #[arg(long, default_value = "nmnist")]
+    pub preset: String,
+    /// stdl or bptt.
+    #[arg(long, value_enum, default_value_t = stdl::train::Method::Stdl)]
+    pub method: stdl::train::Method,
+    /// Time steps per sample.
+    #[arg(long, default_value_t = 20)]
+    pub t_bins: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Batches to time (after one warm-up batch).
+    #[arg(long, default_value_t = 3)]
+    pub batches: usize,
+    /// Fraction of input pixels with an event in a frame (synthetic input, seeded).
+    #[arg(long, default_value_t = 0.1)]
+    pub density: f32,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn vm_status(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Synthetic frames: each pixel has an event with probability `density`.
+fn synthetic_frame(
+    b: usize,
+    dims: stdl_models::Dims,
+    density: f32,
+    rng: &mut stdl_models::Rng,
+) -> stdl_models::Tensor {
+    let data = (0..b * dims.len())
+        .map(|_| (rng.next_f32() < density) as u8 as f32)
+        .collect();
+    stdl_models::Tensor::from_vec(b, dims, data)
+}
+
+fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::Dims, stdl_models::Preset)> {
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
+    }
+    let preset = stdl_models::Preset::load(&a.preset)?;
+    let cfg = stdl::train::TrainConfig {
+        method: a.method,
+        dataset: String::new(),
+        root: PathBuf::new(),
+        preset: a.preset.clone(),
+        epochs: 1,
+        t_bins: a.t_bins,
+        batch: a.batch,
+        seed: 0,
+        limit_samples: None,
+        update_every: 1,
+        optimizer: preset.train.optimizer,
+        aux_budget: None,
+        lr_schedule: stdl::train::LrSchedule::Constant,
+    };
+    let model = stdl::train::Model::build(&cfg, &preset)?;
+    let dims = stdl_models::Dims::new(preset.input[0], preset.input[1], preset.input[2]);
+    Ok((model, dims, preset))
+}
+
+/// Trains one batch of `t` steps on synthetic input. STDL consumes frames as they are
+/// made (a stream); BPTT needs the whole sequence.
+fn run_batch(
+    model: &mut stdl::train::Model,
+    a: &BenchModelArgs,
+    dims: stdl_models::Dims,
+    classes: usize,
+    rng: &mut stdl_models::Rng,
+) {
+    let labels: Vec<usize> = (0..a.batch).map(|i| i % classes).collect();
+    match model {
+        stdl::train::Model::Stdl(m) => {
+            m.reset_state();
+            for _ in 0..a.t_bins {
+                let x = synthetic_frame(a.batch, dims, a.density, rng);
+                std::hint::black_box(m.step(x, Some(&labels)));
+            }
+        }
+        stdl::train::Model::Bptt(m) => {
+            let frames: Vec<_> = (0..a.t_bins)
+                .map(|_| synthetic_frame(a.batch, dims, a.density, rng))
+                .collect();
+            std::hint::black_box(m.train_sequence(&frames, &labels));
+        }
+    }
+}
+
+/// `stdl bench memory`: peak resident memory of training in this (fresh) process.
+pub fn memory(a: &BenchModelArgs) -> Result<()> {
+    let baseline = vm_status("VmRSS:");
+    let (mut model, dims, preset) = bench_model(a)?;
+    let mut rng = stdl_models::Rng::new(1);
+    for _ in 0..a.batches.max(1) {
+        run_batch(&mut model, a, dims, preset.classes, &mut rng);
+    }
+    let peak = vm_status("VmHWM:");
+    let out = serde_json::json!({
+        "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,
+        "peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "training_bytes": peak.saturating_sub(baseline),
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} {:?} T={} batch {}: peak RSS {:.1} MiB ({:.1} MiB above the {:.1} MiB baseline)",
+            preset.name,
+            a.method,
+            a.t_bins,
+            a.batch,
+            peak as f64 / 1048576.0,
+            peak.saturating_sub(baseline) as f64 / 1048576.0,
+            baseline as f64 / 1048576.0
+        );
+    }
+    Ok(())
+}
+
+/// `stdl bench train`: training time per sample and per time step.
+pub fn train(a: &BenchModelArgs) -> Result<()> {
+    let (mut model, dims, preset) = bench_model(a)?;
+    let mut rng = stdl_models::Rng::new(1);
+    run_batch(&mut model, a, dims, preset.classes, &mut rng);
+    let t = Instant::now();
+    for _ in 0..a.batches.max(1) {
+        run_batch(&mut model, a, dims, preset.classes, &mut rng);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let samples = a.batches.max(1) * a.batch;
+    let per_sample = secs / samples as f64;
+    let out = serde_json::json!({
+        "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,
+        "threads": rayon::current_num_threads(), "samples": samples, "seconds": secs,
+        "seconds_per_sample": per_sample, "seconds_per_step": per_sample / a.t_bins as f64,
+        "density": a.density,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} {:?} T={} batch {} on {} threads: {:.2} ms per sample, {:.3} ms per sample-step ({} samples in {:.2} s)",
+            preset.name,
+            a.method,
+            a.t_bins,
+            a.batch,
+            rayon::current_num_threads(),
+            per_sample * 1e3,
+            per_sample * 1e3 / a.t_bins as f64,
+            samples,
+            secs
+        );
+    }
+    Ok(())
+}
+
+/// `stdl bench sparse` settings.
+#[derive(Args, Debug)]
+pub struct BenchSparseArgs {
+    /// Presets whose conv layers are timed.
+    #[arg(long, default_value = "nmnist,dvs-gesture")]
+    pub presets: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Input densities to time.
+    #[arg(long, default_value = "0.01,0.05,0.2")]
+    pub densities: String,
+    /// Repetitions (median reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stdl bench sparse`: dense (im2col + GEMM) against sparse (scatter) convolution,
+/// forward + weight gradient, per conv layer of the presets, at several input densities.
+pub fn sparse(a: &BenchSparseArgs) -> Result<()> {
+    use stdl_models::layers::InputPath;
+    use stdl_models::network::NetworkSpec;
+    use stdl_models::{Layer, TimeMode};
+    if !a.json {
+        println!(
+            "{:<12} {:<28} {:>8} {:>10} {:>10} {:>8}  auto picks",
+            "preset", "layer", "density", "dense ms", "sparse ms", "speedup"
+        );
+    }
+    for name in a.presets.split(',') {
+        let preset = stdl_models::Preset::load(name.trim())?;
+        let spec = NetworkSpec::new(&preset)?;
+        let dims = spec.unit_dims()?;
+        let mut rng = stdl_models::Rng::new(5);
+        for (u, us) in spec.units.iter().enumerate() {
+            let unit = spec.build_unit(*us, dims[u], TimeMode::Detached, &mut rng);
+            let Some(Layer::Conv(conv)) = unit.layers.layers.first() else {
+                continue;
+            };
+            for d in a.densities.split(',') {
+                let density: f32 = d.trim().parse().context("density")?;
+                let x = synthetic_frame(a.batch, conv.in_dims, density, &mut rng);
+                let time = |path: InputPath| {
+                    let mut c = conv.clone();
+                    c.path = path;
+                    c.input_grad = false;
+                    let mut ts = Vec::new();
+                    for _ in 0..a.runs.max(1) {
+                        let t = Instant::now();
+                        let y = c.forward(x.clone(), true);
+                        std::hint::black_box(c.backward(y));
+                        ts.push(t.elapsed().as_secs_f64());
+                    }
+                    ts.sort_by(|a, b| a.total_cmp(b));
+                    ts[ts.len() / 2] * 1e3
+                };
+                let (dense, sparse) = (time(InputPath::Dense), time(InputPath::Sparse));
+                let nnz = x.data.iter().filter(|&&v| v != 0.0).count();
+                let auto = if conv.predicted_sparse_faster(x.b, nnz) {
+                    "sparse"
+                } else {
+                    "dense"
+                };
+                let layer = format!("unit {u}: {}", Layer::Conv(conv.clone()).describe());
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"preset": preset.name, "layer": layer, "density": density,
+                            "dense_ms": dense, "sparse_ms": sparse, "auto": auto})
+                    );
+                } else {
+                    println!(
+                        "{:<12} {:<28} {:>8.2} {:>10.2} {:>10.2} {:>7.2}x  {auto}",
+                        preset.name,
+                        layer,
+                        density,
+                        dense,
+                        sparse,
+                        dense / sparse
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

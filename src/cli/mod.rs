@@ -4,6 +4,7 @@ pub mod bench;
 pub mod convert;
 pub mod frames;
 pub mod info;
+pub mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,18 @@ enum Command {
     ///
     /// Example: stdl convert walk.aedat user01_natural.aedat --to aedat31
     Convert(convert::ConvertArgs),
+    /// Print the STDL plan of a preset: subnetworks, auxiliary networks, predicted memory.
+    ///
+    /// Example: stdl plan nmnist --batch 16
+    Plan(train::PlanArgs),
+    /// Train a spiking network on an event dataset with STDL (or the BPTT baseline).
+    ///
+    /// Example: stdl train --dataset nmnist --root ../shared/data/nmnist/slayer_NMNISTsmall --preset nmnist --epochs 20
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint on a dataset split.
+    ///
+    /// Example: stdl eval --checkpoint out/train/checkpoint --dataset nmnist --root ../shared/data/nmnist/slayer_NMNISTsmall
+    Eval(train::EvalArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -47,6 +60,18 @@ enum BenchCommand {
     ///
     /// Example: stdl bench read --json ../shared/data/evt2/gen3_faery_evt2.raw
     Read(bench::BenchReadArgs),
+    /// Peak resident memory of training (run in a fresh process; synthetic input).
+    ///
+    /// Example: stdl bench memory --preset nmnist --method stdl --t-bins 20 --batch 16
+    Memory(bench::BenchModelArgs),
+    /// Training time per sample and per time step (synthetic input).
+    ///
+    /// Example: stdl bench train --preset nmnist --method stdl --t-bins 10 --batch 16 --threads 2
+    Train(bench::BenchModelArgs),
+    /// Dense against sparse convolution per conv layer at several input densities.
+    ///
+    /// Example: stdl bench sparse --presets nmnist --densities 0.01,0.05,0.2
+    Sparse(bench::BenchSparseArgs),
 }
 
 /// Options shared by every command that reads a recording.
@@ -126,6 +151,12 @@ pub fn run() -> ExitCode {
         Command::Frames(a) => frames::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Bench(BenchCommand::Read(a)) => bench::read(a),
+        Command::Bench(BenchCommand::Memory(a)) => bench::memory(a),
+        Command::Bench(BenchCommand::Train(a)) => bench::train(a),
+        Command::Bench(BenchCommand::Sparse(a)) => bench::sparse(a),
+        Command::Plan(a) => train::run_plan(a),
+        Command::Train(a) => train::run_train(a),
+        Command::Eval(a) => train::run_eval(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

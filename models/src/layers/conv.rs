@@ -9,11 +9,31 @@
 //!
 //! with a learnable gain `g` per output channel (initialised to 1).
 
+use rayon::prelude::*;
+
 use super::{uniform, Param};
 use crate::gemm::matmul;
 use crate::tensor::{Dims, Tensor};
 
 const WS_EPS: f32 = 1e-4;
+
+/// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
+/// scatter path, measured with `stdl bench sparse` on this project's conv shapes (README,
+/// "Sparsity"). [`InputPath::Auto`] uses it in a per-layer cost model.
+pub const GEMM_SPEEDUP: f64 = 10.0;
+
+/// How a convolution computes with its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputPath {
+    /// Whichever a per-layer cost model predicts faster for this input (see
+    /// [`Conv2d::predicted_sparse_faster`]).
+    #[default]
+    Auto,
+    /// Always im2col + GEMM.
+    Dense,
+    /// Always scatter the non-zero inputs (spikes, event counts).
+    Sparse,
+}
 
 /// 2-D convolution.
 #[derive(Clone, Debug)]
@@ -36,8 +56,14 @@ pub struct Conv2d {
     pub gain: Param,
     /// Per-output-channel bias.
     pub bias: Param,
+    /// Dense (im2col + GEMM) or sparse (scatter of non-zero inputs) arithmetic.
+    pub path: InputPath,
+    /// Whether backward computes the input gradient. The first layer of a subnetwork does
+    /// not need it: its input is detached.
+    pub input_grad: bool,
     w_eff: Vec<f32>,
-    col: Vec<f32>,
+    /// `w_eff` transposed to `(C_in·k·k) × C_out`, for the sparse path.
+    w_t: Vec<f32>,
     pub(crate) caches: Vec<Tensor>,
 }
 
@@ -71,13 +97,16 @@ impl Conv2d {
             weight: Param::new("weight", uniform(cout * fan_in, bound, rng)),
             gain: Param::new("gain", vec![1.0; if ws { cout } else { 0 }]),
             bias: Param::new("bias", uniform(cout, bound, rng)),
+            path: InputPath::Auto,
+            input_grad: true,
             w_eff: Vec::new(),
-            col: Vec::new(),
+            w_t: Vec::new(),
             caches: Vec::new(),
         }
     }
 
-    pub(crate) fn params_mut(&mut self) -> Vec<&mut Param> {
+    /// Trainable parameters (weight, gain when standardised, bias).
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
         if self.ws {
             vec![&mut self.weight, &mut self.gain, &mut self.bias]
         } else {
@@ -85,7 +114,8 @@ impl Conv2d {
         }
     }
 
-    pub(crate) fn params(&self) -> Vec<&Param> {
+    /// Trainable parameters, read-only.
+    pub fn params(&self) -> Vec<&Param> {
         if self.ws {
             vec![&self.weight, &self.gain, &self.bias]
         } else {
@@ -194,54 +224,231 @@ impl Conv2d {
         }
     }
 
-    /// Forward pass.
+    /// Whether this call takes the sparse path.
+    fn sparse(&self, x: &Tensor) -> bool {
+        match self.path {
+            InputPath::Dense => false,
+            InputPath::Sparse => true,
+            InputPath::Auto => {
+                self.predicted_sparse_faster(x.b, x.data.iter().filter(|&&v| v != 0.0).count())
+            }
+        }
+    }
+
+    /// The cost model behind [`InputPath::Auto`], in element operations for a batch of `b`
+    /// with `nnz` non-zero inputs (forward and weight gradient):
+    /// dense = `2·K·P·C_out·b / GEMM_SPEEDUP + 2·K·P·b` (GEMMs and im2col);
+    /// sparse = `2·nnz·k²·C_out + 3·K·C_out + b·P·C_out` (scatters, weight transposes,
+    /// output-gradient transposes).
+    pub fn predicted_sparse_faster(&self, b: usize, nnz: usize) -> bool {
+        let (kk, p, c) = (
+            self.fan_in() as f64,
+            (self.out_dims.h * self.out_dims.w) as f64,
+            self.out_dims.c as f64,
+        );
+        let b = b as f64;
+        let taps = (self.k * self.k) as f64 / (self.stride * self.stride) as f64;
+        let dense = 2.0 * kk * p * c * b / GEMM_SPEEDUP + 2.0 * kk * p * b;
+        let sparse = 2.0 * nnz as f64 * taps * c + 3.0 * kk * c + b * p * c;
+        sparse < dense
+    }
+
+    /// Calls `f(tap, p)` for every kernel tap `(ky·k + kx)` through which input pixel
+    /// `(iy, ix)` reaches output position `p`.
+    #[inline]
+    fn taps(&self, iy: usize, ix: usize, mut f: impl FnMut(usize, usize)) {
+        let (k, s, pad, o) = (self.k, self.stride, self.pad, self.out_dims);
+        for ky in 0..k {
+            let ny = iy + pad;
+            if ny < ky || (ny - ky) % s != 0 || (ny - ky) / s >= o.h {
+                continue;
+            }
+            let oy = (ny - ky) / s;
+            for kx in 0..k {
+                let nx = ix + pad;
+                if nx < kx || (nx - kx) % s != 0 || (nx - kx) / s >= o.w {
+                    continue;
+                }
+                f(ky * k + kx, oy * o.w + (nx - kx) / s);
+            }
+        }
+    }
+
+    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
+    /// non-zero input `v`.
+    fn sparse_forward(&self, xs: &[f32], acc: &mut [f32]) {
+        let (i, c_out, kk2) = (self.in_dims, self.out_dims.c, self.k * self.k);
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        for ci in 0..i.c {
+            for iy in 0..i.h {
+                for (ix, &v) in xs[(ci * i.h + iy) * i.w..][..i.w].iter().enumerate() {
+                    if v == 0.0 {
+                        continue;
+                    }
+                    self.taps(iy, ix, |tap, p| {
+                        let w = &self.w_t[(ci * kk2 + tap) * c_out..][..c_out];
+                        for (a, &wv) in acc[p * c_out..(p + 1) * c_out].iter_mut().zip(w) {
+                            *a += v * wv;
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sparse weight gradient of one sample: `dwt` (`C_in·k·k × C_out`) gets
+    /// `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the output gradient as `P × C_out`.
+    fn sparse_weight_grad(&self, xs: &[f32], dyt: &[f32], dwt: &mut [f32]) {
+        let (i, c_out, kk2) = (self.in_dims, self.out_dims.c, self.k * self.k);
+        for ci in 0..i.c {
+            for iy in 0..i.h {
+                for (ix, &v) in xs[(ci * i.h + iy) * i.w..][..i.w].iter().enumerate() {
+                    if v == 0.0 {
+                        continue;
+                    }
+                    self.taps(iy, ix, |tap, p| {
+                        let d = &dyt[p * c_out..][..c_out];
+                        for (a, &dv) in dwt[(ci * kk2 + tap) * c_out..][..c_out].iter_mut().zip(d) {
+                            *a += v * dv;
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn refresh_weights(&mut self, sparse: bool) {
+        self.w_eff = self.effective_weight();
+        if sparse {
+            let (c_out, kk) = (self.out_dims.c, self.fan_in());
+            self.w_t.resize(kk * c_out, 0.0);
+            for co in 0..c_out {
+                for j in 0..kk {
+                    self.w_t[j * c_out + co] = self.w_eff[co * kk + j];
+                }
+            }
+        }
+    }
+
+    /// Forward pass. Samples are spread over threads (each with its own buffer); every
+    /// sample's output is computed alone, so the result does not depend on threads.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
-        self.w_eff = self.effective_weight();
+        let sparse = self.sparse(&x);
+        self.refresh_weights(sparse);
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
-        let mut col = std::mem::take(&mut self.col);
-        col.resize(kk * p, 0.0);
         let mut y = Tensor::zeros(x.b, o);
-        for b in 0..x.b {
-            self.im2col(x.sample(b), &mut col);
-            let ys = y.sample_mut(b);
-            for (co, row) in ys.chunks_exact_mut(p).enumerate() {
-                row.iter_mut().for_each(|v| *v = self.bias.value[co]);
-            }
-            matmul(o.c, kk, p, 1.0, &self.w_eff, false, &col, false, 1.0, ys);
-        }
-        self.col = col;
+        let (in_len, out_len) = (self.in_dims.len(), o.len());
+        let this = &*self;
+        y.data
+            .par_chunks_mut(out_len)
+            .zip(x.data.par_chunks(in_len))
+            .for_each_init(
+                || vec![0.0; kk.max(o.c) * p],
+                |buf, (ys, xs)| {
+                    if sparse {
+                        this.sparse_forward(xs, buf);
+                        for (co, row) in ys.chunks_exact_mut(p).enumerate() {
+                            let b = this.bias.value[co];
+                            for (j, v) in row.iter_mut().enumerate() {
+                                *v = b + buf[j * o.c + co];
+                            }
+                        }
+                    } else {
+                        this.im2col(xs, buf);
+                        for (co, row) in ys.chunks_exact_mut(p).enumerate() {
+                            row.iter_mut().for_each(|v| *v = this.bias.value[co]);
+                        }
+                        matmul(o.c, kk, p, 1.0, &this.w_eff, false, buf, false, 1.0, ys);
+                    }
+                },
+            );
         if train {
             self.caches.push(x);
         }
         y
     }
 
-    /// Backward pass (recomputes im2col from the kept input).
+    /// Backward pass (recomputes im2col from the kept input). The batch is cut into at
+    /// most [`GRAD_CHUNKS`] fixed chunks whose weight-gradient partials are summed in
+    /// order, so results are identical for any number of threads.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
         let x = self.caches.pop().expect("conv backward without forward");
-        if self.w_eff.len() != self.weight.value.len() {
-            self.w_eff = self.effective_weight();
+        let sparse = self.sparse(&x);
+        if self.w_eff.len() != self.weight.value.len() || (sparse && self.w_t.len() != self.w_eff.len()) {
+            self.refresh_weights(sparse);
         }
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
-        let mut col = std::mem::take(&mut self.col);
-        col.resize(kk * p, 0.0);
-        let mut dcol = vec![0.0; kk * p];
-        let mut dw_eff = vec![0.0; self.weight.value.len()];
+        let (in_len, out_len) = (self.in_dims.len(), o.len());
         let mut dx = Tensor::zeros(x.b, self.in_dims);
-        for b in 0..x.b {
-            let ds = dy.sample(b);
-            for (co, row) in ds.chunks_exact(p).enumerate() {
-                self.bias.grad[co] += row.iter().sum::<f32>();
+        let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
+        let this = &*self;
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .data
+            .par_chunks_mut(per * in_len)
+            .zip(x.data.par_chunks(per * in_len))
+            .zip(dy.data.par_chunks(per * out_len))
+            .map(|((dxs, xs), dys)| {
+                let mut col = vec![0.0; kk * p];
+                let mut dcol = if this.input_grad {
+                    vec![0.0; kk * p]
+                } else {
+                    Vec::new()
+                };
+                let mut dw = vec![0.0; this.weight.value.len()];
+                let mut db = vec![0.0; o.c];
+                let mut dyt = if sparse { vec![0.0; p * o.c] } else { Vec::new() };
+                for ((dxb, xb), dyb) in dxs
+                    .chunks_exact_mut(in_len)
+                    .zip(xs.chunks_exact(in_len))
+                    .zip(dys.chunks_exact(out_len))
+                {
+                    for (co, row) in dyb.chunks_exact(p).enumerate() {
+                        db[co] += row.iter().sum::<f32>();
+                    }
+                    if sparse {
+                        for (co, row) in dyb.chunks_exact(p).enumerate() {
+                            for (j, &v) in row.iter().enumerate() {
+                                dyt[j * o.c + co] = v;
+                            }
+                        }
+                        // dw is accumulated transposed here (K × C_out) and turned back below.
+                        this.sparse_weight_grad(xb, &dyt, &mut dw);
+                    } else {
+                        this.im2col(xb, &mut col);
+                        matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
+                    }
+                    if this.input_grad {
+                        matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
+                        this.col2im(&dcol, dxb);
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let mut dw_sum = vec![0.0; self.weight.value.len()];
+        for (dw, db) in &partials {
+            for (a, b) in dw_sum.iter_mut().zip(dw) {
+                *a += b;
             }
-            self.im2col(x.sample(b), &mut col);
-            matmul(o.c, p, kk, 1.0, ds, false, &col, true, 1.0, &mut dw_eff);
-            matmul(kk, o.c, p, 1.0, &self.w_eff, true, ds, false, 0.0, &mut dcol);
-            self.col2im(&dcol, dx.sample_mut(b));
+            for (a, b) in self.bias.grad.iter_mut().zip(db) {
+                *a += b;
+            }
         }
-        self.col = col;
+        let dw_eff = if sparse {
+            // The sparse partials are K × C_out: transpose once.
+            let mut t = vec![0.0; dw_sum.len()];
+            for (j, row) in dw_sum.chunks_exact(o.c).enumerate() {
+                for (co, &v) in row.iter().enumerate() {
+                    t[co * kk + j] = v;
+                }
+            }
+            t
+        } else {
+            dw_sum
+        };
         if self.ws {
             self.ws_backward(&dw_eff);
         } else {
@@ -252,6 +459,9 @@ impl Conv2d {
         dx
     }
 }
+
+/// Fixed number of batch chunks whose weight gradients are computed in parallel.
+pub const GRAD_CHUNKS: usize = 4;
 
 /// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights.
 fn ws_stats(w: &[f32]) -> (f32, f32) {

@@ -12,7 +12,7 @@ pub mod linear;
 pub mod norm;
 pub mod pool;
 
-pub use conv::Conv2d;
+pub use conv::{Conv2d, InputPath};
 pub use lif::{Lif, LifParams, Surrogate, TimeMode};
 pub use linear::Linear;
 pub use norm::BatchNorm;
@@ -193,9 +193,14 @@ impl Layer {
         match self {
             Layer::Conv(l) => {
                 m.kept_per_step = b * l.in_dims.len() * f;
-                // im2col and its gradient for one sample, plus the standardised weights.
+                // im2col and its gradient per worker thread, the per-chunk weight-gradient
+                // partials, and the standardised weights.
                 let col = l.in_dims.c * l.k * l.k * l.out_dims.h * l.out_dims.w * f;
-                m.workspace = 2 * col + l.weight.value.len() * f;
+                let threads = rayon::current_num_threads()
+                    .clamp(1, conv::GRAD_CHUNKS)
+                    .min(b.max(1));
+                let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
+                m.workspace = threads * 2 * col + (chunks + 2) * (l.weight.value.len() + l.out_dims.c) * f;
             }
             Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
             Layer::Lif(l) => {

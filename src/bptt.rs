@@ -1,0 +1,112 @@
+//! The BPTT baseline: the same network unrolled over `T` steps with nothing detached, one
+//! readout loss `CE(mean_t logits_t, y)`, one backward and one update per sequence.
+
+use std::collections::BTreeMap;
+
+use stdl_models::loss::cross_entropy;
+use stdl_models::network::{NetworkSpec, Sequential};
+use stdl_models::optim::{OptimConfig, Optimizer};
+use stdl_models::{Rng, Tensor, TimeMode};
+
+/// A network trained with BPTT.
+#[derive(Clone, Debug)]
+pub struct BpttModel {
+    /// The checked preset.
+    pub spec: NetworkSpec,
+    /// Every unit, then the readout.
+    pub net: Sequential,
+    /// Optimiser.
+    pub opt: Optimizer,
+}
+
+impl BpttModel {
+    /// Builds the network, seeded.
+    pub fn new(spec: NetworkSpec, seed: u64, opt: OptimConfig) -> anyhow::Result<Self> {
+        let mut rng = Rng::new(seed);
+        let dims = spec.unit_dims()?;
+        let mut net = Sequential::default();
+        for (i, u) in spec.units.iter().enumerate() {
+            net.extend(spec.build_unit(*u, dims[i], TimeMode::Bptt, &mut rng).layers);
+        }
+        net.extend(spec.build_readout(*dims.last().unwrap(), &mut rng));
+        // The input frames need no gradient.
+        if let Some(stdl_models::Layer::Conv(c)) = net.layers.first_mut() {
+            c.input_grad = false;
+        }
+        Ok(Self {
+            spec,
+            net,
+            opt: Optimizer::new(opt),
+        })
+    }
+
+    /// Trains on one sequence of frames (`frames[t]` is a batch); returns the summed
+    /// logits and the loss. Keeps all `T` steps' activations until the backward pass.
+    pub fn train_sequence(&mut self, frames: &[Tensor], labels: &[usize]) -> (Tensor, f32) {
+        self.net.reset();
+        let t_len = frames.len();
+        let mut sum: Option<Tensor> = None;
+        for x in frames {
+            let y = self.net.forward(x.clone(), true);
+            match &mut sum {
+                Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),
+                None => sum = Some(y),
+            }
+        }
+        let sum = sum.expect("at least one time step");
+        let mut mean = sum.clone();
+        mean.data.iter_mut().for_each(|v| *v /= t_len as f32);
+        let (loss, dmean) = cross_entropy(&mean, labels, 1.0);
+        for _ in 0..t_len {
+            let mut d = dmean.clone();
+            d.data.iter_mut().for_each(|v| *v /= t_len as f32);
+            self.net.backward(d);
+        }
+        let mut ps = self.net.params_mut();
+        self.opt.step(&mut ps);
+        for p in ps {
+            p.zero_grad();
+        }
+        (sum, loss)
+    }
+
+    /// Inference over a sequence; returns the summed logits.
+    pub fn infer_sequence(&mut self, frames: &[Tensor]) -> Tensor {
+        self.net.reset();
+        let mut sum: Option<Tensor> = None;
+        for x in frames {
+            let y = self.net.forward(x.clone(), false);
+            match &mut sum {
+                Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),
+                None => sum = Some(y),
+            }
+        }
+        sum.expect("at least one time step")
+    }
+
+    /// Named parameters (`net.{i}.{name}`).
+    pub fn named_params(&self) -> BTreeMap<String, Vec<f32>> {
+        let mut out = BTreeMap::new();
+        for (i, l) in self.net.layers.iter().enumerate() {
+            for p in l.params() {
+                out.insert(format!("net.{i}.{}", p.name), p.value.clone());
+            }
+        }
+        out
+    }
+
+    /// Loads [`BpttModel::named_params`].
+    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+        for (i, l) in self.net.layers.iter_mut().enumerate() {
+            for p in l.params_mut() {
+                let key = format!("net.{i}.{}", p.name);
+                let v = named
+                    .get(&key)
+                    .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
+                anyhow::ensure!(v.len() == p.value.len(), "{key}: size mismatch");
+                p.value.copy_from_slice(v);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! STDL: subnetworks at the cuts, auxiliary networks chosen under a memory budget, and the
+//! online step that updates every subnetwork right after every time step.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+
+use stdl_models::loss::cross_entropy;
+use stdl_models::network::{NetworkSpec, Sequential};
+use stdl_models::optim::{OptimConfig, Optimizer};
+use stdl_models::{Rng, Tensor, TimeMode};
+
+pub use plan::{plan, Plan, SubnetPlan};
+
+/// One subnetwork with its head (auxiliary network, or the readout for the last) and its
+/// own optimiser.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// The subnetwork's layers.
+    pub body: Sequential,
+    /// Auxiliary network (or the readout).
+    pub head: Sequential,
+    /// Whether `head` is an auxiliary network (discarded at inference).
+    pub aux: bool,
+    /// Optimiser over `body` and `head`.
+    pub opt: Optimizer,
+}
+
+impl Stage {
+    /// Runs one time step: forward, and with labels, the local loss and its backward.
+    /// Returns the stage's spikes (detached: the next stage's input), its head logits and
+    /// the loss.
+    pub fn step(
+        &mut self,
+        x: Tensor,
+        labels: Option<&[usize]>,
+        loss_scale: f32,
+    ) -> (Tensor, Tensor, Option<f32>) {
+        let train = labels.is_some();
+        let h = self.body.forward(x, train);
+        let logits = self.head.forward(h.clone(), train);
+        let loss = labels.map(|y| {
+            let (l, dl) = cross_entropy(&logits, y, loss_scale);
+            let dh = self.head.backward(dl);
+            self.body.backward(dh);
+            l
+        });
+        (h, logits, loss)
+    }
+
+    /// Optimiser step over body and head, then zero gradients.
+    pub fn update(&mut self) {
+        let mut ps = self.body.params_mut();
+        ps.extend(self.head.params_mut());
+        self.opt.step(&mut ps);
+        for p in ps {
+            p.zero_grad();
+        }
+    }
+}
+
+/// A network trained with STDL.
+#[derive(Clone, Debug)]
+pub struct StdlModel {
+    /// The checked preset.
+    pub spec: NetworkSpec,
+    /// The auxiliary-network plan it was built from.
+    pub plan: Plan,
+    /// One stage per subnetwork.
+    pub stages: Vec<Stage>,
+    /// Labelled steps per update (1: every step).
+    pub update_every: usize,
+    labelled_steps: u64,
+}
+
+impl StdlModel {
+    /// Builds every stage from a plan, seeded.
+    pub fn new(
+        spec: NetworkSpec,
+        plan: Plan,
+        seed: u64,
+        opt: OptimConfig,
+        update_every: usize,
+    ) -> anyhow::Result<Self> {
+        let mut rng = Rng::new(seed);
+        let dims = spec.unit_dims()?;
+        let mut stages = Vec::new();
+        for sp in &plan.subnets {
+            let mut body = Sequential::default();
+            for u in sp.units.clone() {
+                body.extend(
+                    spec.build_unit(spec.units[u], dims[u], TimeMode::Detached, &mut rng)
+                        .layers,
+                );
+            }
+            let head = if sp.is_last {
+                spec.build_readout(dims[sp.units.end], &mut rng)
+            } else {
+                spec.build_aux(sp.units.end - 1, &sp.aux_units, TimeMode::Detached, &mut rng)?
+            };
+            // A subnetwork's input is detached: its first layer needs no input gradient.
+            if let Some(stdl_models::Layer::Conv(c)) = body.layers.first_mut() {
+                c.input_grad = false;
+            }
+            stages.push(Stage {
+                body,
+                head,
+                aux: !sp.is_last,
+                opt: Optimizer::new(opt),
+            });
+        }
+        Ok(Self {
+            spec,
+            plan,
+            stages,
+            update_every: update_every.max(1),
+            labelled_steps: 0,
+        })
+    }
+
+    /// Clears every membrane and cache (a new sample or stream).
+    pub fn reset_state(&mut self) {
+        for s in &mut self.stages {
+            s.body.reset();
+            s.head.reset();
+        }
+    }
+
+    /// One time step through every stage in sequence. With labels, every stage learns
+    /// from its own head's loss (scaled by 1/N) and, every N-th labelled step, updates.
+    /// Returns the readout logits and the per-stage losses.
+    pub fn step(&mut self, x: Tensor, labels: Option<&[usize]>) -> (Tensor, Vec<f32>) {
+        let scale = 1.0 / self.update_every as f32;
+        let mut x = x;
+        let mut losses = Vec::new();
+        let mut logits = None;
+        let last = self.stages.len() - 1;
+        for (k, st) in self.stages.iter_mut().enumerate() {
+            if labels.is_none() && k < last {
+                // Inference: auxiliary heads are not needed.
+                x = st.body.forward(x, false);
+                continue;
+            }
+            let (h, l, loss) = st.step(x, labels, scale);
+            losses.extend(loss);
+            x = h;
+            if k == last {
+                logits = Some(l);
+            }
+        }
+        if labels.is_some() {
+            self.labelled_steps += 1;
+            if self.labelled_steps % self.update_every as u64 == 0 {
+                self.stages.iter_mut().for_each(Stage::update);
+            }
+        }
+        (logits.expect("at least one stage"), losses)
+    }
+
+    /// Named parameters (`s{k}.body.{i}.{name}`, `s{k}.head.{i}.{name}`), for checkpoints.
+    pub fn named_params(&self) -> BTreeMap<String, Vec<f32>> {
+        let mut out = BTreeMap::new();
+        for (k, st) in self.stages.iter().enumerate() {
+            for (part, seq) in [("body", &st.body), ("head", &st.head)] {
+                for (i, l) in seq.layers.iter().enumerate() {
+                    for p in l.params() {
+                        out.insert(format!("s{k}.{part}.{i}.{}", p.name), p.value.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Loads parameters saved by [`StdlModel::named_params`].
+    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+        for (k, st) in self.stages.iter_mut().enumerate() {
+            for (part, seq) in [("body", &mut st.body), ("head", &mut st.head)] {
+                for (i, l) in seq.layers.iter_mut().enumerate() {
+                    for p in l.params_mut() {
+                        let key = format!("s{k}.{part}.{i}.{}", p.name);
+                        let v = named
+                            .get(&key)
+                            .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
+                        anyhow::ensure!(
+                            v.len() == p.value.len(),
+                            "{key}: {} values, expected {}",
+                            v.len(),
+                            p.value.len()
+                        );
+                        p.value.copy_from_slice(v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Optimiser state, named, for checkpoints (`s{k}.m{j}`, `s{k}.v{j}`, `s{k}.t`).
+    pub fn optimizer_state(&self) -> BTreeMap<String, Vec<f32>> {
+        let mut out = BTreeMap::new();
+        for (k, st) in self.stages.iter().enumerate() {
+            for (j, m) in st.opt.m.iter().enumerate() {
+                out.insert(format!("s{k}.m{j}"), m.clone());
+            }
+            for (j, v) in st.opt.v.iter().enumerate() {
+                out.insert(format!("s{k}.v{j}"), v.clone());
+            }
+            out.insert(format!("s{k}.t"), vec![st.opt.t as f32]);
+        }
+        out.insert("labelled_steps".into(), vec![self.labelled_steps as f32]);
+        out
+    }
+
+    /// Restores [`StdlModel::optimizer_state`].
+    pub fn load_optimizer_state(&mut self, named: &BTreeMap<String, Vec<f32>>) {
+        for (k, st) in self.stages.iter_mut().enumerate() {
+            st.opt.m = (0..)
+                .map_while(|j| named.get(&format!("s{k}.m{j}")).cloned())
+                .collect();
+            st.opt.v = (0..)
+                .map_while(|j| named.get(&format!("s{k}.v{j}")).cloned())
+                .collect();
+            st.opt.t = named.get(&format!("s{k}.t")).map_or(0, |v| v[0] as u64);
+        }
+        self.labelled_steps = named.get("labelled_steps").map_or(0, |v| v[0] as u64);
+    }
+}

@@ -1,0 +1,561 @@
+//! Training and evaluation on event datasets: frames, batches, epochs, metrics, checkpoints.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use stdl_io::datasets::{Dataset, Sample, Split};
+use stdl_io::frames::{frames_from_events, Channels, Edge, Geometry, Slicing};
+use stdl_io::SensorSize;
+use stdl_models::loss::{argmax, cross_entropy};
+use stdl_models::network::NetworkSpec;
+use stdl_models::optim::OptimConfig;
+use stdl_models::{Dims, Preset, Rng, Tensor};
+
+use crate::bptt::BpttModel;
+use crate::stdl::{plan, StdlModel};
+
+/// Frames of a set of samples, `T` per sample, stored as saturating `u8` counts.
+#[derive(Clone, Debug)]
+pub struct FrameSet {
+    /// Time bins per sample.
+    pub t_bins: usize,
+    /// Frame shape.
+    pub dims: Dims,
+    /// `n × T × dims.len()` counts.
+    pub counts: Vec<u8>,
+    /// Labels.
+    pub labels: Vec<usize>,
+}
+
+impl FrameSet {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Frames of step `t` of the samples `idx`, as a batch.
+    pub fn batch(&self, idx: &[usize], t: usize) -> Tensor {
+        let n = self.dims.len();
+        let mut data = Vec::with_capacity(idx.len() * n);
+        for &i in idx {
+            let off = (i * self.t_bins + t) * n;
+            data.extend(self.counts[off..off + n].iter().map(|&c| c as f32));
+        }
+        Tensor::from_vec(idx.len(), self.dims, data)
+    }
+
+    /// Every step of the samples `idx`.
+    pub fn sequence(&self, idx: &[usize]) -> Vec<Tensor> {
+        (0..self.t_bins).map(|t| self.batch(idx, t)).collect()
+    }
+}
+
+/// Cuts each sample into `t_bins` event-count bins (remainder in the last, as SpikingJelly),
+/// two polarity channels, resized to the preset's input.
+pub fn load_frames(ds: &Dataset, samples: &[Sample], t_bins: usize, dims: Dims) -> Result<FrameSet> {
+    anyhow::ensure!(
+        dims.c == 2,
+        "frames have 2 polarity channels; the preset's input has {}",
+        dims.c
+    );
+    let per = t_bins * dims.len();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = samples.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = samples
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<u8>> {
+                    let mut out = Vec::with_capacity(part.len() * per);
+                    for smp in part {
+                        let loaded = ds
+                            .load(smp)
+                            .with_context(|| format!("loading {}", smp.path.display()))?;
+                        let target = SensorSize::new(dims.w as u16, dims.h as u16);
+                        let geom = if loaded.sensor == target {
+                            Geometry::new(loaded.sensor, Channels::Split)?
+                        } else if loaded.sensor.width >= target.width && loaded.sensor.height >= target.height
+                        {
+                            Geometry::resized(loaded.sensor, target, Channels::Split)?
+                        } else {
+                            // Smaller than the input (N-Caltech101 extents vary): place at the origin.
+                            Geometry::new(target, Channels::Split)?
+                        };
+                        let frames = frames_from_events(
+                            &loaded.events,
+                            &geom,
+                            Slicing::EventBins {
+                                n: t_bins,
+                                overlap: 0.0,
+                            },
+                            Edge::ToLast,
+                        )?;
+                        for f in frames {
+                            out.extend(f.data.iter().map(|&v| v.min(255.0) as u8));
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("frame loader thread"))
+            .collect()
+    });
+    let mut counts = Vec::with_capacity(samples.len() * per);
+    for p in parts {
+        counts.extend(p?);
+    }
+    Ok(FrameSet {
+        t_bins,
+        dims,
+        counts,
+        labels: samples.iter().map(|s| s.label).collect(),
+    })
+}
+
+/// `stdl` or `bptt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Spatio-temporal decoupled learning (online, local).
+    Stdl,
+    /// Backpropagation through time (baseline).
+    Bptt,
+}
+
+/// A model of either method.
+#[derive(Debug)]
+pub enum Model {
+    /// STDL.
+    Stdl(Box<StdlModel>),
+    /// BPTT.
+    Bptt(Box<BpttModel>),
+}
+
+/// Training settings (saved beside checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Method.
+    pub method: Method,
+    /// Dataset name.
+    pub dataset: String,
+    /// Dataset root.
+    pub root: PathBuf,
+    /// Preset name or path.
+    pub preset: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Time bins.
+    pub t_bins: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Use at most this many training (and test) samples.
+    pub limit_samples: Option<usize>,
+    /// STDL: labelled steps per update.
+    pub update_every: usize,
+    /// Optimiser.
+    pub optimizer: OptimConfig,
+    /// Auxiliary budget override.
+    pub aux_budget: Option<String>,
+    /// Learning-rate schedule over epochs.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+/// Learning rate over epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Cosine annealing from the base rate to 0 over the epochs (SpikingJelly's examples).
+    #[default]
+    Cosine,
+    /// The base rate throughout.
+    Constant,
+}
+
+impl LrSchedule {
+    /// The rate for 0-based `epoch` of `epochs`.
+    pub fn lr(self, base: f32, epoch: usize, epochs: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                base * 0.5 * (1.0 + (std::f32::consts::PI * epoch as f32 / epochs.max(1) as f32).cos())
+            }
+        }
+    }
+}
+
+impl Model {
+    /// Builds a model for a config.
+    pub fn build(cfg: &TrainConfig, preset: &Preset) -> Result<Model> {
+        let spec = NetworkSpec::new(preset)?;
+        Ok(match cfg.method {
+            Method::Stdl => {
+                let budget = cfg.aux_budget.as_deref().map(parse_budget).transpose()?;
+                let opt_floats = if cfg.optimizer.kind == stdl_models::optim::OptimizerKind::Adam {
+                    2
+                } else {
+                    1
+                };
+                let p = plan(&spec, cfg.batch, budget.as_ref(), opt_floats)?;
+                Model::Stdl(Box::new(StdlModel::new(
+                    spec,
+                    p,
+                    cfg.seed,
+                    cfg.optimizer,
+                    cfg.update_every,
+                )?))
+            }
+            Method::Bptt => Model::Bptt(Box::new(BpttModel::new(spec, cfg.seed, cfg.optimizer)?)),
+        })
+    }
+
+    /// Trains on one batch of sequences; returns summed readout logits and the mean loss.
+    pub fn train_batch(&mut self, frames: &[Tensor], labels: &[usize]) -> (Tensor, f32) {
+        match self {
+            Model::Stdl(m) => {
+                m.reset_state();
+                let mut sum: Option<Tensor> = None;
+                let mut loss = 0.0;
+                for x in frames {
+                    let (logits, losses) = m.step(x.clone(), Some(labels));
+                    loss += losses.last().copied().unwrap_or(0.0);
+                    add_into(&mut sum, logits);
+                }
+                (sum.unwrap(), loss / frames.len() as f32)
+            }
+            Model::Bptt(m) => m.train_sequence(frames, labels),
+        }
+    }
+
+    /// Summed readout logits of a batch of sequences, no learning.
+    pub fn infer_batch(&mut self, frames: &[Tensor]) -> Tensor {
+        match self {
+            Model::Stdl(m) => {
+                m.reset_state();
+                let mut sum = None;
+                for x in frames {
+                    add_into(&mut sum, m.step(x.clone(), None).0);
+                }
+                sum.unwrap()
+            }
+            Model::Bptt(m) => m.infer_sequence(frames),
+        }
+    }
+
+    /// Sets the learning rate of every optimiser.
+    pub fn set_lr(&mut self, lr: f32) {
+        match self {
+            Model::Stdl(m) => m.stages.iter_mut().for_each(|s| s.opt.cfg.lr = lr),
+            Model::Bptt(m) => m.opt.cfg.lr = lr,
+        }
+    }
+
+    /// Named parameters.
+    pub fn named_params(&self) -> BTreeMap<String, Vec<f32>> {
+        match self {
+            Model::Stdl(m) => m.named_params(),
+            Model::Bptt(m) => m.named_params(),
+        }
+    }
+
+    /// Loads named parameters.
+    pub fn load_params(&mut self, p: &BTreeMap<String, Vec<f32>>) -> Result<()> {
+        match self {
+            Model::Stdl(m) => m.load_params(p),
+            Model::Bptt(m) => m.load_params(p),
+        }
+    }
+
+    /// Optimiser state, named.
+    pub fn optimizer_state(&self) -> BTreeMap<String, Vec<f32>> {
+        match self {
+            Model::Stdl(m) => m.optimizer_state(),
+            Model::Bptt(m) => {
+                let mut out = BTreeMap::new();
+                for (j, v) in m.opt.m.iter().enumerate() {
+                    out.insert(format!("m{j}"), v.clone());
+                }
+                for (j, v) in m.opt.v.iter().enumerate() {
+                    out.insert(format!("v{j}"), v.clone());
+                }
+                out.insert("t".into(), vec![m.opt.t as f32]);
+                out
+            }
+        }
+    }
+
+    /// Restores optimiser state.
+    pub fn load_optimizer_state(&mut self, s: &BTreeMap<String, Vec<f32>>) {
+        match self {
+            Model::Stdl(m) => m.load_optimizer_state(s),
+            Model::Bptt(m) => {
+                m.opt.m = (0..).map_while(|j| s.get(&format!("m{j}")).cloned()).collect();
+                m.opt.v = (0..).map_while(|j| s.get(&format!("v{j}")).cloned()).collect();
+                m.opt.t = s.get("t").map_or(0, |v| v[0] as u64);
+            }
+        }
+    }
+}
+
+fn add_into(sum: &mut Option<Tensor>, x: Tensor) {
+    match sum {
+        Some(s) => s.data.iter_mut().zip(&x.data).for_each(|(a, b)| *a += b),
+        None => *sum = Some(x),
+    }
+}
+
+/// Parses `--aux-budget`: bytes, or a multiple of the default written `2x`.
+pub fn parse_budget(s: &str) -> Result<stdl_models::preset::Budget> {
+    use stdl_models::preset::Budget;
+    if let Ok(b) = s.trim().parse::<u64>() {
+        return Ok(Budget::Bytes(b));
+    }
+    let b = Budget::Multiple(s.to_owned());
+    b.resolve(1).map_err(anyhow::Error::msg)?;
+    Ok(b)
+}
+
+/// One epoch's metrics (one line of `metrics.jsonl`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean readout loss over training batches.
+    pub train_loss: f32,
+    /// Training accuracy (summed readout logits).
+    pub train_accuracy: f32,
+    /// Test loss (CE of the mean readout logits).
+    pub test_loss: f32,
+    /// Test accuracy.
+    pub test_accuracy: f32,
+    /// Seconds of this epoch (training + test).
+    pub seconds: f64,
+    /// Peak resident memory of the process so far.
+    pub peak_rss_bytes: u64,
+}
+
+/// Peak resident set size of this process (`VmHWM`), or 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Accuracy and loss of a model on a frame set.
+pub fn evaluate(model: &mut Model, set: &FrameSet, batch: usize) -> (f32, f32) {
+    let (mut correct, mut loss) = (0usize, 0.0f64);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        let labels: Vec<usize> = chunk.iter().map(|&i| set.labels[i]).collect();
+        let sum = model.infer_batch(&set.sequence(chunk));
+        correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
+        let mut mean = sum;
+        mean.data.iter_mut().for_each(|v| *v /= set.t_bins as f32);
+        loss += cross_entropy(&mean, &labels, 1.0).0 as f64 * chunk.len() as f64;
+    }
+    (
+        correct as f32 / set.len().max(1) as f32,
+        (loss / set.len().max(1) as f64) as f32,
+    )
+}
+
+/// Training state saved with each checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The configuration.
+    pub config: TrainConfig,
+    /// Metrics so far.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+/// Writes `OUT/checkpoint/{model,optimizer}.safetensors`, `preset.toml` and, last,
+/// `state.json` (each atomically; `state.json` names the completed epoch).
+pub fn save_checkpoint(dir: &Path, model: &Model, preset: &Preset, state: &CheckpointState) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    stdl_models::checkpoint::save(&dir.join("model.safetensors"), &model.named_params())?;
+    stdl_models::checkpoint::save(&dir.join("optimizer.safetensors"), &model.optimizer_state())?;
+    stdl_models::checkpoint::write_atomic(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
+    stdl_models::checkpoint::write_atomic(
+        &dir.join("state.json"),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Loads a checkpoint directory: the state, the preset, and a model with its weights.
+pub fn load_checkpoint(dir: &Path, with_optimizer: bool) -> Result<(CheckpointState, Preset, Model)> {
+    let state: CheckpointState = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("state.json"))
+            .with_context(|| format!("reading {}/state.json", dir.display()))?,
+    )?;
+    let preset = Preset::load(&dir.join("preset.toml").to_string_lossy())?;
+    let mut model = Model::build(&state.config, &preset)?;
+    model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
+    if with_optimizer {
+        model.load_optimizer_state(&stdl_models::checkpoint::load(
+            &dir.join("optimizer.safetensors"),
+        )?);
+    }
+    Ok((state, preset, model))
+}
+
+/// The final summary written to `OUT/result.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainResult {
+    /// Final test accuracy.
+    pub test_accuracy: f32,
+    /// Final training accuracy.
+    pub train_accuracy: f32,
+    /// Best test accuracy over epochs.
+    pub best_test_accuracy: f32,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Method.
+    pub method: Method,
+    /// Seconds of training (all epochs, this run and resumed ones).
+    pub seconds: f64,
+    /// Peak resident memory.
+    pub peak_rss_bytes: u64,
+    /// Preset name.
+    pub preset: String,
+    /// Seed.
+    pub seed: u64,
+    /// Training and test samples.
+    pub samples: [usize; 2],
+}
+
+/// Runs training from `cfg` (or resumes from `OUT/checkpoint`), writing metrics, plots,
+/// checkpoints and the result under `out`. `progress` is called once per batch.
+pub fn train(
+    cfg: TrainConfig,
+    out: &Path,
+    resume: bool,
+    mut progress: impl FnMut(usize, usize, usize),
+) -> Result<TrainResult> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ckpt = out.join("checkpoint");
+    let (mut cfg, preset, mut model, mut metrics, start_epoch) = if resume && ckpt.join("state.json").exists()
+    {
+        let (state, preset, model) = load_checkpoint(&ckpt, true)?;
+        eprintln!("resuming from {} after epoch {}", ckpt.display(), state.epoch);
+        (state.config, preset, model, state.metrics, state.epoch)
+    } else {
+        if resume {
+            eprintln!("no checkpoint in {}; starting fresh", ckpt.display());
+        }
+        let preset = Preset::load(&cfg.preset)?;
+        let model = Model::build(&cfg, &preset)?;
+        (cfg.clone(), preset, model, Vec::new(), 0)
+    };
+    cfg.epochs = cfg.epochs.max(start_epoch);
+    let ds = Dataset::open(&cfg.dataset, &cfg.root)?;
+    let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
+    let limit = |v: &[Sample]| -> Vec<Sample> {
+        v.iter()
+            .take(cfg.limit_samples.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
+    };
+    let (train_s, test_s) = (limit(ds.split(Split::Train)), limit(ds.split(Split::Test)));
+    if train_s.is_empty() {
+        bail!("no training samples in {}", cfg.root.display());
+    }
+    let train_set = load_frames(&ds, &train_s, cfg.t_bins, dims)?;
+    let test_set = load_frames(&ds, &test_s, cfg.t_bins, dims)?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("metrics.jsonl"))
+        .with_context(|| format!("opening {}/metrics.jsonl", out.display()))?;
+    if start_epoch == 0 {
+        metrics_file.set_len(0)?;
+    }
+    for epoch in start_epoch..cfg.epochs {
+        let t0 = Instant::now();
+        model.set_lr(cfg.lr_schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs));
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        Rng::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+        let (mut correct, mut loss_sum, mut batches) = (0usize, 0.0f64, 0usize);
+        let n_batches = order.len().div_ceil(cfg.batch);
+        for (bi, chunk) in order.chunks(cfg.batch).enumerate() {
+            let labels: Vec<usize> = chunk.iter().map(|&i| train_set.labels[i]).collect();
+            let (sum, loss) = model.train_batch(&train_set.sequence(chunk), &labels);
+            correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
+            loss_sum += loss as f64;
+            batches += 1;
+            progress(epoch + 1, bi + 1, n_batches);
+        }
+        let (test_accuracy, test_loss) = if test_set.is_empty() {
+            (0.0, 0.0)
+        } else {
+            evaluate(&mut model, &test_set, cfg.batch)
+        };
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: (loss_sum / batches.max(1) as f64) as f32,
+            train_accuracy: correct as f32 / train_set.len() as f32,
+            test_loss,
+            test_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
+        metrics_file.flush()?;
+        metrics.push(m);
+        save_checkpoint(
+            &ckpt,
+            &model,
+            &preset,
+            &CheckpointState {
+                epoch: epoch + 1,
+                config: cfg.clone(),
+                metrics: metrics.clone(),
+            },
+        )?;
+        if let Err(e) = crate::viz::plot_metrics(
+            &out.join("metrics.png"),
+            &metrics,
+            &format!("{} {:?}", preset.name, cfg.method),
+        ) {
+            eprintln!("warning: {e:#} (metrics.jsonl has the figures)");
+        }
+    }
+    let last = metrics.last().cloned().context("no epoch was run")?;
+    let result = TrainResult {
+        test_accuracy: last.test_accuracy,
+        train_accuracy: last.train_accuracy,
+        best_test_accuracy: metrics.iter().map(|m| m.test_accuracy).fold(0.0, f32::max),
+        epochs: metrics.len(),
+        method: cfg.method,
+        seconds: metrics.iter().map(|m| m.seconds).sum(),
+        peak_rss_bytes: peak_rss_bytes(),
+        preset: preset.name.clone(),
+        seed: cfg.seed,
+        samples: [train_set.len(), test_set.len()],
+    };
+    stdl_models::checkpoint::write_atomic(
+        &out.join("result.json"),
+        serde_json::to_string_pretty(&result)?.as_bytes(),
+    )?;
+    Ok(result)
+}
