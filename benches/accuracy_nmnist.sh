@@ -10,12 +10,13 @@ DATA=${1:-../shared/data}
 EPOCHS=${2:-20}
 OUT=${3:-out/accuracy}
 cargo build --release -q
+mkdir -p "$OUT"
+# A private copy of the binary: rebuilding during the runs cannot change it.
+cp target/release/stdl "$OUT/stdl-bin"
 for method in stdl bptt; do
   for seed in 0 1; do
-    target/release/stdl train --dataset nmnist --root "$DATA/nmnist/slayer_NMNISTsmall" --preset nmnist \
-      --method $method --epochs "$EPOCHS" --seed $seed --out "$OUT/$method-s$seed" --quiet > "$OUT-$method-s$seed.log" 2>&1 \
-      || { mkdir -p "$OUT"; target/release/stdl train --dataset nmnist --root "$DATA/nmnist/slayer_NMNISTsmall" \
-      --preset nmnist --method $method --epochs "$EPOCHS" --seed $seed --out "$OUT/$method-s$seed" --quiet; }
+    "$OUT/stdl-bin" train --dataset nmnist --root "$DATA/nmnist/slayer_NMNISTsmall" --preset nmnist \
+      --method $method --epochs "$EPOCHS" --seed $seed --out "$OUT/$method-s$seed" --quiet > "$OUT/$method-s$seed.log" 2>&1
   done
 done
 python3 - "$OUT" <<'PY'

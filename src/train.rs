@@ -444,12 +444,14 @@ pub struct TrainResult {
     pub samples: [usize; 2],
 }
 
-/// Runs training from `cfg` (or resumes from `OUT/checkpoint`), writing metrics, plots,
-/// checkpoints and the result under `out`. `progress` is called once per batch.
+/// Runs training from `cfg` (or resumes from `OUT/checkpoint`, whose saved configuration
+/// wins except for `epochs_override`), writing metrics, plots, checkpoints and the result
+/// under `out`. `progress` is called once per batch.
 pub fn train(
     cfg: TrainConfig,
     out: &Path,
     resume: bool,
+    epochs_override: Option<usize>,
     mut progress: impl FnMut(usize, usize, usize),
 ) -> Result<TrainResult> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -467,6 +469,9 @@ pub fn train(
         let model = Model::build(&cfg, &preset)?;
         (cfg.clone(), preset, model, Vec::new(), 0)
     };
+    if let Some(e) = epochs_override {
+        cfg.epochs = e;
+    }
     cfg.epochs = cfg.epochs.max(start_epoch);
     let ds = Dataset::open(&cfg.dataset, &cfg.root)?;
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);

@@ -13,6 +13,7 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod pool;
 pub mod preset;
 pub mod tensor;
 

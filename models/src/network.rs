@@ -102,12 +102,33 @@ impl Sequential {
     /// parameters, gradients and optimiser state, plus the largest transient
     /// (one layer's workspace with its input and output).
     pub fn step_memory(&self, b: usize, optimizer_floats: usize) -> usize {
-        let mems: Vec<LayerMemory> = self.layers.iter().map(|l| l.memory(b)).collect();
-        let kept: usize = mems.iter().map(|m| m.kept_per_step + m.state).sum();
-        let params: usize = mems.iter().map(|m| m.params).sum();
-        let transient = mems.iter().map(|m| m.workspace + 2 * m.output).max().unwrap_or(0);
-        kept + params * (2 + optimizer_floats) + transient
+        Self::step_memory_of(&[self], b, optimizer_floats)
     }
+
+    /// [`Sequential::step_memory`] of several sequences run one after the other (a
+    /// subnetwork and its head).
+    pub fn step_memory_of(parts: &[&Sequential], b: usize, optimizer_floats: usize) -> usize {
+        let (persistent, step) = Self::memory_split(parts, b, optimizer_floats);
+        persistent + step
+    }
+
+    /// The two parts of [`Sequential::step_memory_of`]: persistent bytes (parameters,
+    /// gradients, optimiser state, membrane state) and per-step bytes (kept activations and
+    /// the largest transient).
+    pub fn memory_split(parts: &[&Sequential], b: usize, optimizer_floats: usize) -> (usize, usize) {
+        let mems: Vec<LayerMemory> = parts
+            .iter()
+            .flat_map(|s| s.layers.iter().map(|l| l.memory(b)))
+            .collect();
+        let state: usize = mems.iter().map(|m| m.state).sum();
+        let kept: usize = mems.iter().map(|m| m.kept_per_step).sum();
+        let params: usize = mems.iter().map(|m| m.params).sum();
+        // Outputs and workspaces return to the buffer pool (crate::pool) and stay there for
+        // the next step: every layer's are counted, not only the largest.
+        let transient: usize = mems.iter().map(|m| m.workspace + m.output).sum();
+        (params * (2 + optimizer_floats) + state, kept + transient)
+    }
+
     /// Caches currently kept, summed over layers.
     pub fn kept(&self) -> usize {
         self.layers.iter().map(Layer::kept).sum()
@@ -325,6 +346,13 @@ impl NetworkSpec {
             let spec = self.units[u];
             if spec_out_dims(spec, d).is_none() {
                 continue;
+            }
+            // A copied linear unit reads globally pooled features: the copy keeps the
+            // unit's width without a weight matrix sized by the cut's spatial extent.
+            if matches!(spec, UnitSpec::Linear { .. }) && d.is_spatial() {
+                seq.layers.push(Layer::Pool(AvgPool::global(d)));
+                seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
+                d = Dims::flat(d.c);
             }
             let unit = self.build_unit(spec, d, mode, rng);
             d = unit.layers.out_dims().unwrap_or(d);

@@ -46,8 +46,9 @@ impl std::fmt::Display for Dims {
     }
 }
 
-/// `b` samples of shape `dims`, sample-major.
-#[derive(Clone, Debug, PartialEq)]
+/// `b` samples of shape `dims`, sample-major. Its buffer comes from and returns to
+/// [`crate::pool`].
+#[derive(Debug, PartialEq)]
 pub struct Tensor {
     /// Batch size.
     pub b: usize,
@@ -63,8 +64,29 @@ impl Tensor {
         Self {
             b,
             dims,
-            data: vec![0.0; b * dims.len()],
+            data: crate::pool::zeros(b * dims.len()),
         }
+    }
+    /// Unspecified contents, to be overwritten entirely by the caller.
+    pub fn uninit(b: usize, dims: Dims) -> Self {
+        Self {
+            b,
+            dims,
+            data: crate::pool::take(b * dims.len()),
+        }
+    }
+    /// The same values with another per-sample shape of equal size (no copy).
+    pub fn reshaped(mut self, dims: Dims) -> Self {
+        assert_eq!(dims.len(), self.dims.len(), "reshape must keep the size");
+        Self {
+            b: self.b,
+            dims,
+            data: std::mem::take(&mut self.data),
+        }
+    }
+    /// Takes the buffer out (it no longer returns to the pool on drop).
+    pub fn into_data(mut self) -> Vec<f32> {
+        std::mem::take(&mut self.data)
     }
     /// Wraps data (panics if the length does not match).
     pub fn from_vec(b: usize, dims: Dims, data: Vec<f32>) -> Self {
@@ -91,5 +113,23 @@ impl Tensor {
     /// Bytes of payload.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4
+    }
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        let mut data = crate::pool::take(self.data.len());
+        data.copy_from_slice(&self.data);
+        Self {
+            b: self.b,
+            dims: self.dims,
+            data,
+        }
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        crate::pool::give(std::mem::take(&mut self.data));
     }
 }

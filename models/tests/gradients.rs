@@ -267,7 +267,7 @@ fn stdl_equals_bptt_for_one_step_and_one_subnetwork() {
             .params()
             .iter()
             .flat_map(|p| p.grad.clone())
-            .chain(dx.data)
+            .chain(dx.into_data())
             .collect();
         grads.push(g);
     }
@@ -321,7 +321,7 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
             let dy = rand_tensor(y.b, y.dims, &mut Rng::new(77), 1.0);
             let dx = c.backward(dy);
             let grads: Vec<f32> = c.params().iter().flat_map(|p| p.grad.clone()).collect();
-            outs.push((y.data, dx.data, grads));
+            outs.push((y.into_data(), dx.into_data(), grads));
         }
         let close = |a: &[f32], b: &[f32]| {
             a.iter()

@@ -212,11 +212,15 @@ fn run_batch(
 pub fn memory(a: &BenchModelArgs) -> Result<()> {
     let baseline = vm_status("VmRSS:");
     let (mut model, dims, preset) = bench_model(a)?;
+    let built = vm_status("VmHWM:");
     let mut rng = stdl_models::Rng::new(1);
     for _ in 0..a.batches.max(1) {
         run_batch(&mut model, a, dims, preset.classes, &mut rng);
     }
     let peak = vm_status("VmHWM:");
+    if std::env::var_os("STDL_DEBUG_MEMORY").is_some() {
+        eprintln!("peak after building the model: {built} B");
+    }
     let out = serde_json::json!({
         "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,
         "peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "training_bytes": peak.saturating_sub(baseline),

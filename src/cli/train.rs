@@ -128,7 +128,7 @@ pub struct TrainArgs {
     /// Output directory: metrics.jsonl, metrics.png, checkpoint/, result.json.
     #[arg(long, default_value = "out/train")]
     pub out: PathBuf,
-    /// Continue from OUT/checkpoint (the configuration saved there wins).
+    /// Continue from OUT/checkpoint (the configuration saved there wins, except --epochs).
     #[arg(long)]
     pub resume: bool,
     /// No progress bar.
@@ -181,7 +181,7 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let result = train(cfg, &a.out, a.resume, |epoch, b, n| {
+    let result = train(cfg, &a.out, a.resume, a.epochs, |epoch, b, n| {
         bar.set_prefix(epoch.to_string());
         bar.set_length(n as u64);
         bar.set_position(b as u64);

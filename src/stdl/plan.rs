@@ -27,6 +27,9 @@ pub struct SubnetPlan {
     pub bytes: u64,
     /// Predicted bytes with a bare head.
     pub bare_bytes: u64,
+    /// Of `bytes`, what stays allocated between steps: parameters, gradients, optimiser
+    /// state and membranes.
+    pub persistent_bytes: u64,
     /// Parameters of the body and of the head.
     pub body_params: usize,
     /// Parameters of the head.
@@ -44,7 +47,8 @@ pub struct Plan {
     pub default_budget_bytes: u64,
     /// Per subnetwork.
     pub subnets: Vec<SubnetPlan>,
-    /// Peak when subnetworks run in sequence (their step memory is reused).
+    /// Peak when subnetworks run in sequence: every subnetwork's persistent bytes plus the
+    /// largest per-step part (step memory is reused from one subnetwork to the next).
     pub peak_sequential_bytes: u64,
     /// Peak when they run as concurrent pipeline stages (their step memory adds up).
     pub peak_pipelined_bytes: u64,
@@ -52,9 +56,7 @@ pub struct Plan {
 
 /// Predicted bytes of one training step of `body` + `head`.
 pub fn cost(body: &Sequential, head: &Sequential, batch: usize, opt_floats: usize) -> u64 {
-    let mut all = body.clone();
-    all.extend(head.clone());
-    all.step_memory(batch, opt_floats) as u64
+    Sequential::step_memory_of(&[body, head], batch, opt_floats) as u64
 }
 
 fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> anyhow::Result<Sequential> {
@@ -126,7 +128,9 @@ pub fn plan(
             }
         }
         let head = build_head(spec, r, is_last, &chosen.0, &mut rng)?;
+        let (persistent, _) = Sequential::memory_split(&[&bodies[i], &head], batch, opt_floats);
         subnets.push(SubnetPlan {
+            persistent_bytes: persistent as u64,
             units: r.clone(),
             aux_units: chosen.0,
             is_last,
@@ -140,7 +144,12 @@ pub fn plan(
         batch,
         budget_bytes: budget,
         default_budget_bytes: default_budget,
-        peak_sequential_bytes: subnets.iter().map(|s| s.bytes).max().unwrap_or(0),
+        peak_sequential_bytes: subnets.iter().map(|s| s.persistent_bytes).sum::<u64>()
+            + subnets
+                .iter()
+                .map(|s| s.bytes - s.persistent_bytes)
+                .max()
+                .unwrap_or(0),
         peak_pipelined_bytes: subnets.iter().map(|s| s.bytes).sum(),
         subnets,
     })

@@ -7,3 +7,4 @@ mod common;
 mod datasets;
 mod frames;
 mod readers;
+mod training;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::{uniform, Param};
 use crate::gemm::matmul;
+use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 
 const WS_EPS: f32 = 1e-4;
@@ -345,7 +346,7 @@ impl Conv2d {
             .par_chunks_mut(out_len)
             .zip(x.data.par_chunks(in_len))
             .for_each_init(
-                || vec![0.0; kk.max(o.c) * p],
+                || Buf::take(kk.max(o.c) * p),
                 |buf, (ys, xs)| {
                     if sparse {
                         this.sparse_forward(xs, buf);
@@ -385,21 +386,25 @@ impl Conv2d {
         let mut dx = Tensor::zeros(x.b, self.in_dims);
         let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
         let this = &*self;
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        let partials: Vec<(Buf, Vec<f32>)> = dx
             .data
             .par_chunks_mut(per * in_len)
             .zip(x.data.par_chunks(per * in_len))
             .zip(dy.data.par_chunks(per * out_len))
             .map(|((dxs, xs), dys)| {
-                let mut col = vec![0.0; kk * p];
+                let mut col = Buf::take(kk * p);
                 let mut dcol = if this.input_grad {
-                    vec![0.0; kk * p]
+                    Buf::take(kk * p)
                 } else {
-                    Vec::new()
+                    Buf(Vec::new())
                 };
-                let mut dw = vec![0.0; this.weight.value.len()];
+                let mut dw = Buf::zeros(this.weight.value.len());
                 let mut db = vec![0.0; o.c];
-                let mut dyt = if sparse { vec![0.0; p * o.c] } else { Vec::new() };
+                let mut dyt = if sparse {
+                    Buf::take(p * o.c)
+                } else {
+                    Buf(Vec::new())
+                };
                 for ((dxb, xb), dyb) in dxs
                     .chunks_exact_mut(in_len)
                     .zip(xs.chunks_exact(in_len))
@@ -428,9 +433,9 @@ impl Conv2d {
                 (dw, db)
             })
             .collect();
-        let mut dw_sum = vec![0.0; self.weight.value.len()];
+        let mut dw_sum = Buf::zeros(self.weight.value.len());
         for (dw, db) in &partials {
-            for (a, b) in dw_sum.iter_mut().zip(dw) {
+            for (a, b) in dw_sum.iter_mut().zip(dw.iter()) {
                 *a += b;
             }
             for (a, b) in self.bias.grad.iter_mut().zip(db) {
@@ -439,7 +444,7 @@ impl Conv2d {
         }
         let dw_eff = if sparse {
             // The sparse partials are K × C_out: transpose once.
-            let mut t = vec![0.0; dw_sum.len()];
+            let mut t = Buf::zeros(dw_sum.len());
             for (j, row) in dw_sum.chunks_exact(o.c).enumerate() {
                 for (co, &v) in row.iter().enumerate() {
                     t[co * kk + j] = v;
@@ -452,7 +457,7 @@ impl Conv2d {
         if self.ws {
             self.ws_backward(&dw_eff);
         } else {
-            for (g, d) in self.weight.grad.iter_mut().zip(&dw_eff) {
+            for (g, d) in self.weight.grad.iter_mut().zip(dw_eff.iter()) {
                 *g += d;
             }
         }

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 
 /// Surrogate derivative of the Heaviside step.
@@ -120,7 +121,7 @@ pub struct Lif {
     pub smooth: bool,
     state: Vec<f32>,
     /// Surrogate derivatives, one entry per kept forward.
-    caches: Vec<Vec<f32>>,
+    caches: Vec<Buf>,
     /// BPTT: ∂L/∂û of the step after the one being back-propagated.
     carry: Vec<f32>,
 }
@@ -165,9 +166,9 @@ impl Lif {
         let lambda = p.lambda();
         let mut s = Tensor::zeros(x.b, x.dims);
         let mut sg = if train {
-            vec![0.0; x.data.len()]
+            Buf::take(x.data.len())
         } else {
-            Vec::new()
+            Buf(Vec::new())
         };
         for (j, (i, u_hat)) in x.data.iter().zip(self.state.iter_mut()).enumerate() {
             let u = lambda * *u_hat + i;
@@ -194,7 +195,7 @@ impl Lif {
         let mut di = ds;
         match self.mode {
             TimeMode::Detached => {
-                for (d, g) in di.data.iter_mut().zip(&sg) {
+                for (d, g) in di.data.iter_mut().zip(sg.iter()) {
                     *d *= g;
                 }
             }
@@ -203,7 +204,7 @@ impl Lif {
                     self.carry = vec![0.0; sg.len()];
                 }
                 let (theta, lambda) = (self.params.threshold, self.params.lambda());
-                for ((d, g), c) in di.data.iter_mut().zip(&sg).zip(self.carry.iter_mut()) {
+                for ((d, g), c) in di.data.iter_mut().zip(sg.iter()).zip(self.carry.iter_mut()) {
                     let du = (*d - theta * *c) * g + *c;
                     *d = du;
                     *c = lambda * du;

@@ -87,7 +87,7 @@ impl Layer {
             Layer::BatchNorm(l) => l.forward(x, train),
             Layer::Flatten(d) => {
                 let n = d.len();
-                Tensor::from_vec(x.b, Dims::flat(n), x.data)
+                x.reshaped(Dims::flat(n))
             }
         }
     }
@@ -101,7 +101,7 @@ impl Layer {
             Layer::Pool(l) => l.backward(dy),
             Layer::Lif(l) => l.backward(dy),
             Layer::BatchNorm(l) => l.backward(dy),
-            Layer::Flatten(d) => Tensor::from_vec(dy.b, *d, dy.data),
+            Layer::Flatten(d) => dy.reshaped(*d),
         }
     }
 

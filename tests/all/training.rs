@@ -1,0 +1,250 @@
+//! Training on real data with a reduced budget (the full accuracy run is
+//! `benches/accuracy_nmnist.sh`), checkpoints and resume, evaluation, the memory claims.
+
+use std::process::Command;
+
+use stdl::stdl::{plan, StdlModel};
+use stdl_models::network::NetworkSpec;
+use stdl_models::optim::OptimConfig;
+use stdl_models::{Dims, Preset, Rng, Tensor};
+
+use crate::data;
+
+fn stdl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stdl"))
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_resume_and_eval_on_real_nmnist() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["stdl", "bptt"] {
+        let out = tmp.path().join(method);
+        let run = |epochs: &str, resume: bool| {
+            let mut c = stdl();
+            c.args([
+                "train",
+                "--dataset",
+                "nmnist",
+                "--preset",
+                "nmnist",
+                "--quiet",
+                "--method",
+                method,
+            ])
+            .args([
+                "--limit-samples",
+                "160",
+                "--t-bins",
+                "6",
+                "--batch",
+                "16",
+                "--epochs",
+                epochs,
+                "--seed",
+                "3",
+            ])
+            .arg("--root")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out);
+            if resume {
+                c.arg("--resume");
+            }
+            let o = c.output().unwrap();
+            assert!(
+                o.status.success(),
+                "{method}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        // One epoch, then resume for the second (as after an interruption).
+        run("1", false);
+        assert_eq!(json(&out.join("checkpoint/state.json"))["epoch"], 1);
+        run("2", true);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{method}: {metrics}");
+        for (i, m) in lines.iter().enumerate() {
+            assert_eq!(m["epoch"], i + 1);
+            for k in [
+                "train_loss",
+                "train_accuracy",
+                "test_loss",
+                "test_accuracy",
+                "seconds",
+                "peak_rss_bytes",
+            ] {
+                assert!(m.get(k).is_some(), "{method}: metrics lack {k}");
+            }
+        }
+        let r = json(&out.join("result.json"));
+        for k in ["test_accuracy", "train_accuracy", "epochs", "method", "seconds"] {
+            assert!(r.get(k).is_some(), "result lacks {k}");
+        }
+        assert_eq!(r["method"], method);
+        assert_eq!(r["epochs"], 2);
+        let acc = r["test_accuracy"].as_f64().unwrap();
+        // Chance is 0.1; with 100 test samples, 0.2 is more than 3 standard deviations above it.
+        assert!(
+            acc > 0.2,
+            "{method}: test accuracy {acc} after 2 short epochs is not above chance (0.1)"
+        );
+        assert!(out.join("metrics.png").exists());
+        // Evaluating the checkpoint on the same 100 test samples gives the same accuracy.
+        let o = stdl()
+            .args(["eval", "--dataset", "nmnist", "--limit-samples", "160"])
+            .arg("--root")
+            .arg(&root)
+            .arg("--checkpoint")
+            .arg(out.join("checkpoint"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let eval_acc = e["accuracy"].as_f64().unwrap();
+        assert!(
+            (eval_acc - acc).abs() < 1e-6,
+            "{method}: eval {eval_acc} differs from the run's last test {acc}"
+        );
+    }
+}
+
+fn bench_memory(method: &str, t: usize) -> u64 {
+    let o = stdl()
+        // One worker thread: with two, how many pooled buffers are in flight at once depends
+        // on scheduling, which adds run-to-run noise of a few percent (README, "Memory").
+        .args([
+            "bench",
+            "memory",
+            "--json",
+            "--preset",
+            "nmnist",
+            "--batch",
+            "16",
+            "--batches",
+            "2",
+            "--threads",
+            "1",
+        ])
+        .args(["--method", method])
+        .args(["--t-bins", &t.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["peak_rss_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn stdl_memory_is_constant_in_time_and_bptt_is_not() {
+    // Each measurement is a fresh process.
+    let (s10, s100) = (bench_memory("stdl", 10), bench_memory("stdl", 100));
+    let rel = (s100 as f64 - s10 as f64).abs() / s10 as f64;
+    assert!(
+        rel < 0.05,
+        "STDL peak RSS T=10 {s10} vs T=100 {s100}: {:.1}% apart",
+        rel * 100.0
+    );
+    let (b10, b50) = (bench_memory("bptt", 10), bench_memory("bptt", 50));
+    assert!(
+        b50 as f64 > 1.5 * b10 as f64,
+        "BPTT peak RSS T=10 {b10} vs T=50 {b50} should grow with T"
+    );
+}
+
+#[test]
+fn plan_json_names_every_subnetwork() {
+    let o = stdl()
+        .args(["plan", "dvs-gesture", "--json", "--batch", "8"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let subnets = v["subnets"].as_array().unwrap();
+    assert_eq!(subnets.len(), 5);
+    assert!(
+        v["budget_bytes"].as_u64().unwrap()
+            >= subnets
+                .iter()
+                .map(|s| s["bytes"].as_u64().unwrap())
+                .max()
+                .unwrap()
+    );
+    assert!(subnets.last().unwrap()["is_last"].as_bool().unwrap());
+    // A larger budget never chooses smaller auxiliary networks.
+    let o = stdl()
+        .args([
+            "plan",
+            "dvs-gesture",
+            "--json",
+            "--batch",
+            "8",
+            "--aux-budget",
+            "4x",
+        ])
+        .output()
+        .unwrap();
+    let big: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (a, b) in subnets.iter().zip(big["subnets"].as_array().unwrap()) {
+        assert!(b["aux_units"].as_array().unwrap().len() >= a["aux_units"].as_array().unwrap().len());
+    }
+}
+
+fn tiny_model(update_every: usize) -> (StdlModel, Dims) {
+    let preset = Preset::load("tiny").unwrap();
+    let spec = NetworkSpec::new(&preset).unwrap();
+    let p = plan(&spec, 4, None, 2).unwrap();
+    let input = spec.input;
+    (
+        StdlModel::new(spec, p, 1, OptimConfig::default(), update_every).unwrap(),
+        input,
+    )
+}
+
+#[test]
+fn every_subnetwork_updates_after_every_step_or_every_nth() {
+    let mut rng = Rng::new(4);
+    let labels = [0usize, 1, 2, 3];
+    for n in [1usize, 3] {
+        let (mut m, dims) = tiny_model(n);
+        let mut before: Vec<Vec<f32>> = m
+            .stages
+            .iter()
+            .map(|s| s.body.params()[0].value.clone())
+            .collect();
+        for step in 1..=6 {
+            let x = Tensor::from_vec(
+                4,
+                dims,
+                (0..4 * dims.len())
+                    .map(|_| (rng.next_f32() < 0.3) as u8 as f32 * 2.0)
+                    .collect(),
+            );
+            m.step(x, Some(&labels));
+            let now: Vec<Vec<f32>> = m
+                .stages
+                .iter()
+                .map(|s| s.body.params()[0].value.clone())
+                .collect();
+            for (k, (b, a)) in before.iter().zip(&now).enumerate() {
+                assert_eq!(
+                    b != a,
+                    step % n == 0,
+                    "update_every {n}, step {step}, subnetwork {k}"
+                );
+            }
+            before = now;
+            // Nothing from earlier steps is kept: one forward cache at most, consumed.
+            assert!(m.stages.iter().all(|s| s.body.kept() == 0 && s.head.kept() == 0));
+        }
+    }
+}
