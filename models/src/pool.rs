@@ -1,19 +1,20 @@
-//! A pool of `f32` buffers, keyed by length.
+//! A pool of `f32` buffers.
 //!
 //! A spiking network allocates the same few buffer sizes at every time step (layer outputs,
 //! gradients, im2col workspaces). Served from the heap, their churn lets the allocator's
-//! footprint drift upwards over a long stream. Served from this pool, every size is
-//! allocated once and reused, so memory is flat in time after the first step, and the
-//! page faults of fresh large allocations disappear. Each size keeps at most
-//! [`MAX_PER_SIZE`] spare buffers.
+//! footprint drift upwards over a long stream. Served from this pool, buffers are allocated
+//! during the first steps and reused after, so memory is flat in time, and the page faults of
+//! fresh large allocations disappear. A request takes the smallest spare whose capacity is
+//! between its length and twice that (best fit), so subnetworks run one after another share
+//! buffers of similar sizes; each capacity keeps at most [`MAX_PER_SIZE`] spares.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// Spare buffers kept per length.
-pub const MAX_PER_SIZE: usize = 8;
+/// Spare buffers kept per capacity.
+pub const MAX_PER_SIZE: usize = 4;
 
-static POOL: Mutex<Option<HashMap<usize, Vec<Vec<f32>>>>> = Mutex::new(None);
+static POOL: Mutex<BTreeMap<usize, Vec<Vec<f32>>>> = Mutex::new(BTreeMap::new());
 
 /// A buffer of `len` values with unspecified contents (a reused buffer keeps old values).
 pub fn take(len: usize) -> Vec<f32> {
@@ -21,11 +22,23 @@ pub fn take(len: usize) -> Vec<f32> {
         return Vec::new();
     }
     let reused = POOL.lock().ok().and_then(|mut g| {
-        g.get_or_insert_with(HashMap::new)
-            .get_mut(&len)
-            .and_then(Vec::pop)
+        let cap = g
+            .range(len..=len.saturating_mul(2))
+            .find(|(_, v)| !v.is_empty())
+            .map(|(c, _)| *c)?;
+        g.get_mut(&cap).and_then(Vec::pop)
     });
-    reused.unwrap_or_else(|| vec![0.0; len])
+    match reused {
+        Some(mut v) => {
+            if v.len() >= len {
+                v.truncate(len);
+            } else {
+                v.resize(len, 0.0); // within capacity: no reallocation
+            }
+            v
+        }
+        None => vec![0.0; len],
+    }
 }
 
 /// A buffer of `len` zeros.
@@ -37,11 +50,11 @@ pub fn zeros(len: usize) -> Vec<f32> {
 
 /// Returns a buffer for reuse.
 pub fn give(v: Vec<f32>) {
-    if v.is_empty() || v.len() != v.capacity() {
+    if v.capacity() == 0 {
         return;
     }
     if let Ok(mut g) = POOL.lock() {
-        let spares = g.get_or_insert_with(HashMap::new).entry(v.len()).or_default();
+        let spares = g.entry(v.capacity()).or_default();
         if spares.len() < MAX_PER_SIZE {
             spares.push(v);
         }
@@ -51,11 +64,7 @@ pub fn give(v: Vec<f32>) {
 /// Bytes held as spares (for tests and diagnostics).
 pub fn spare_bytes() -> usize {
     POOL.lock()
-        .ok()
-        .and_then(|g| {
-            g.as_ref()
-                .map(|m| m.iter().map(|(len, v)| len * v.len() * 4).sum())
-        })
+        .map(|g| g.iter().map(|(cap, v)| cap * v.len() * 4).sum())
         .unwrap_or(0)
 }
 
@@ -104,6 +113,6 @@ impl Clone for Buf {
 /// Frees every spare buffer.
 pub fn clear() {
     if let Ok(mut g) = POOL.lock() {
-        *g = None;
+        g.clear();
     }
 }

@@ -219,7 +219,10 @@ pub fn memory(a: &BenchModelArgs) -> Result<()> {
     }
     let peak = vm_status("VmHWM:");
     if std::env::var_os("STDL_DEBUG_MEMORY").is_some() {
-        eprintln!("peak after building the model: {built} B");
+        eprintln!(
+            "peak after building the model: {built} B; pooled spares now: {} B",
+            stdl_models::pool::spare_bytes()
+        );
     }
     let out = serde_json::json!({
         "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,

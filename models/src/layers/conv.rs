@@ -383,15 +383,21 @@ impl Conv2d {
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
         let (in_len, out_len) = (self.in_dims.len(), o.len());
-        let mut dx = Tensor::zeros(x.b, self.in_dims);
+        // Without an input gradient, an empty batch is returned (nothing is allocated).
+        let mut dx = Tensor::zeros(if self.input_grad { x.b } else { 0 }, self.in_dims);
         let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
         let this = &*self;
-        let partials: Vec<(Buf, Vec<f32>)> = dx
+        let inputs: Vec<(&[f32], &[f32])> = x
             .data
-            .par_chunks_mut(per * in_len)
-            .zip(x.data.par_chunks(per * in_len))
-            .zip(dy.data.par_chunks(per * out_len))
-            .map(|((dxs, xs), dys)| {
+            .chunks(per * in_len)
+            .zip(dy.data.chunks(per * out_len))
+            .collect();
+        let mut dx_chunks: Vec<Option<&mut [f32]>> = dx.data.chunks_mut(per * in_len).map(Some).collect();
+        dx_chunks.resize_with(inputs.len(), || None);
+        let partials: Vec<(Buf, Vec<f32>)> = inputs
+            .into_par_iter()
+            .zip(dx_chunks.into_par_iter())
+            .map(|((xs, dys), mut dxs)| {
                 let mut col = Buf::take(kk * p);
                 let mut dcol = if this.input_grad {
                     Buf::take(kk * p)
@@ -405,11 +411,7 @@ impl Conv2d {
                 } else {
                     Buf(Vec::new())
                 };
-                for ((dxb, xb), dyb) in dxs
-                    .chunks_exact_mut(in_len)
-                    .zip(xs.chunks_exact(in_len))
-                    .zip(dys.chunks_exact(out_len))
-                {
+                for (i, (xb, dyb)) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)).enumerate() {
                     for (co, row) in dyb.chunks_exact(p).enumerate() {
                         db[co] += row.iter().sum::<f32>();
                     }
@@ -425,9 +427,9 @@ impl Conv2d {
                         this.im2col(xb, &mut col);
                         matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
                     }
-                    if this.input_grad {
+                    if let Some(dxs) = dxs.as_deref_mut() {
                         matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
-                        this.col2im(&dcol, dxb);
+                        this.col2im(&dcol, &mut dxs[i * in_len..(i + 1) * in_len]);
                     }
                 }
                 (dw, db)

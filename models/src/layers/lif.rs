@@ -164,20 +164,21 @@ impl Lif {
         }
         let p = self.params;
         let lambda = p.lambda();
-        let mut s = Tensor::zeros(x.b, x.dims);
+        // The spikes overwrite the input current in place.
+        let mut s = x;
         let mut sg = if train {
-            Buf::take(x.data.len())
+            Buf::take(s.data.len())
         } else {
             Buf(Vec::new())
         };
-        for (j, (i, u_hat)) in x.data.iter().zip(self.state.iter_mut()).enumerate() {
-            let u = lambda * *u_hat + i;
+        for (j, (v, u_hat)) in s.data.iter_mut().zip(self.state.iter_mut()).enumerate() {
+            let u = lambda * *u_hat + *v;
             let fire = if self.smooth {
                 1.0 / (1.0 + (-p.alpha * (u - p.threshold)).exp())
             } else {
                 (u >= p.threshold) as u8 as f32
             };
-            s.data[j] = fire;
+            *v = fire;
             *u_hat = u - p.threshold * fire;
             if train {
                 sg[j] = p.surrogate.grad(u - p.threshold, p.alpha);
