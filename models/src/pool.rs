@@ -61,6 +61,18 @@ pub fn give(v: Vec<f32>) {
     }
 }
 
+/// `(capacity, spares)` per capacity held (diagnostics).
+pub fn histogram() -> Vec<(usize, usize)> {
+    POOL.lock()
+        .map(|g| {
+            g.iter()
+                .map(|(c, v)| (*c, v.len()))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Bytes held as spares (for tests and diagnostics).
 pub fn spare_bytes() -> usize {
     POOL.lock()
