@@ -123,6 +123,15 @@ pub fn load_frames(ds: &Dataset, samples: &[Sample], t_bins: usize, dims: Dims) 
     })
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Stdl => "STDL",
+            Method::Bptt => "BPTT",
+        })
+    }
+}
+
 /// `stdl` or `bptt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -540,7 +549,7 @@ pub fn train(
         if let Err(e) = crate::viz::plot_metrics(
             &out.join("metrics.png"),
             &metrics,
-            &format!("{} {:?}", preset.name, cfg.method),
+            &format!("{} {}", preset.name, cfg.method),
         ) {
             eprintln!("warning: {e:#} (metrics.jsonl has the figures)");
         }

@@ -159,7 +159,7 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
         lr_schedule: a.lr_schedule,
     };
     eprintln!(
-        "training {} with {:?} on {} ({}), {} epochs, T={}, batch {}, seed {}",
+        "training {} with {} on {} ({}), {} epochs, T={}, batch {}, seed {}",
         cfg.preset,
         cfg.method,
         cfg.dataset,
