@@ -79,6 +79,8 @@ fn predicted_step_memory_is_within_25_percent_of_measured() {
                     head,
                     aux: !sp.is_last,
                     opt: Optimizer::new(OptimConfig::default()),
+                    update_every: 1,
+                    labelled_steps: 0,
                 };
                 for _ in 0..2 {
                     let (h, _, _) = st.step(x.clone(), Some(&labels), 1.0);

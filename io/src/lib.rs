@@ -37,6 +37,7 @@ pub mod error;
 pub mod event;
 pub mod formats;
 pub mod frames;
+pub mod sources;
 
 pub use error::{Error, Location, Result};
 pub use event::{Event, EventBatch, SensorSize};

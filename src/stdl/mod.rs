@@ -24,6 +24,10 @@ pub struct Stage {
     pub aux: bool,
     /// Optimiser over `body` and `head`.
     pub opt: Optimizer,
+    /// Labelled steps per update (1: every step).
+    pub update_every: usize,
+    /// Labelled steps seen.
+    pub labelled_steps: u64,
 }
 
 impl Stage {
@@ -48,6 +52,32 @@ impl Stage {
         (h, logits, loss)
     }
 
+    /// One time step of this stage as the online trainer runs it: without labels, a
+    /// non-last stage only runs its body (auxiliary heads are for learning); with labels it
+    /// learns from its head's loss (scaled by `1/update_every`) and updates every
+    /// `update_every`-th labelled step. Returns the spikes for the next stage, the head's
+    /// logits (always for the last stage) and the loss. Running the stages in sequence or as
+    /// pipeline threads calls exactly this, so both give the same numbers.
+    pub fn advance(
+        &mut self,
+        x: Tensor,
+        labels: Option<&[usize]>,
+        is_last: bool,
+    ) -> (Tensor, Option<Tensor>, Option<f32>) {
+        if labels.is_none() && !is_last {
+            return (self.body.forward(x, false), None, None);
+        }
+        let scale = 1.0 / self.update_every.max(1) as f32;
+        let (h, logits, loss) = self.step(x, labels, scale);
+        if labels.is_some() {
+            self.labelled_steps += 1;
+            if self.labelled_steps % self.update_every.max(1) as u64 == 0 {
+                self.update();
+            }
+        }
+        (h, Some(logits), loss)
+    }
+
     /// Optimiser step over body and head, then zero gradients.
     pub fn update(&mut self) {
         let mut ps = self.body.params_mut();
@@ -70,7 +100,6 @@ pub struct StdlModel {
     pub stages: Vec<Stage>,
     /// Labelled steps per update (1: every step).
     pub update_every: usize,
-    labelled_steps: u64,
 }
 
 impl StdlModel {
@@ -103,6 +132,8 @@ impl StdlModel {
                 c.input_grad = false;
             }
             stages.push(Stage {
+                update_every: update_every.max(1),
+                labelled_steps: 0,
                 body,
                 head,
                 aux: !sp.is_last,
@@ -114,7 +145,6 @@ impl StdlModel {
             plan,
             stages,
             update_every: update_every.max(1),
-            labelled_steps: 0,
         })
     }
 
@@ -130,31 +160,19 @@ impl StdlModel {
     /// from its own head's loss (scaled by 1/N) and, every N-th labelled step, updates.
     /// Returns the readout logits and the per-stage losses.
     pub fn step(&mut self, x: Tensor, labels: Option<&[usize]>) -> (Tensor, Vec<f32>) {
-        let scale = 1.0 / self.update_every as f32;
         let mut x = x;
         let mut losses = Vec::new();
         let mut logits = None;
         let last = self.stages.len() - 1;
         for (k, st) in self.stages.iter_mut().enumerate() {
-            if labels.is_none() && k < last {
-                // Inference: auxiliary heads are not needed.
-                x = st.body.forward(x, false);
-                continue;
-            }
-            let (h, l, loss) = st.step(x, labels, scale);
+            let (h, l, loss) = st.advance(x, labels, k == last);
             losses.extend(loss);
             x = h;
             if k == last {
-                logits = Some(l);
+                logits = l;
             }
         }
-        if labels.is_some() {
-            self.labelled_steps += 1;
-            if self.labelled_steps % self.update_every as u64 == 0 {
-                self.stages.iter_mut().for_each(Stage::update);
-            }
-        }
-        (logits.expect("at least one stage"), losses)
+        (logits.expect("the last stage returns logits"), losses)
     }
 
     /// Named parameters (`s{k}.body.{i}.{name}`, `s{k}.head.{i}.{name}`), for checkpoints.
@@ -207,8 +225,8 @@ impl StdlModel {
                 out.insert(format!("s{k}.v{j}"), v.clone());
             }
             out.insert(format!("s{k}.t"), vec![st.opt.t as f32]);
+            out.insert(format!("s{k}.steps"), vec![st.labelled_steps as f32]);
         }
-        out.insert("labelled_steps".into(), vec![self.labelled_steps as f32]);
         out
     }
 
@@ -222,7 +240,7 @@ impl StdlModel {
                 .map_while(|j| named.get(&format!("s{k}.v{j}")).cloned())
                 .collect();
             st.opt.t = named.get(&format!("s{k}.t")).map_or(0, |v| v[0] as u64);
+            st.labelled_steps = named.get(&format!("s{k}.steps")).map_or(0, |v| v[0] as u64);
         }
-        self.labelled_steps = named.get("labelled_steps").map_or(0, |v| v[0] as u64);
     }
 }

@@ -7,4 +7,5 @@ mod common;
 mod datasets;
 mod frames;
 mod readers;
+mod runtime;
 mod training;

@@ -199,7 +199,7 @@ fn plan_json_names_every_subnetwork() {
     }
 }
 
-fn tiny_model(update_every: usize) -> (StdlModel, Dims) {
+pub(crate) fn tiny_model(update_every: usize) -> (StdlModel, Dims) {
     let preset = Preset::load("tiny").unwrap();
     let spec = NetworkSpec::new(&preset).unwrap();
     let p = plan(&spec, 4, None, 2).unwrap();

@@ -1,0 +1,5 @@
+//! Event sources beyond files: synthetic scenes for demos, tests and benchmarks.
+
+pub mod synthetic;
+
+pub use synthetic::{SyntheticConfig, SyntheticScene};
