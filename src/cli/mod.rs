@@ -4,6 +4,7 @@ pub mod bench;
 pub mod convert;
 pub mod frames;
 pub mod info;
+pub mod stream;
 pub mod train;
 
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ enum Command {
     ///
     /// Example: stdl eval --checkpoint out/train/checkpoint --dataset nmnist --root ../shared/data/nmnist/slayer_NMNISTsmall
     Eval(train::EvalArgs),
+    /// Learn online from an event stream while predicting (STDL, one thread per subnetwork).
+    ///
+    /// Example: stdl stream --source synthetic --preset dvs-gesture --max-steps 2000 --predictions p.jsonl
+    Stream(stream::StreamArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -155,6 +160,7 @@ pub fn run() -> ExitCode {
         Command::Bench(BenchCommand::Train(a)) => bench::train(a),
         Command::Bench(BenchCommand::Sparse(a)) => bench::sparse(a),
         Command::Plan(a) => train::run_plan(a),
+        Command::Stream(a) => stream::run_stream(a),
         Command::Train(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
     };

@@ -8,4 +8,5 @@ mod datasets;
 mod frames;
 mod readers;
 mod runtime;
+mod stream;
 mod training;

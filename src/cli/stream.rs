@@ -1,0 +1,79 @@
+//! `stdl stream`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use stdl::runtime::stream::{run, Source, StreamConfig};
+
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// synthetic[:SEED], file://PATH or PATH, stdin, dv-tcp://HOST:PORT (camera:// needs the `camera` feature).
+    #[arg(long, default_value = "synthetic")]
+    pub source: String,
+    /// Network preset (name or TOML file).
+    #[arg(long, default_value = "dvs-gesture")]
+    pub preset: String,
+    /// Time bin in microseconds (one learning step per bin).
+    #[arg(long, default_value_t = 10_000)]
+    pub bin_us: u64,
+    /// Stop after this many time steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Only predict; do not learn.
+    #[arg(long)]
+    pub no_learn: bool,
+    /// Interval labels for a replay: CSV `class,startTime_usec,endTime_usec` (DVS128-Gesture).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Pace a replay at real time × SPEED (default: as fast as possible).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Prediction smoothing horizon in steps (exponential moving average of the logits).
+    #[arg(long, default_value_t = 20.0)]
+    pub ema_steps: f32,
+    /// Seed of the network.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Predictions as JSON lines to this file (default: stdout).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// Periodic metrics as JSON lines to this file (always also to stderr).
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Summary JSON at the end.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Seconds between metric lines.
+    #[arg(long, default_value_t = 2.0)]
+    pub metrics_every_s: f64,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
+}
+
+pub fn run_stream(a: &StreamArgs) -> Result<()> {
+    let cfg = StreamConfig {
+        source: Source::parse(&a.source)?,
+        format: a.read.format,
+        sensor_size: a.read.sensor_size,
+        preset: a.preset.clone(),
+        bin_us: a.bin_us,
+        max_steps: a.max_steps,
+        learn: !a.no_learn,
+        labels_csv: a.labels.clone(),
+        speed: a.speed,
+        ema_steps: a.ema_steps,
+        seed: a.seed,
+        lr: a.lr,
+        predictions: a.predictions.clone(),
+        metrics: a.metrics.clone(),
+        summary: a.summary.clone(),
+        metrics_every_s: a.metrics_every_s,
+    };
+    let s = run(&cfg)?;
+    eprintln!("{}", serde_json::to_string(&s)?);
+    Ok(())
+}

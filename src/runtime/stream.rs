@@ -1,0 +1,469 @@
+//! `stdl stream`: events from a file, stdin, a DV network stream or a synthetic scene,
+//! binned on event time, learned from online with STDL while predicting, with the
+//! subnetworks as pipeline stages.
+//!
+//! Threads: the source reads and decodes on its own thread and sends event batches over a
+//! bounded channel (a full channel blocks the reader: replay is lossless); the main thread
+//! bins and labels; one thread per subnetwork learns and predicts; the main thread turns
+//! readout logits into predictions.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::bounded;
+use serde::Serialize;
+use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
+use stdl_io::frames::{Channels, Geometry, StreamBinner};
+use stdl_io::sources::{SyntheticConfig, SyntheticScene};
+use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
+use stdl_models::network::NetworkSpec;
+use stdl_models::optim::OptimConfig;
+use stdl_models::{Dims, Preset, Tensor};
+
+use crate::runtime::Pipeline;
+use crate::stdl::{plan, StdlModel};
+
+/// Where events come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A recording, replayed.
+    File(PathBuf),
+    /// Raw bytes of any supported format on standard input.
+    Stdin,
+    /// A DV (AEDAT 4) network stream, `HOST:PORT`.
+    DvTcp(String),
+    /// The seeded synthetic scene (labelled).
+    Synthetic(SyntheticConfig),
+}
+
+impl Source {
+    /// Parses `--source`: `file://PATH`, a plain path, `stdin`, `dv-tcp://HOST:PORT`,
+    /// `synthetic` or `synthetic:SEED`.
+    pub fn parse(s: &str) -> Result<Source> {
+        Ok(if let Some(p) = s.strip_prefix("file://") {
+            Source::File(PathBuf::from(p))
+        } else if s == "stdin" || s == "-" {
+            Source::Stdin
+        } else if let Some(a) = s.strip_prefix("dv-tcp://") {
+            Source::DvTcp(a.to_owned())
+        } else if s == "synthetic" || s.starts_with("synthetic:") {
+            let seed = s
+                .strip_prefix("synthetic:")
+                .map(|v| v.parse())
+                .transpose()
+                .context("synthetic:SEED")?
+                .unwrap_or(0);
+            Source::Synthetic(SyntheticConfig {
+                seed,
+                ..Default::default()
+            })
+        } else if s.starts_with("camera://") {
+            bail!(
+                "camera sources need the `camera` feature and a connected device (not built in this binary)"
+            );
+        } else {
+            Source::File(PathBuf::from(s))
+        })
+    }
+}
+
+/// Settings of a stream run.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// The source.
+    pub source: Source,
+    /// Force a file format.
+    pub format: Option<Format>,
+    /// Sensor size when the source does not state it.
+    pub sensor_size: Option<SensorSize>,
+    /// Network preset.
+    pub preset: String,
+    /// Time bin.
+    pub bin_us: u64,
+    /// Stop after this many time steps.
+    pub max_steps: Option<u64>,
+    /// Learn (default) or only predict.
+    pub learn: bool,
+    /// Interval labels (`class,startTime_usec,endTime_usec`, classes from 1).
+    pub labels_csv: Option<PathBuf>,
+    /// Replay speed relative to real time (`None`: as fast as possible).
+    pub speed: Option<f64>,
+    /// Prediction smoothing: exponential moving average of the logits over this many steps.
+    pub ema_steps: f32,
+    /// Seed of the network.
+    pub seed: u64,
+    /// Learning rate.
+    pub lr: f32,
+    /// Where predictions go (`None`: stdout).
+    pub predictions: Option<PathBuf>,
+    /// Metrics JSON lines.
+    pub metrics: Option<PathBuf>,
+    /// Summary JSON.
+    pub summary: Option<PathBuf>,
+    /// Seconds between metric lines.
+    pub metrics_every_s: f64,
+}
+
+/// One prediction line.
+#[derive(Debug, Serialize)]
+pub struct Prediction {
+    /// End of the time bin.
+    pub t_us: u64,
+    /// Predicted class (label index, 0-based).
+    pub class: usize,
+    /// Softmax probability of that class under the smoothed logits.
+    pub confidence: f32,
+    /// The known label of the bin, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<usize>,
+}
+
+/// The end-of-run summary.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Events read.
+    pub events: u64,
+    /// Time steps (bins) processed.
+    pub steps: u64,
+    /// Bins dropped (replay never drops; live overload policy is not built yet).
+    pub dropped_bins: u64,
+    /// Accuracy of the smoothed predictions over labelled steps.
+    pub accuracy: Option<f32>,
+    /// Labelled steps.
+    pub labelled_steps: u64,
+    /// Peak resident memory.
+    pub peak_rss_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Event time covered, seconds.
+    pub stream_seconds: f64,
+}
+
+enum Chunk {
+    Events(Vec<Event>, Option<usize>),
+    Size(SensorSize),
+    Failed(String),
+}
+
+fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = bounded::<Chunk>(64);
+    let source = cfg.source.clone();
+    let (format, size, speed, max_steps, bin_us) =
+        (cfg.format, cfg.sensor_size, cfg.speed, cfg.max_steps, cfg.bin_us);
+    let h = std::thread::spawn(move || {
+        let send_reader = |mut r: EventReader<'_>| {
+            if let Err(e) = r.read_header() {
+                let _ = tx.send(Chunk::Failed(format!("{e}")));
+                return;
+            }
+            match size.or(r.sensor_size()) {
+                Some(s) => {
+                    let _ = tx.send(Chunk::Size(s));
+                }
+                None => {
+                    let _ = tx.send(Chunk::Failed(
+                        "the source states no sensor size; pass --sensor-size WxH".into(),
+                    ));
+                    return;
+                }
+            }
+            let start = Instant::now();
+            let mut t0 = None;
+            let mut buf = Vec::new();
+            while let Some(res) = r.read_into(&mut buf) {
+                if let Err(e) = res {
+                    let _ = tx.send(Chunk::Failed(format!("{e}")));
+                    return;
+                }
+                if let (Some(speed), Some(last)) = (speed, buf.last()) {
+                    let first = *t0.get_or_insert(buf[0].t_us);
+                    let due = Duration::from_secs_f64(last.t_us.saturating_sub(first) as f64 * 1e-6 / speed);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                if tx.send(Chunk::Events(std::mem::take(&mut buf), None)).is_err() {
+                    return;
+                }
+            }
+        };
+        let opts = ReadOptions {
+            chunk_bytes: 64 << 10,
+            sensor_size: size,
+            ..ReadOptions::default()
+        };
+        match source {
+            Source::File(p) => match EventReader::open_as(&p, format, &opts) {
+                Ok(r) => send_reader(r),
+                Err(e) => {
+                    let _ = tx.send(Chunk::Failed(format!("{e}")));
+                }
+            },
+            Source::Stdin => match EventReader::from_reader(std::io::stdin(), format, &opts) {
+                Ok(r) => send_reader(r),
+                Err(e) => {
+                    let _ = tx.send(Chunk::Failed(format!("{e}")));
+                }
+            },
+            Source::DvTcp(addr) => {
+                // Reconnect with backoff when the server goes away.
+                let mut backoff = Duration::from_millis(200);
+                loop {
+                    match std::net::TcpStream::connect(&addr) {
+                        Ok(s) => {
+                            eprintln!("connected to {addr}");
+                            backoff = Duration::from_millis(200);
+                            match EventReader::from_reader(s, Some(Format::Aedat4), &opts) {
+                                Ok(r) => send_reader(r),
+                                Err(e) => eprintln!("dv-tcp {addr}: {e}"),
+                            }
+                            eprintln!("dv-tcp {addr}: stream ended; reconnecting");
+                        }
+                        Err(e) => eprintln!("dv-tcp {addr}: {e}; retrying in {:.1} s", backoff.as_secs_f64()),
+                    }
+                    if tx.is_empty() && tx.send(Chunk::Events(Vec::new(), None)).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            Source::Synthetic(c) => {
+                let mut scene = SyntheticScene::new(c.clone());
+                let _ = tx.send(Chunk::Size(c.size));
+                let start = Instant::now();
+                let ticks_per_bin = (bin_us / c.tick_us).max(1);
+                let limit = max_steps.map(|s| (s + 2) * ticks_per_bin);
+                let mut n = 0u64;
+                loop {
+                    let (events, label) = scene.next_tick();
+                    if let Some(speed) = speed {
+                        let due = Duration::from_secs_f64(scene.t_us() as f64 * 1e-6 / speed);
+                        if let Some(wait) = due.checked_sub(start.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    if tx.send(Chunk::Events(events, Some(label))).is_err() {
+                        return;
+                    }
+                    n += 1;
+                    if limit.is_some_and(|l| n >= l) {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (rx, h)
+}
+
+/// Smoothed predictions and their running accuracy.
+struct Predictor {
+    ema: Option<Vec<f32>>,
+    alpha: f32,
+    labelled: u64,
+    correct: u64,
+}
+
+impl Predictor {
+    fn accuracy(&self) -> Option<f64> {
+        (self.labelled > 0).then(|| self.correct as f64 / self.labelled as f64)
+    }
+
+    fn handle(
+        &mut self,
+        out: crate::runtime::StageOutput,
+        meta: (u64, Option<usize>),
+        w: &mut dyn Write,
+    ) -> Result<()> {
+        let z = &out.logits.data;
+        let e = self.ema.get_or_insert_with(|| z.clone());
+        for (a, b) in e.iter_mut().zip(z) {
+            *a += self.alpha * (b - *a);
+        }
+        let class = e
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, v)| if *v > e[best] { i } else { best });
+        let max = e[class];
+        let confidence = 1.0 / e.iter().map(|v| (v - max).exp()).sum::<f32>();
+        if let Some(l) = meta.1 {
+            self.labelled += 1;
+            self.correct += (l == class) as u64;
+        }
+        writeln!(
+            w,
+            "{}",
+            serde_json::to_string(&Prediction {
+                t_us: meta.0,
+                class,
+                confidence,
+                label: meta.1
+            })?
+        )?;
+        Ok(())
+    }
+}
+
+fn peak_rss() -> u64 {
+    crate::train::peak_rss_bytes()
+}
+
+/// Runs a stream to its end (or `max_steps`).
+pub fn run(cfg: &StreamConfig) -> Result<Summary> {
+    let preset = Preset::load(&cfg.preset)?;
+    let spec = NetworkSpec::new(&preset)?;
+    let p = plan(&spec, 1, None, 2)?;
+    let opt = OptimConfig {
+        lr: cfg.lr,
+        ..preset.train.optimizer
+    };
+    let model = StdlModel::new(spec, p, cfg.seed, opt, 1)?;
+    let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
+    let rows: Vec<LabelRow> = match &cfg.labels_csv {
+        Some(p) => {
+            parse_labels(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?
+        }
+        None => Vec::new(),
+    };
+    if let Some(r) = rows.iter().find(|r| r.class as usize > preset.classes) {
+        bail!(
+            "label class {} exceeds the preset's {} classes",
+            r.class,
+            preset.classes
+        );
+    }
+    let label_at = |t: u64| {
+        rows.iter()
+            .find(|r| r.start_us <= t && t < r.end_us)
+            .map(|r| r.class as usize - 1)
+    };
+    let mut pred_out: Box<dyn Write> = match &cfg.predictions {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let mut metrics_out = match &cfg.metrics {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => None,
+    };
+    // A synthetic scene has as many classes as the network.
+    let mut cfg = cfg.clone();
+    if let Source::Synthetic(c) = &mut cfg.source {
+        c.classes = preset.classes;
+    }
+    let cfg = &cfg;
+    let (rx, source_thread) = spawn_source(cfg);
+    let sensor = match rx.recv() {
+        Ok(Chunk::Size(s)) => s,
+        Ok(Chunk::Failed(m)) => bail!("source: {m}"),
+        _ => bail!("the source ended before its first events"),
+    };
+    let target = SensorSize::new(dims.w as u16, dims.h as u16);
+    let geom = if sensor == target {
+        Geometry::new(sensor, Channels::Split)?
+    } else {
+        Geometry::resized(sensor, target, Channels::Split)
+            .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
+    };
+    let mut binner = StreamBinner::new(geom, cfg.bin_us)?;
+    let pipe = Pipeline::start(model.stages, 4);
+    let start = Instant::now();
+    let (mut events, mut steps) = (0u64, 0u64);
+    let (mut first_t, mut last_t) = (None::<u64>, 0u64);
+    let mut pending: VecDeque<(u64, Option<usize>)> = VecDeque::new();
+    let mut pred = Predictor {
+        ema: None,
+        alpha: 1.0 / cfg.ema_steps.max(1.0),
+        labelled: 0,
+        correct: 0,
+    };
+    let mut source_label: Option<usize> = None;
+    let mut last_metrics = Instant::now();
+    let mut stop = false;
+    'outer: for chunk in rx.iter() {
+        let (batch, lbl) = match chunk {
+            Chunk::Events(b, l) => (b, l),
+            Chunk::Size(_) => continue,
+            Chunk::Failed(m) => {
+                eprintln!("source: {m}");
+                break;
+            }
+        };
+        if lbl.is_some() {
+            source_label = lbl;
+        }
+        events += batch.len() as u64;
+        if let (Some(f), Some(l)) = (batch.first(), batch.last()) {
+            first_t.get_or_insert(f.t_us);
+            last_t = last_t.max(l.t_us);
+        }
+        let mut frames = Vec::new();
+        binner.push(&batch, |f| frames.push(f));
+        for f in frames {
+            let label = if rows.is_empty() {
+                source_label
+            } else {
+                label_at((f.t_start_us + f.t_end_us) / 2)
+            };
+            let x = Tensor::from_vec(1, dims, f.data);
+            pipe.send(x, if cfg.learn { label.map(|l| vec![l]) } else { None });
+            pending.push_back((f.t_end_us, label));
+            steps += 1;
+            while pending.len() > 4 {
+                let out = pipe.recv().context("pipeline stopped")?;
+                let meta = pending.pop_front().unwrap();
+                pred.handle(out, meta, &mut *pred_out)?;
+            }
+            if cfg.max_steps.is_some_and(|m| steps >= m) {
+                stop = true;
+                break 'outer;
+            }
+        }
+        if last_metrics.elapsed().as_secs_f64() >= cfg.metrics_every_s {
+            last_metrics = Instant::now();
+            let secs = start.elapsed().as_secs_f64();
+            let line = serde_json::json!({
+                "seconds": secs, "events": events, "steps": steps,
+                "events_per_s": events as f64 / secs, "frames_per_s": steps as f64 / secs,
+                // Paced replays and synthetic scenes: how far processing is behind the source's clock.
+                "lag_s": cfg.speed.map(|sp| (secs - (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6 / sp).max(0.0)),
+                "running_accuracy": pred.accuracy(),
+                "peak_rss_bytes": peak_rss(),
+            });
+            eprintln!("{line}");
+            if let Some(m) = &mut metrics_out {
+                writeln!(m, "{line}")?;
+            }
+        }
+    }
+    drop(rx);
+    while let Some(meta) = pending.pop_front() {
+        let out = pipe.recv().context("pipeline stopped")?;
+        pred.handle(out, meta, &mut *pred_out)?;
+    }
+    pred_out.flush()?;
+    let _stages = pipe.finish();
+    if !stop {
+        let _ = source_thread.join();
+    }
+    let summary = Summary {
+        events,
+        steps,
+        dropped_bins: 0,
+        accuracy: pred.accuracy().map(|a| a as f32),
+        labelled_steps: pred.labelled,
+        peak_rss_bytes: peak_rss(),
+        seconds: start.elapsed().as_secs_f64(),
+        stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
+    };
+    if let Some(p) = &cfg.summary {
+        stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    }
+    Ok(summary)
+}
