@@ -8,10 +8,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use stdl::stdl::{plan, Stage};
-use stdl_models::network::{NetworkSpec, Sequential};
+use stdl::stdl::{build_stage_layers, plan, Stage};
+use stdl_models::network::NetworkSpec;
 use stdl_models::optim::{OptimConfig, Optimizer};
-use stdl_models::{Preset, Rng, Tensor, TimeMode};
+use stdl_models::{Preset, Rng, Tensor};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -61,19 +61,7 @@ fn predicted_step_memory_is_within_25_percent_of_measured() {
             let base = CURRENT.load(SeqCst);
             PEAK.store(base, SeqCst);
             {
-                let mut body = Sequential::default();
-                for u in sp.units.clone() {
-                    body.extend(
-                        spec.build_unit(spec.units[u], dims[u], TimeMode::Detached, &mut rng)
-                            .layers,
-                    );
-                }
-                let head = if sp.is_last {
-                    spec.build_readout(dims[sp.units.end], &mut rng)
-                } else {
-                    spec.build_aux(sp.units.end - 1, &sp.aux_units, TimeMode::Detached, &mut rng)
-                        .unwrap()
-                };
+                let (body, head) = build_stage_layers(&spec, sp, &mut rng).unwrap();
                 let mut st = Stage {
                     body,
                     head,

@@ -349,24 +349,28 @@ impl NetworkSpec {
             }
             // A copied linear unit reads globally pooled features: the copy keeps the
             // unit's width without a weight matrix sized by the cut's spatial extent.
-            if matches!(spec, UnitSpec::Linear { .. }) && d.is_spatial() {
-                seq.layers.push(Layer::Pool(AvgPool::global(d)));
-                seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
-                d = Dims::flat(d.c);
+            if matches!(spec, UnitSpec::Linear { .. }) {
+                d = global_pool(&mut seq, d);
             }
             let unit = self.build_unit(spec, d, mode, rng);
             d = unit.layers.out_dims().unwrap_or(d);
             seq.extend(unit.layers);
         }
-        if d.is_spatial() {
-            seq.layers.push(Layer::Pool(AvgPool::global(d)));
-            d = Dims::flat(d.c);
-            seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
-        }
+        d = global_pool(&mut seq, d);
         seq.layers
             .push(Layer::Linear(Linear::new(d.len(), self.preset.classes, rng)));
         Ok(seq)
     }
+}
+
+/// Appends global average pooling and a flatten when `d` is spatial; returns the new shape.
+fn global_pool(seq: &mut Sequential, d: Dims) -> Dims {
+    if !d.is_spatial() {
+        return d;
+    }
+    seq.layers.push(Layer::Pool(AvgPool::global(d)));
+    seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
+    Dims::flat(d.c)
 }
 
 /// Output shape of a unit for an input shape, `None` if it does not fit.

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use stdl_models::loss::cross_entropy;
 use stdl_models::network::{NetworkSpec, Sequential};
 use stdl_models::optim::{OptimConfig, Optimizer};
-use stdl_models::{Rng, Tensor, TimeMode};
+use stdl_models::{Rng, Tensor};
 
-pub use plan::{plan, Plan, SubnetPlan};
+pub use plan::{build_stage_layers, plan, Plan, SubnetPlan};
 
 /// One subnetwork with its head (auxiliary network, or the readout for the last) and its
 /// own optimiser.
@@ -112,21 +112,9 @@ impl StdlModel {
         update_every: usize,
     ) -> anyhow::Result<Self> {
         let mut rng = Rng::new(seed);
-        let dims = spec.unit_dims()?;
         let mut stages = Vec::new();
         for sp in &plan.subnets {
-            let mut body = Sequential::default();
-            for u in sp.units.clone() {
-                body.extend(
-                    spec.build_unit(spec.units[u], dims[u], TimeMode::Detached, &mut rng)
-                        .layers,
-                );
-            }
-            let head = if sp.is_last {
-                spec.build_readout(dims[sp.units.end], &mut rng)
-            } else {
-                spec.build_aux(sp.units.end - 1, &sp.aux_units, TimeMode::Detached, &mut rng)?
-            };
+            let (mut body, head) = plan::build_stage_layers(&spec, sp, &mut rng)?;
             // A subnetwork's input is detached: its first layer needs no input gradient.
             if let Some(stdl_models::Layer::Conv(c)) = body.layers.first_mut() {
                 c.input_grad = false;

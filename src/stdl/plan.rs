@@ -86,6 +86,18 @@ fn build_head(
     }
 }
 
+/// Builds the layers of a planned subnetwork: its body and its head (auxiliary network, or
+/// the readout for the last), fresh from `rng` (body first).
+pub fn build_stage_layers(
+    spec: &NetworkSpec,
+    sp: &SubnetPlan,
+    rng: &mut Rng,
+) -> anyhow::Result<(Sequential, Sequential)> {
+    let body = build_body(spec, sp.units.clone(), rng)?;
+    let head = build_head(spec, &sp.units, sp.is_last, &sp.aux_units, rng)?;
+    Ok((body, head))
+}
+
 /// Plans the auxiliary networks of `spec` for a batch of `batch`, with `budget` (or the
 /// preset's, or the default) and `opt_floats` optimiser values per parameter.
 pub fn plan(
