@@ -289,7 +289,8 @@ impl NetworkSpec {
                 padding,
                 pool,
             } => {
-                let conv = Conv2d::new(dims, channels, kernel, stride, padding, p.norm == Norm::Ws, rng);
+                let mut conv = Conv2d::new(dims, channels, kernel, stride, padding, p.norm == Norm::Ws, rng);
+                conv.gain.value.iter_mut().for_each(|g| *g = p.ws_gain);
                 let od = conv.out_dims;
                 layers.push(Layer::Conv(conv));
                 if p.norm == Norm::Bn {

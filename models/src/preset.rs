@@ -98,6 +98,10 @@ fn one() -> usize {
     1
 }
 
+fn one_f32() -> f32 {
+    1.0
+}
+
 /// Trainer defaults a preset carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -167,6 +171,10 @@ pub struct Preset {
     /// Conv normalisation.
     #[serde(default)]
     pub norm: Norm,
+    /// Initial gain of weight-standardised convolutions (default 1, as OTTT). Sparse event
+    /// input needs more to make the first layers spike (README, "Presets").
+    #[serde(default = "one_f32")]
+    pub ws_gain: f32,
     /// LIF constants.
     #[serde(default)]
     pub neuron: LifParams,
@@ -184,8 +192,9 @@ pub struct Preset {
 }
 
 /// The presets shipped in `models/presets/`, by name.
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 5] = [
     ("tiny", include_str!("../presets/tiny.toml")),
+    ("demo", include_str!("../presets/demo.toml")),
     ("nmnist", include_str!("../presets/nmnist.toml")),
     ("dvs-gesture", include_str!("../presets/dvs-gesture.toml")),
     ("ncaltech101", include_str!("../presets/ncaltech101.toml")),

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod demo;
 pub mod frames;
 pub mod info;
 pub mod stream;
@@ -26,6 +27,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job on built-in data: a synthetic event camera, learned online with STDL,
+    /// tested on a held-out stream; plots in out/demo. No arguments, no downloads.
+    ///
+    /// Example: stdl demo      (or: stdl demo --data ../shared/data/nmnist/slayer_NMNISTsmall)
+    Demo(demo::DemoArgs),
     /// Summarise event recordings: format, size, counts, time range, first and last event.
     ///
     /// Example: stdl info --json ../shared/data/evt3/gen41_expelliarmus_evt3_sample.raw
@@ -152,6 +158,7 @@ fn run_info(a: &InfoArgs) -> Result<()> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let res = match &cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Info(a) => run_info(a),
         Command::Frames(a) => frames::run(a),
         Command::Convert(a) => convert::run(a),

@@ -314,6 +314,11 @@ fn peak_rss() -> u64 {
 
 /// Runs a stream to its end (or `max_steps`).
 pub fn run(cfg: &StreamConfig) -> Result<Summary> {
+    Ok(run_model(cfg, new_model(cfg)?)?.0)
+}
+
+/// A fresh model for a stream: the preset's network planned for batch size 1.
+pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
     let preset = Preset::load(&cfg.preset)?;
     let spec = NetworkSpec::new(&preset)?;
     let p = plan(&spec, 1, None, 2)?;
@@ -321,7 +326,13 @@ pub fn run(cfg: &StreamConfig) -> Result<Summary> {
         lr: cfg.lr,
         ..preset.train.optimizer
     };
-    let model = StdlModel::new(spec, p, cfg.seed, opt, 1)?;
+    StdlModel::new(spec, p, cfg.seed, opt, 1)
+}
+
+/// Runs a stream through `model` (which keeps what it learns) and returns it.
+pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, StdlModel)> {
+    let preset = model.spec.preset.clone();
+    let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let rows: Vec<LabelRow> = match &cfg.labels_csv {
         Some(p) => {
@@ -372,7 +383,7 @@ pub fn run(cfg: &StreamConfig) -> Result<Summary> {
             .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
     };
     let mut binner = StreamBinner::new(geom, cfg.bin_us)?;
-    let pipe = Pipeline::start(model.stages, 4);
+    let pipe = Pipeline::start(stages, 4);
     let start = Instant::now();
     let (mut events, mut steps) = (0u64, 0u64);
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
@@ -448,7 +459,8 @@ pub fn run(cfg: &StreamConfig) -> Result<Summary> {
         pred.handle(out, meta, &mut *pred_out)?;
     }
     pred_out.flush()?;
-    let _stages = pipe.finish();
+    model.stages = pipe.finish();
+    model.reset_state();
     if !stop {
         let _ = source_thread.join();
     }
@@ -465,5 +477,5 @@ pub fn run(cfg: &StreamConfig) -> Result<Summary> {
     if let Some(p) = &cfg.summary {
         stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     }
-    Ok(summary)
+    Ok((summary, model))
 }

@@ -25,9 +25,9 @@ pub struct SyntheticConfig {
     pub tick_us: u64,
     /// Side of the square in pixels (default 24).
     pub square_px: u16,
-    /// Speed of the square (default 60 px/s).
+    /// Speed of the square (default 200 px/s).
     pub speed_px_per_s: f32,
-    /// Background activity per pixel (default 0.2 Hz).
+    /// Background activity per pixel (default 0.05 Hz).
     pub noise_hz: f32,
     /// Seed.
     pub seed: u64,
@@ -41,8 +41,8 @@ impl Default for SyntheticConfig {
             segment_us: 1_000_000,
             tick_us: 1_000,
             square_px: 24,
-            speed_px_per_s: 60.0,
-            noise_hz: 0.2,
+            speed_px_per_s: 200.0,
+            noise_hz: 0.05,
             seed: 0,
         }
     }
