@@ -14,19 +14,24 @@ pub struct DemoArgs {
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
     /// Time steps (10 ms bins) of online learning on the synthetic stream.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 60000)]
     pub train_steps: u64,
     /// Time steps of the held-out stream (another seed; no learning).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 3000)]
     pub test_steps: u64,
-    /// Duration of each labelled segment (one direction) in milliseconds.
+    /// Duration of each held-out segment (one direction) in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub test_segment_ms: u64,
+    /// Duration of each training segment (one direction) in milliseconds. Short segments
+    /// interleave the classes; long ones teach recency (the last class seen) more than
+    /// direction.
     #[arg(long, default_value_t = 100)]
     pub segment_ms: u64,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
     /// Prediction smoothing (steps).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub ema_steps: f32,
     /// Seed of the scenes and the network.
     #[arg(long, default_value_t = 0)]
@@ -79,7 +84,7 @@ fn plot_curve(path: &std::path::Path, curve: &[(f32, f32)], held_out: f32, chanc
             .draw()?;
         chart
             .draw_series(LineSeries::new(curve.to_vec(), BLUE.stroke_width(2)))?
-            .label("while learning (per 200 steps)")
+            .label("while learning (100 ms segments; smoothing lags each switch)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
         chart
             .draw_series(LineSeries::new(
@@ -134,9 +139,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     frames_strip(&a.out.join("frames.png"), &scene)?;
     eprintln!(
         "stdl demo: a synthetic 128x128 event camera sees a square moving in one of 11 directions,\n\
-         one direction per second. The dvs-gesture network (5 conv + 1 linear unit, cut into 5\n\
-         subnetworks) learns online with STDL from every 10 ms bin, then is tested on a new stream.\n\
+         changing direction every {} ms. The `demo` network (2 conv units, 2 subnetworks) learns\n\
+         online with STDL from every 10 ms bin, then is tested on a new, held-out stream.\n\
          frames: {}",
+        a.segment_ms,
         a.out.join("frames.png").display()
     );
     let base = StreamConfig {
@@ -155,7 +161,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         predictions: Some(a.out.join("train_predictions.jsonl")),
         metrics: Some(a.out.join("metrics.jsonl")),
         summary: Some(a.out.join("train_summary.json")),
-        metrics_every_s: 5.0,
+        metrics_every_s: 10.0,
     };
     eprintln!(
         "learning online for {} steps ({:.0} s of stream)...",
@@ -170,8 +176,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         100.0 * train.accuracy.unwrap_or(0.0)
     );
     let test_cfg = StreamConfig {
+        // Held out: another seed, and longer segments of one direction each.
         source: Source::Synthetic(SyntheticConfig {
             seed: a.seed.wrapping_add(1000),
+            segment_us: a.test_segment_ms * 1000,
             ..scene
         }),
         max_steps: Some(a.test_steps),
@@ -204,7 +212,7 @@ fn run_nmnist(a: &DemoArgs, root: &std::path::Path) -> Result<()> {
         dataset: "nmnist".into(),
         root: root.to_path_buf(),
         preset: "nmnist".into(),
-        epochs: 2,
+        epochs: 3,
         t_bins: preset.train.t_bins,
         batch: preset.train.batch,
         seed: a.seed,
@@ -215,7 +223,7 @@ fn run_nmnist(a: &DemoArgs, root: &std::path::Path) -> Result<()> {
         lr_schedule: stdl::train::LrSchedule::Cosine,
     };
     eprintln!(
-        "stdl demo on real N-MNIST samples from {}: 2 epochs of online STDL",
+        "stdl demo on real N-MNIST samples from {}: 3 epochs of online STDL",
         root.display()
     );
     let r = stdl::train::train(cfg, &a.out, false, None, |e, b, n| {

@@ -143,7 +143,8 @@ pub struct Summary {
 }
 
 enum Chunk {
-    Events(Vec<Event>, Option<usize>),
+    /// Events, and for labelled sources the label that holds from the given time on.
+    Events(Vec<Event>, Option<(u64, usize)>),
     Size(SensorSize),
     Failed(String),
 }
@@ -239,6 +240,7 @@ fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std:
                 let limit = max_steps.map(|s| (s + 2) * ticks_per_bin);
                 let mut n = 0u64;
                 loop {
+                    let tick_start = scene.t_us();
                     let (events, label) = scene.next_tick();
                     if let Some(speed) = speed {
                         let due = Duration::from_secs_f64(scene.t_us() as f64 * 1e-6 / speed);
@@ -246,7 +248,7 @@ fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std:
                             std::thread::sleep(wait);
                         }
                     }
-                    if tx.send(Chunk::Events(events, Some(label))).is_err() {
+                    if tx.send(Chunk::Events(events, Some((tick_start, label)))).is_err() {
                         return;
                     }
                     n += 1;
@@ -394,7 +396,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         labelled: 0,
         correct: 0,
     };
-    let mut source_label: Option<usize> = None;
+    // Label changes of a labelled source, by time: a bin takes the label at its middle.
+    let mut label_changes: VecDeque<(u64, usize)> = VecDeque::new();
     let mut last_metrics = Instant::now();
     let mut stop = false;
     'outer: for chunk in rx.iter() {
@@ -406,8 +409,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 break;
             }
         };
-        if lbl.is_some() {
-            source_label = lbl;
+        if let Some((t, l)) = lbl {
+            if label_changes.back().map(|c| c.1) != Some(l) {
+                label_changes.push_back((t, l));
+            }
         }
         events += batch.len() as u64;
         if let (Some(f), Some(l)) = (batch.first(), batch.last()) {
@@ -417,10 +422,14 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         let mut frames = Vec::new();
         binner.push(&batch, |f| frames.push(f));
         for f in frames {
+            let mid = (f.t_start_us + f.t_end_us) / 2;
             let label = if rows.is_empty() {
-                source_label
+                while label_changes.len() > 1 && label_changes[1].0 <= mid {
+                    label_changes.pop_front();
+                }
+                label_changes.front().filter(|c| c.0 <= mid).map(|c| c.1)
             } else {
-                label_at((f.t_start_us + f.t_end_us) / 2)
+                label_at(mid)
             };
             let x = Tensor::from_vec(1, dims, f.data);
             pipe.send(x, if cfg.learn { label.map(|l| vec![l]) } else { None });

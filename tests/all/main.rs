@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod datasets;
+mod demo;
 mod frames;
 mod readers;
 mod runtime;
