@@ -371,3 +371,146 @@ pub fn sparse(a: &BenchSparseArgs) -> Result<()> {
     }
     Ok(())
 }
+
+fn bench_stream_config(
+    source: stdl::runtime::stream::Source,
+    preset: &str,
+    bin_us: u64,
+) -> stdl::runtime::stream::StreamConfig {
+    stdl::runtime::stream::StreamConfig {
+        source,
+        format: None,
+        sensor_size: None,
+        preset: preset.to_owned(),
+        bin_us,
+        max_steps: None,
+        learn: true,
+        labels_csv: None,
+        speed: None,
+        ema_steps: 10.0,
+        seed: 0,
+        lr: 1e-3,
+        predictions: Some(PathBuf::from("/dev/null")),
+        metrics: None,
+        summary: None,
+        metrics_every_s: 1e9,
+        constant_label: None,
+        report_at_steps: Vec::new(),
+    }
+}
+
+/// `stdl bench soak` settings.
+#[derive(Args, Debug)]
+pub struct BenchSoakArgs {
+    /// Time steps to run (learning on, synthetic labelled stream).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub steps: u64,
+    /// Preset.
+    #[arg(long, default_value = "demo")]
+    pub preset: String,
+    /// Time bin.
+    #[arg(long, default_value_t = 10_000)]
+    pub bin_us: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stdl bench soak`: peak resident memory after 10^4 steps and after `--steps`.
+pub fn soak(a: &BenchSoakArgs) -> Result<()> {
+    let mut cfg = bench_stream_config(
+        stdl::runtime::stream::Source::Synthetic(Default::default()),
+        &a.preset,
+        a.bin_us,
+    );
+    let early = 10_000.min(a.steps);
+    cfg.max_steps = Some(a.steps);
+    cfg.report_at_steps = vec![early, a.steps];
+    let s = stdl::runtime::stream::run(&cfg)?;
+    let at = |n: u64| {
+        s.peak_rss_at_steps
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or(0, |(_, v)| *v)
+    };
+    let (p0, p1) = (at(early), at(a.steps));
+    let growth = (p1 as f64 - p0 as f64) / p0.max(1) as f64;
+    let out = serde_json::json!({
+        "preset": a.preset, "steps": s.steps, "events": s.events, "seconds": s.seconds,
+        "peak_rss_bytes_at_1e4": p0, "peak_rss_bytes_at_end": p1, "growth": growth,
+        "accuracy": s.accuracy,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} steps ({} events, {:.0} s): peak RSS {:.1} MiB after {early} steps, {:.1} MiB after {} ({:+.1}%)",
+            s.steps,
+            s.events,
+            s.seconds,
+            p0 as f64 / 1048576.0,
+            p1 as f64 / 1048576.0,
+            s.steps,
+            growth * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// `stdl bench realtime` settings.
+#[derive(Args, Debug)]
+pub struct BenchRealtimeArgs {
+    /// Recordings (default: the DVS128 recordings in ../shared/data/aedat2).
+    pub files: Vec<PathBuf>,
+    /// Preset.
+    #[arg(long, default_value = "dvs-gesture")]
+    pub preset: String,
+    /// Time bin.
+    #[arg(long, default_value_t = 10_000)]
+    pub bin_us: u64,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stdl bench realtime`: replays recordings as fast as possible with learning on (every
+/// bin labelled) and reports event time over wall time.
+pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
+    let files = if a.files.is_empty() {
+        let dir = PathBuf::from("../shared/data/aedat2");
+        vec![
+            dir.join("dvs128_alex_walking_again.aedat"),
+            dir.join("dvs128_alex_walking_for_10secs.aedat"),
+        ]
+    } else {
+        a.files.clone()
+    };
+    for f in files {
+        let mut cfg = bench_stream_config(
+            stdl::runtime::stream::Source::File(f.clone()),
+            &a.preset,
+            a.bin_us,
+        );
+        cfg.constant_label = Some(0);
+        let s = stdl::runtime::stream::run(&cfg)?;
+        let rtf = s.stream_seconds / s.seconds.max(1e-9);
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"file": f, "preset": a.preset, "steps": s.steps, "stream_seconds": s.stream_seconds,
+                    "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins})
+            );
+        } else {
+            println!(
+                "{}: {} bins, {:.2} s of events in {:.2} s: real-time factor {:.2} ({} dropped)",
+                f.display(),
+                s.steps,
+                s.stream_seconds,
+                s.seconds,
+                rtf,
+                s.dropped_bins
+            );
+        }
+    }
+    Ok(())
+}

@@ -162,6 +162,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         metrics: Some(a.out.join("metrics.jsonl")),
         summary: Some(a.out.join("train_summary.json")),
         metrics_every_s: 10.0,
+        constant_label: None,
+        report_at_steps: Vec::new(),
     };
     eprintln!(
         "learning online for {} steps ({:.0} s of stream)...",

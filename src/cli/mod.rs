@@ -83,6 +83,14 @@ enum BenchCommand {
     ///
     /// Example: stdl bench sparse --presets nmnist --densities 0.01,0.05,0.2
     Sparse(bench::BenchSparseArgs),
+    /// Constant memory over a long synthetic stream with learning on.
+    ///
+    /// Example: stdl bench soak --steps 1000000
+    Soak(bench::BenchSoakArgs),
+    /// Real-time factor of learning online from replayed recordings.
+    ///
+    /// Example: stdl bench realtime ../shared/data/aedat2/dvs128_alex_walking_again.aedat
+    Realtime(bench::BenchRealtimeArgs),
 }
 
 /// Options shared by every command that reads a recording.
@@ -166,6 +174,8 @@ pub fn run() -> ExitCode {
         Command::Bench(BenchCommand::Memory(a)) => bench::memory(a),
         Command::Bench(BenchCommand::Train(a)) => bench::train(a),
         Command::Bench(BenchCommand::Sparse(a)) => bench::sparse(a),
+        Command::Bench(BenchCommand::Soak(a)) => bench::soak(a),
+        Command::Bench(BenchCommand::Realtime(a)) => bench::realtime(a),
         Command::Plan(a) => train::run_plan(a),
         Command::Stream(a) => stream::run_stream(a),
         Command::Train(a) => train::run_train(a),

@@ -72,6 +72,8 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         metrics: a.metrics.clone(),
         summary: a.summary.clone(),
         metrics_every_s: a.metrics_every_s,
+        constant_label: None,
+        report_at_steps: Vec::new(),
     };
     let s = run(&cfg)?;
     eprintln!("{}", serde_json::to_string(&s)?);

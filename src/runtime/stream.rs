@@ -105,6 +105,10 @@ pub struct StreamConfig {
     pub summary: Option<PathBuf>,
     /// Seconds between metric lines.
     pub metrics_every_s: f64,
+    /// One label for every bin (when no other label source applies), e.g. for benchmarks.
+    pub constant_label: Option<usize>,
+    /// Record the peak resident memory when these step counts are reached.
+    pub report_at_steps: Vec<u64>,
 }
 
 /// One prediction line.
@@ -140,6 +144,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Event time covered, seconds.
     pub stream_seconds: f64,
+    /// `(step, peak_rss_bytes)` at the requested step counts.
+    pub peak_rss_at_steps: Vec<(u64, u64)>,
 }
 
 enum Chunk {
@@ -388,6 +394,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let pipe = Pipeline::start(stages, 4);
     let start = Instant::now();
     let (mut events, mut steps) = (0u64, 0u64);
+    let mut rss_at: Vec<(u64, u64)> = Vec::new();
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     let mut pending: VecDeque<(u64, Option<usize>)> = VecDeque::new();
     let mut pred = Predictor {
@@ -423,18 +430,23 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         binner.push(&batch, |f| frames.push(f));
         for f in frames {
             let mid = (f.t_start_us + f.t_end_us) / 2;
-            let label = if rows.is_empty() {
+            let label = if !rows.is_empty() {
+                label_at(mid)
+            } else if !label_changes.is_empty() {
                 while label_changes.len() > 1 && label_changes[1].0 <= mid {
                     label_changes.pop_front();
                 }
                 label_changes.front().filter(|c| c.0 <= mid).map(|c| c.1)
             } else {
-                label_at(mid)
+                cfg.constant_label
             };
             let x = Tensor::from_vec(1, dims, f.data);
             pipe.send(x, if cfg.learn { label.map(|l| vec![l]) } else { None });
             pending.push_back((f.t_end_us, label));
             steps += 1;
+            if cfg.report_at_steps.contains(&steps) {
+                rss_at.push((steps, peak_rss()));
+            }
             while pending.len() > 4 {
                 let out = pipe.recv().context("pipeline stopped")?;
                 let meta = pending.pop_front().unwrap();
@@ -482,6 +494,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         peak_rss_bytes: peak_rss(),
         seconds: start.elapsed().as_secs_f64(),
         stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
+        peak_rss_at_steps: rss_at,
     };
     if let Some(p) = &cfg.summary {
         stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;

@@ -122,3 +122,21 @@ fn labelled_replay_of_a_real_recording_and_stdin() {
         .collect();
     assert_eq!(preds, preds2);
 }
+
+#[test]
+fn soak_memory_is_flat_scaled_down() {
+    // The full check is `stdl bench soak --steps 1000000` (README); CI runs 15,000 steps.
+    let o = stdl()
+        .args(["bench", "soak", "--json", "--preset", "tiny", "--steps", "15000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["steps"], 15000);
+    let g = v["growth"].as_f64().unwrap();
+    assert!(
+        g.abs() < 0.05,
+        "peak RSS grew {:.1}% from step 10,000 to 15,000",
+        g * 100.0
+    );
+}
