@@ -33,6 +33,10 @@ fn main() -> anyhow::Result<()> {
         metrics_every_s: 5.0,
         constant_label: None,
         report_at_steps: Vec::new(),
+        checkpoint_dir: None,
+        checkpoint_every_steps: None,
+        checkpoint_every_s: None,
+        resume: false,
     };
     std::fs::create_dir_all("out")?;
     let s = run(&cfg)?;

@@ -396,6 +396,10 @@ fn bench_stream_config(
         metrics_every_s: 1e9,
         constant_label: None,
         report_at_steps: Vec::new(),
+        checkpoint_dir: None,
+        checkpoint_every_steps: None,
+        checkpoint_every_s: None,
+        resume: false,
     }
 }
 

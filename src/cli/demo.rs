@@ -164,6 +164,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         metrics_every_s: 10.0,
         constant_label: None,
         report_at_steps: Vec::new(),
+        checkpoint_dir: None,
+        checkpoint_every_steps: None,
+        checkpoint_every_s: None,
+        resume: false,
     };
     eprintln!(
         "learning online for {} steps ({:.0} s of stream)...",

@@ -50,11 +50,40 @@ pub struct StreamArgs {
     /// Seconds between metric lines.
     #[arg(long, default_value_t = 2.0)]
     pub metrics_every_s: f64,
+    /// Write checkpoints (weights, optimiser state, stream position) to this directory.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Checkpoint interval: a number of steps (`5000`) or seconds (`30s`). A final checkpoint
+    /// is written when the stream ends.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub checkpoint_every: Option<String>,
+    /// Continue from the checkpoint in --checkpoint-dir.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
     #[command(flatten)]
     pub read: super::ReadArgs,
 }
 
 pub fn run_stream(a: &StreamArgs) -> Result<()> {
+    let every: Option<(Option<u64>, Option<f64>)> = match &a.checkpoint_every {
+        None => None,
+        Some(v) => Some(match v.strip_suffix('s') {
+            Some(secs) => (
+                None,
+                Some(
+                    secs.parse()
+                        .map_err(|_| anyhow::anyhow!("--checkpoint-every {v:?}: expected N or Ns"))?,
+                ),
+            ),
+            None => (
+                Some(
+                    v.parse()
+                        .map_err(|_| anyhow::anyhow!("--checkpoint-every {v:?}: expected N or Ns"))?,
+                ),
+                None,
+            ),
+        }),
+    };
     let cfg = StreamConfig {
         source: Source::parse(&a.source)?,
         format: a.read.format,
@@ -74,6 +103,10 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         metrics_every_s: a.metrics_every_s,
         constant_label: None,
         report_at_steps: Vec::new(),
+        checkpoint_dir: a.checkpoint_dir.clone(),
+        checkpoint_every_steps: every.and_then(|e| e.0),
+        checkpoint_every_s: every.and_then(|e| e.1),
+        resume: a.resume,
     };
     let s = run(&cfg)?;
     eprintln!("{}", serde_json::to_string(&s)?);

@@ -5,6 +5,7 @@
 //! bit (`tests/all/runtime.rs` checks it). A full channel blocks the sender: backpressure,
 //! nothing lost.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -13,12 +14,17 @@ use stdl_models::Tensor;
 
 use crate::stdl::Stage;
 
+/// A stage's saved state: parameters and optimiser state, named as in checkpoints.
+pub type StageState = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
+
 enum Msg {
     Step {
         x: Tensor,
         labels: Option<Arc<Vec<usize>>>,
     },
     Reset,
+    /// Every stage sends its state, after the steps queued before this message.
+    Snapshot(Sender<(usize, StageState)>),
 }
 
 /// What the last stage produces for one time step.
@@ -80,6 +86,15 @@ impl Pipeline {
                                         break;
                                     }
                                 }
+                                Msg::Snapshot(reply) => {
+                                    let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
+                                    stage.save_params(k, &mut params);
+                                    stage.save_optimizer(k, &mut opt);
+                                    let _ = reply.send((k, (params, opt)));
+                                    if !is_last && tx.send(Msg::Snapshot(reply)).is_err() {
+                                        break;
+                                    }
+                                }
                             }
                         }
                         stage
@@ -109,6 +124,21 @@ impl Pipeline {
         if let Some(tx) = &self.input {
             let _ = tx.send(Msg::Reset);
         }
+    }
+
+    /// Every stage's state after the steps already sent (blocks until all have answered),
+    /// merged: parameters and optimiser state as [`crate::stdl::StdlModel`] names them.
+    pub fn snapshot(&self) -> Option<StageState> {
+        let tx = self.input.as_ref()?;
+        let (reply, answers) = bounded(self.handles.len());
+        tx.send(Msg::Snapshot(reply)).ok()?;
+        let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
+        for _ in 0..self.handles.len() {
+            let (_, (p, o)) = answers.recv().ok()?;
+            params.extend(p);
+            opt.extend(o);
+        }
+        Some((params, opt))
     }
 
     /// The next step's output (blocks until the last stage produces it).

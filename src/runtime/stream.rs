@@ -109,6 +109,44 @@ pub struct StreamConfig {
     pub constant_label: Option<usize>,
     /// Record the peak resident memory when these step counts are reached.
     pub report_at_steps: Vec<u64>,
+    /// Checkpoint directory (`model.safetensors`, `optimizer.safetensors`, `state.json`).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Checkpoint every this many steps.
+    pub checkpoint_every_steps: Option<u64>,
+    /// Checkpoint every this many seconds of wall-clock time.
+    pub checkpoint_every_s: Option<f64>,
+    /// Continue from the checkpoint in `checkpoint_dir` (weights, optimiser, step count, and
+    /// the stream position: events before the saved time are skipped).
+    pub resume: bool,
+}
+
+/// What `state.json` beside a stream checkpoint records.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StreamCheckpoint {
+    /// Steps done.
+    pub steps: u64,
+    /// End of the last bin learned from.
+    pub t_us: u64,
+    /// Events read.
+    pub events: u64,
+    /// Preset.
+    pub preset: String,
+}
+
+fn save_checkpoint(
+    dir: &std::path::Path,
+    state: &crate::runtime::pipeline::StageState,
+    ck: &StreamCheckpoint,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    stdl_models::checkpoint::save(&dir.join("model.safetensors"), &state.0)?;
+    stdl_models::checkpoint::save(&dir.join("optimizer.safetensors"), &state.1)?;
+    // Written last: a state.json always names a complete checkpoint.
+    stdl_models::checkpoint::write_atomic(
+        &dir.join("state.json"),
+        serde_json::to_string_pretty(ck)?.as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// One prediction line.
@@ -155,11 +193,15 @@ enum Chunk {
     Failed(String),
 }
 
-fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std::thread::JoinHandle<()>) {
+fn spawn_source(
+    cfg: &StreamConfig,
+    resume_t_us: u64,
+) -> (crossbeam_channel::Receiver<Chunk>, std::thread::JoinHandle<()>) {
     let (tx, rx) = bounded::<Chunk>(64);
     let source = cfg.source.clone();
     let (format, size, speed, max_steps, bin_us) =
         (cfg.format, cfg.sensor_size, cfg.speed, cfg.max_steps, cfg.bin_us);
+    let resume_t = resume_t_us;
     let h = std::thread::spawn(move || {
         let send_reader = |mut r: EventReader<'_>| {
             if let Err(e) = r.read_header() {
@@ -184,6 +226,12 @@ fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std:
                 if let Err(e) = res {
                     let _ = tx.send(Chunk::Failed(format!("{e}")));
                     return;
+                }
+                if resume_t > 0 {
+                    buf.retain(|e| e.t_us >= resume_t);
+                    if buf.is_empty() {
+                        continue;
+                    }
                 }
                 if let (Some(speed), Some(last)) = (speed, buf.last()) {
                     let first = *t0.get_or_insert(buf[0].t_us);
@@ -248,6 +296,9 @@ fn spawn_source(cfg: &StreamConfig) -> (crossbeam_channel::Receiver<Chunk>, std:
                 loop {
                     let tick_start = scene.t_us();
                     let (events, label) = scene.next_tick();
+                    if scene.t_us() <= resume_t {
+                        continue; // fast-forward the deterministic scene to the checkpoint
+                    }
                     if let Some(speed) = speed {
                         let due = Duration::from_secs_f64(scene.t_us() as f64 * 1e-6 / speed);
                         if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -340,6 +391,28 @@ pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
 /// Runs a stream through `model` (which keeps what it learns) and returns it.
 pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, StdlModel)> {
     let preset = model.spec.preset.clone();
+    // Resume: weights, optimiser state, step count and stream position from the checkpoint.
+    let mut resumed: Option<StreamCheckpoint> = None;
+    if let (true, Some(dir)) = (cfg.resume, &cfg.checkpoint_dir) {
+        let state = dir.join("state.json");
+        if state.exists() {
+            let ck: StreamCheckpoint = serde_json::from_str(&std::fs::read_to_string(&state)?)
+                .with_context(|| format!("reading {}", state.display()))?;
+            model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
+            model.load_optimizer_state(&stdl_models::checkpoint::load(
+                &dir.join("optimizer.safetensors"),
+            )?);
+            eprintln!(
+                "resuming from {} at step {} (t = {} us)",
+                dir.display(),
+                ck.steps,
+                ck.t_us
+            );
+            resumed = Some(ck);
+        } else {
+            eprintln!("no checkpoint in {}; starting fresh", dir.display());
+        }
+    }
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let rows: Vec<LabelRow> = match &cfg.labels_csv {
@@ -377,7 +450,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         c.classes = preset.classes;
     }
     let cfg = &cfg;
-    let (rx, source_thread) = spawn_source(cfg);
+    let (rx, source_thread) = spawn_source(cfg, resumed.as_ref().map_or(0, |c| c.t_us));
     let sensor = match rx.recv() {
         Ok(Chunk::Size(s)) => s,
         Ok(Chunk::Failed(m)) => bail!("source: {m}"),
@@ -393,7 +466,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut binner = StreamBinner::new(geom, cfg.bin_us)?;
     let pipe = Pipeline::start(stages, 4);
     let start = Instant::now();
-    let (mut events, mut steps) = (0u64, 0u64);
+    let (mut events, mut steps) = resumed.as_ref().map_or((0, 0), |c| (c.events, c.steps));
+    let (mut ck_steps, mut ck_time) = (steps, Instant::now());
+    let mut last_bin_end = resumed.as_ref().map_or(0, |c| c.t_us);
     let mut rss_at: Vec<(u64, u64)> = Vec::new();
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     let mut pending: VecDeque<(u64, Option<usize>)> = VecDeque::new();
@@ -444,6 +519,30 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             pipe.send(x, if cfg.learn { label.map(|l| vec![l]) } else { None });
             pending.push_back((f.t_end_us, label));
             steps += 1;
+            last_bin_end = f.t_end_us;
+            if let Some(dir) = &cfg.checkpoint_dir {
+                let due = cfg.checkpoint_every_steps.is_some_and(|n| steps - ck_steps >= n)
+                    || cfg
+                        .checkpoint_every_s
+                        .is_some_and(|sec| ck_time.elapsed().as_secs_f64() >= sec);
+                if due {
+                    // Empty the pipeline first: a stage blocked on a full output queue could
+                    // not answer the snapshot.
+                    while let Some(meta) = pending.pop_front() {
+                        let out = pipe.recv().context("pipeline stopped")?;
+                        pred.handle(out, meta, &mut *pred_out)?;
+                    }
+                    let state = pipe.snapshot().context("pipeline stopped")?;
+                    let ck = StreamCheckpoint {
+                        steps,
+                        t_us: f.t_end_us,
+                        events,
+                        preset: preset.name.clone(),
+                    };
+                    save_checkpoint(dir, &state, &ck)?;
+                    (ck_steps, ck_time) = (steps, Instant::now());
+                }
+            }
             if cfg.report_at_steps.contains(&steps) {
                 rss_at.push((steps, peak_rss()));
             }
@@ -480,6 +579,17 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         pred.handle(out, meta, &mut *pred_out)?;
     }
     pred_out.flush()?;
+    if let Some(dir) = &cfg.checkpoint_dir {
+        // The final checkpoint of a run that ended cleanly.
+        let state = pipe.snapshot().context("pipeline stopped")?;
+        let ck = StreamCheckpoint {
+            steps,
+            t_us: last_bin_end,
+            events,
+            preset: preset.name.clone(),
+        };
+        save_checkpoint(dir, &state, &ck)?;
+    }
     model.stages = pipe.finish();
     model.reset_state();
     if !stop {

@@ -78,6 +78,64 @@ impl Stage {
         (h, Some(logits), loss)
     }
 
+    /// Adds this stage's parameters as `s{k}.body.{i}.{name}` / `s{k}.head.{i}.{name}`.
+    pub fn save_params(&self, k: usize, out: &mut BTreeMap<String, Vec<f32>>) {
+        for (part, seq) in [("body", &self.body), ("head", &self.head)] {
+            for (i, l) in seq.layers.iter().enumerate() {
+                for p in l.params() {
+                    out.insert(format!("s{k}.{part}.{i}.{}", p.name), p.value.clone());
+                }
+            }
+        }
+    }
+
+    /// Loads what [`Stage::save_params`] wrote.
+    pub fn load_params(&mut self, k: usize, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+        for (part, seq) in [("body", &mut self.body), ("head", &mut self.head)] {
+            for (i, l) in seq.layers.iter_mut().enumerate() {
+                for p in l.params_mut() {
+                    let key = format!("s{k}.{part}.{i}.{}", p.name);
+                    let v = named
+                        .get(&key)
+                        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
+                    anyhow::ensure!(
+                        v.len() == p.value.len(),
+                        "{key}: {} values, expected {}",
+                        v.len(),
+                        p.value.len()
+                    );
+                    p.value.copy_from_slice(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds this stage's optimiser state and step count (`s{k}.m{j}`, `s{k}.v{j}`, `s{k}.t`,
+    /// `s{k}.steps`).
+    pub fn save_optimizer(&self, k: usize, out: &mut BTreeMap<String, Vec<f32>>) {
+        for (j, m) in self.opt.m.iter().enumerate() {
+            out.insert(format!("s{k}.m{j}"), m.clone());
+        }
+        for (j, v) in self.opt.v.iter().enumerate() {
+            out.insert(format!("s{k}.v{j}"), v.clone());
+        }
+        out.insert(format!("s{k}.t"), vec![self.opt.t as f32]);
+        out.insert(format!("s{k}.steps"), vec![self.labelled_steps as f32]);
+    }
+
+    /// Restores what [`Stage::save_optimizer`] wrote.
+    pub fn load_optimizer(&mut self, k: usize, named: &BTreeMap<String, Vec<f32>>) {
+        self.opt.m = (0..)
+            .map_while(|j| named.get(&format!("s{k}.m{j}")).cloned())
+            .collect();
+        self.opt.v = (0..)
+            .map_while(|j| named.get(&format!("s{k}.v{j}")).cloned())
+            .collect();
+        self.opt.t = named.get(&format!("s{k}.t")).map_or(0, |v| v[0] as u64);
+        self.labelled_steps = named.get(&format!("s{k}.steps")).map_or(0, |v| v[0] as u64);
+    }
+
     /// Optimiser step over body and head, then zero gradients.
     pub fn update(&mut self) {
         let mut ps = self.body.params_mut();
@@ -167,13 +225,7 @@ impl StdlModel {
     pub fn named_params(&self) -> BTreeMap<String, Vec<f32>> {
         let mut out = BTreeMap::new();
         for (k, st) in self.stages.iter().enumerate() {
-            for (part, seq) in [("body", &st.body), ("head", &st.head)] {
-                for (i, l) in seq.layers.iter().enumerate() {
-                    for p in l.params() {
-                        out.insert(format!("s{k}.{part}.{i}.{}", p.name), p.value.clone());
-                    }
-                }
-            }
+            st.save_params(k, &mut out);
         }
         out
     }
@@ -181,39 +233,16 @@ impl StdlModel {
     /// Loads parameters saved by [`StdlModel::named_params`].
     pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
         for (k, st) in self.stages.iter_mut().enumerate() {
-            for (part, seq) in [("body", &mut st.body), ("head", &mut st.head)] {
-                for (i, l) in seq.layers.iter_mut().enumerate() {
-                    for p in l.params_mut() {
-                        let key = format!("s{k}.{part}.{i}.{}", p.name);
-                        let v = named
-                            .get(&key)
-                            .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
-                        anyhow::ensure!(
-                            v.len() == p.value.len(),
-                            "{key}: {} values, expected {}",
-                            v.len(),
-                            p.value.len()
-                        );
-                        p.value.copy_from_slice(v);
-                    }
-                }
-            }
+            st.load_params(k, named)?;
         }
         Ok(())
     }
 
-    /// Optimiser state, named, for checkpoints (`s{k}.m{j}`, `s{k}.v{j}`, `s{k}.t`).
+    /// Optimiser state, named, for checkpoints (`s{k}.m{j}`, `s{k}.v{j}`, `s{k}.t`, `s{k}.steps`).
     pub fn optimizer_state(&self) -> BTreeMap<String, Vec<f32>> {
         let mut out = BTreeMap::new();
         for (k, st) in self.stages.iter().enumerate() {
-            for (j, m) in st.opt.m.iter().enumerate() {
-                out.insert(format!("s{k}.m{j}"), m.clone());
-            }
-            for (j, v) in st.opt.v.iter().enumerate() {
-                out.insert(format!("s{k}.v{j}"), v.clone());
-            }
-            out.insert(format!("s{k}.t"), vec![st.opt.t as f32]);
-            out.insert(format!("s{k}.steps"), vec![st.labelled_steps as f32]);
+            st.save_optimizer(k, &mut out);
         }
         out
     }
@@ -221,14 +250,7 @@ impl StdlModel {
     /// Restores [`StdlModel::optimizer_state`].
     pub fn load_optimizer_state(&mut self, named: &BTreeMap<String, Vec<f32>>) {
         for (k, st) in self.stages.iter_mut().enumerate() {
-            st.opt.m = (0..)
-                .map_while(|j| named.get(&format!("s{k}.m{j}")).cloned())
-                .collect();
-            st.opt.v = (0..)
-                .map_while(|j| named.get(&format!("s{k}.v{j}")).cloned())
-                .collect();
-            st.opt.t = named.get(&format!("s{k}.t")).map_or(0, |v| v[0] as u64);
-            st.labelled_steps = named.get(&format!("s{k}.steps")).map_or(0, |v| v[0] as u64);
+            st.load_optimizer(k, named);
         }
     }
 }

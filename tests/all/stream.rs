@@ -140,3 +140,78 @@ fn soak_memory_is_flat_scaled_down() {
         g * 100.0
     );
 }
+
+#[test]
+fn kill_9_then_resume_continues_from_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    let state = ck.join("state.json");
+    let mut child = stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic:4",
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "10000000",
+        ])
+        .args(["--checkpoint-every", "500", "--metrics-every-s", "1000"])
+        .arg("--checkpoint-dir")
+        .arg(&ck)
+        .arg("--predictions")
+        .arg(tmp.path().join("p1.jsonl"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read_steps = || -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).ok()?).ok()?;
+        v["steps"].as_u64()
+    };
+    let t0 = std::time::Instant::now();
+    while read_steps().unwrap_or(0) < 1500 {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "no checkpoint at 1500 steps within 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to write anything more
+    child.wait().unwrap();
+    let saved = read_steps().expect("the last checkpoint is complete and readable");
+    assert!(saved >= 1500 && saved % 500 == 0, "checkpoint at step {saved}");
+    let o = stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic:4",
+            "--preset",
+            "tiny",
+            "--resume",
+            "--metrics-every-s",
+            "1000",
+        ])
+        .args(["--max-steps", &(saved + 1000).to_string()])
+        .arg("--checkpoint-dir")
+        .arg(&ck)
+        .arg("--predictions")
+        .arg(tmp.path().join("p2.jsonl"))
+        .arg("--summary")
+        .arg(tmp.path().join("s.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("at step {saved}")), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["steps"].as_u64().unwrap(), saved + 1000);
+    // 1000 new predictions, all after the checkpoint's time.
+    let p2 = std::fs::read_to_string(tmp.path().join("p2.jsonl")).unwrap();
+    assert_eq!(p2.lines().count(), 1000);
+    assert_eq!(
+        read_steps(),
+        Some(saved + 1000),
+        "final checkpoint at the end of the resumed run"
+    );
+}
