@@ -16,7 +16,7 @@
 //! Timestamps are unsigned 32-bit and unwrapped into 64 bits. A file that ends inside a
 //! record yields every complete event, then [`crate::Error::Truncated`].
 
-use super::{finish_records, scan_marked_lines, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{scan_marked_lines, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -156,14 +156,8 @@ impl Decode for Decoder {
         Ok(n * 8)
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        ctx: &Ctx,
-        _out: &mut Vec<Event>,
-        _stats: &mut ReadStats,
-    ) -> Result<()> {
-        finish_records(rest, ctx, FORMAT, 8, "record")
+    fn record(&self) -> Option<(Format, usize, &'static str)> {
+        Some((FORMAT, 8, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

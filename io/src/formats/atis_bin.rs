@@ -11,7 +11,7 @@
 //! field; Orchard's MATLAB reader and Tonic add `1 << 13`). The N-MNIST and N-Caltech101
 //! samples are about 300 ms long and contain no marker.
 
-use super::{finish_records, Ctx, Decode, Format, ReadStats};
+use super::{Ctx, Decode, Format, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -52,14 +52,8 @@ impl Decode for Decoder {
         Ok(n * 5)
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        ctx: &Ctx,
-        _out: &mut Vec<Event>,
-        _stats: &mut ReadStats,
-    ) -> Result<()> {
-        finish_records(rest, ctx, FORMAT, 5, "record")
+    fn record(&self) -> Option<(Format, usize, &'static str)> {
+        Some((FORMAT, 5, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

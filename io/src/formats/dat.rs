@@ -11,7 +11,7 @@
 //! (N-CARS samples have none: their size follows from the events).
 
 use super::prophesee::PropheseeHeader;
-use super::{finish_records, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{Ctx, Decode, Format, Header, ReadStats, Unwrap32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -84,14 +84,8 @@ impl Decode for Decoder {
         Ok(n * 8)
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        ctx: &Ctx,
-        _out: &mut Vec<Event>,
-        _stats: &mut ReadStats,
-    ) -> Result<()> {
-        finish_records(rest, ctx, FORMAT, 8, "record")
+    fn record(&self) -> Option<(Format, usize, &'static str)> {
+        Some((FORMAT, 8, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

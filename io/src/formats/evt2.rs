@@ -13,7 +13,7 @@
 //! Prophesee's decoder, we drop them (counted as invalid). The origin is the top-left.
 
 use super::prophesee::PropheseeHeader;
-use super::{finish_records, Ctx, Decode, Format, Header, ReadStats};
+use super::{Ctx, Decode, Format, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -79,14 +79,8 @@ impl Decode for Decoder {
         Ok(n * 4)
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        ctx: &Ctx,
-        _out: &mut Vec<Event>,
-        _stats: &mut ReadStats,
-    ) -> Result<()> {
-        finish_records(rest, ctx, FORMAT, 4, "word")
+    fn record(&self) -> Option<(Format, usize, &'static str)> {
+        Some((FORMAT, 4, "word"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

@@ -209,6 +209,7 @@ pub struct ReadStats {
 
 /// Where the decoder is, for error messages.
 pub(crate) struct Ctx<'a> {
+    pub format: Format,
     pub path: Option<&'a Path>,
     /// Stream offset of the first byte of the buffer handed to the decoder.
     pub offset: u64,
@@ -256,7 +257,19 @@ pub(crate) trait Decode: Send {
     /// On error, the events already pushed are still yielded.
     fn body(&mut self, buf: &[u8], ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize>;
     /// End of input; `rest` is what `body` did not consume.
-    fn finish(&mut self, rest: &[u8], ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<()>;
+    fn finish(&mut self, rest: &[u8], ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<()> {
+        let _ = (out, stats);
+        match self.record() {
+            Some((format, len, what)) => finish_records(rest, ctx, format, len, what),
+            None if rest.is_empty() => Ok(()),
+            None => Err(ctx.truncated(ctx.format, 0, "record", 1)),
+        }
+    }
+    /// For formats of fixed-size records: the format, the record length and its name, which
+    /// the default `finish` uses to report a cut record. Others implement `finish`.
+    fn record(&self) -> Option<(Format, usize, &'static str)> {
+        None
+    }
     /// Sensor size, once the header is parsed (if the format states one).
     fn sensor_size(&self) -> Option<SensorSize>;
 }
@@ -435,6 +448,7 @@ impl<'a> EventReader<'a> {
 
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
+            format: self.format,
             path: self.path.as_deref(),
             offset: self.offset,
         }
@@ -481,6 +495,7 @@ impl<'a> EventReader<'a> {
 
     fn step_header(&mut self) -> Result<()> {
         let ctx = Ctx {
+            format: self.format,
             path: self.path.as_deref(),
             offset: self.offset,
         };
@@ -540,6 +555,7 @@ impl<'a> EventReader<'a> {
             let avail = self.end - self.start;
             if avail > 0 {
                 let ctx = Ctx {
+                    format: self.format,
                     path: self.path.as_deref(),
                     offset: self.offset,
                 };
@@ -553,6 +569,7 @@ impl<'a> EventReader<'a> {
             }
             if self.pending.is_none() && self.eof {
                 let ctx = Ctx {
+                    format: self.format,
                     path: self.path.as_deref(),
                     offset: self.offset,
                 };

@@ -123,6 +123,7 @@ pub(crate) enum Sniff {
 pub(crate) fn sniff(head: &[u8]) -> Sniff {
     let mut h = PropheseeHeader::default();
     let ctx = Ctx {
+        format: Format::Evt3,
         path: None,
         offset: 0,
     };
@@ -142,6 +143,7 @@ mod tests {
     fn parse(text: &str) -> PropheseeHeader {
         let mut h = PropheseeHeader::default();
         let ctx = Ctx {
+            format: Format::Evt3,
             path: None,
             offset: 0,
         };
@@ -173,6 +175,7 @@ mod tests {
     fn end_line_stops_the_header() {
         let mut h = PropheseeHeader::default();
         let ctx = Ctx {
+            format: Format::Evt3,
             path: None,
             offset: 0,
         };
