@@ -108,6 +108,8 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         checkpoint_every_s: every.and_then(|e| e.1),
         resume: a.resume,
     };
+    // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
+    stdl::runtime::interrupt::install();
     let s = run(&cfg)?;
     eprintln!("{}", serde_json::to_string(&s)?);
     Ok(())

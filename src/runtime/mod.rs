@@ -1,5 +1,6 @@
 //! The streaming runtime: subnetworks as pipeline stages on their own threads.
 
+pub mod interrupt;
 pub mod pipeline;
 pub mod stream;
 

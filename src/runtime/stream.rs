@@ -482,7 +482,20 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut label_changes: VecDeque<(u64, usize)> = VecDeque::new();
     let mut last_metrics = Instant::now();
     let mut stop = false;
-    'outer: for chunk in rx.iter() {
+    'outer: loop {
+        // Wake up now and then to notice an interrupt even when the source is quiet.
+        let chunk = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => c,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if crate::runtime::interrupt::requested() {
+                    eprintln!("interrupted: stopping after step {steps}");
+                    stop = true;
+                    break 'outer;
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let (batch, lbl) = match chunk {
             Chunk::Events(b, l) => (b, l),
             Chunk::Size(_) => continue,
@@ -551,7 +564,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 let meta = pending.pop_front().unwrap();
                 pred.handle(out, meta, &mut *pred_out)?;
             }
-            if cfg.max_steps.is_some_and(|m| steps >= m) {
+            if cfg.max_steps.is_some_and(|m| steps >= m) || crate::runtime::interrupt::requested() {
+                if crate::runtime::interrupt::requested() {
+                    eprintln!("interrupted: stopping after step {steps}");
+                }
                 stop = true;
                 break 'outer;
             }

@@ -215,3 +215,53 @@ fn kill_9_then_resume_continues_from_the_last_checkpoint() {
         "final checkpoint at the end of the resumed run"
     );
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_final_checkpoint_and_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    let summary = tmp.path().join("s.json");
+    let mut child = stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic:5",
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "10000000",
+        ])
+        .args(["--checkpoint-every", "500", "--metrics-every-s", "1000"])
+        .arg("--checkpoint-dir")
+        .arg(&ck)
+        .arg("--summary")
+        .arg(&summary)
+        .arg("--predictions")
+        .arg(tmp.path().join("p.jsonl"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !ck.join("state.json").exists() {
+        if t0.elapsed().as_secs() > 120 {
+            let _ = child.kill();
+            panic!("no checkpoint within 2 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
+    // The final checkpoint is at the very step the run stopped.
+    assert_eq!(s["steps"], c["steps"]);
+    assert!(s["steps"].as_u64().unwrap() >= 500);
+}
