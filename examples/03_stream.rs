@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         checkpoint_every_steps: None,
         checkpoint_every_s: None,
         resume: false,
+        live_labels: None,
     };
     std::fs::create_dir_all("out")?;
     let s = run(&cfg)?;

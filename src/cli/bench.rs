@@ -400,6 +400,7 @@ fn bench_stream_config(
         checkpoint_every_steps: None,
         checkpoint_every_s: None,
         resume: false,
+        live_labels: None,
     }
 }
 

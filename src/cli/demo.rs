@@ -168,6 +168,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         checkpoint_every_steps: None,
         checkpoint_every_s: None,
         resume: false,
+        live_labels: None,
     };
     eprintln!(
         "learning online for {} steps ({:.0} s of stream)...",

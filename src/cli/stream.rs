@@ -57,6 +57,10 @@ pub struct StreamArgs {
     /// is written when the stream ends.
     #[arg(long, requires = "checkpoint_dir")]
     pub checkpoint_every: Option<String>,
+    /// Live labels: `-` (standard input) or a file followed as it grows; lines `now LABEL`,
+    /// `T_US LABEL`, `none` (LABEL: 0-based class index).
+    #[arg(long)]
+    pub live_labels: Option<String>,
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
@@ -107,6 +111,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         checkpoint_every_steps: every.and_then(|e| e.0),
         checkpoint_every_s: every.and_then(|e| e.1),
         resume: a.resume,
+        live_labels: a.live_labels.clone(),
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
     stdl::runtime::interrupt::install();

@@ -118,6 +118,103 @@ pub struct StreamConfig {
     /// Continue from the checkpoint in `checkpoint_dir` (weights, optimiser, step count, and
     /// the stream position: events before the saved time are skipped).
     pub resume: bool,
+    /// Live labels: `-` for standard input, or a file followed as it grows. Lines:
+    /// `now LABEL` (from the latest event time on), `T_US LABEL` (from that time on),
+    /// `none` (no label from now on). LABEL is the 0-based class index, as in predictions.
+    pub live_labels: Option<String>,
+}
+
+/// One live label command: from time `t_us` (or the current stream time) on, `label`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelCmd {
+    /// `None`: "now".
+    pub t_us: Option<u64>,
+    /// `None`: unlabelled.
+    pub label: Option<usize>,
+}
+
+/// Parses one live-label line.
+pub fn parse_label_line(line: &str) -> std::result::Result<Option<LabelCmd>, String> {
+    let mut it = line.split_whitespace();
+    let Some(first) = it.next() else { return Ok(None) };
+    if first.starts_with('#') {
+        return Ok(None);
+    }
+    let bad = || format!("live label line {line:?}: expected `now LABEL`, `T_US LABEL` or `none`");
+    if first == "none" {
+        return Ok(Some(LabelCmd {
+            t_us: None,
+            label: None,
+        }));
+    }
+    let t_us = if first == "now" {
+        None
+    } else {
+        Some(first.parse::<u64>().map_err(|_| bad())?)
+    };
+    let label = match it.next() {
+        Some("none") => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| bad())?),
+        None => return Err(bad()),
+    };
+    Ok(Some(LabelCmd { t_us, label }))
+}
+
+/// Reads live label lines on a thread: standard input, or a file followed as it grows.
+fn spawn_live_labels(src: &str) -> crossbeam_channel::Receiver<LabelCmd> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let src = src.to_owned();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let send_line = |line: &str| match parse_label_line(line) {
+            Ok(Some(c)) => tx.send(c).is_ok(),
+            Ok(None) => true,
+            Err(m) => {
+                eprintln!("{m}");
+                true
+            }
+        };
+        if src == "-" {
+            for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+                if !send_line(&line) {
+                    return;
+                }
+            }
+            return;
+        }
+        let mut pos = 0u64;
+        let mut partial = String::new();
+        loop {
+            if let Ok(mut f) = std::fs::File::open(&src) {
+                use std::io::{Read, Seek};
+                if f.seek(std::io::SeekFrom::Start(pos)).is_ok() {
+                    let mut buf = String::new();
+                    if let Ok(n) = f.read_to_string(&mut buf) {
+                        pos += n as u64;
+                        partial.push_str(&buf);
+                        while let Some(i) = partial.find('\n') {
+                            let line: String = partial.drain(..=i).collect();
+                            if !send_line(line.trim_end()) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            if tx.is_empty()
+                && tx
+                    .send(LabelCmd {
+                        t_us: Some(u64::MAX),
+                        label: None,
+                    })
+                    .is_err()
+            {
+                return; // the stream has ended
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    rx
 }
 
 /// What `state.json` beside a stream checkpoint records.
@@ -479,7 +576,11 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         correct: 0,
     };
     // Label changes of a labelled source, by time: a bin takes the label at its middle.
-    let mut label_changes: VecDeque<(u64, usize)> = VecDeque::new();
+    let mut label_changes: VecDeque<(u64, Option<usize>)> = VecDeque::new();
+    if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
+        bail!("the source already reads standard input; give --live-labels a file");
+    }
+    let live = cfg.live_labels.as_deref().map(spawn_live_labels);
     let mut last_metrics = Instant::now();
     let mut stop = false;
     'outer: loop {
@@ -505,14 +606,23 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             }
         };
         if let Some((t, l)) = lbl {
-            if label_changes.back().map(|c| c.1) != Some(l) {
-                label_changes.push_back((t, l));
+            if label_changes.back().map(|c| c.1) != Some(Some(l)) {
+                label_changes.push_back((t, Some(l)));
             }
         }
         events += batch.len() as u64;
         if let (Some(f), Some(l)) = (batch.first(), batch.last()) {
             first_t.get_or_insert(f.t_us);
             last_t = last_t.max(l.t_us);
+        }
+        if let Some(live) = &live {
+            for c in live.try_iter().filter(|c| c.t_us != Some(u64::MAX)) {
+                // "now" is the earliest time of this batch: its bins are the ones to come.
+                let t = c.t_us.unwrap_or_else(|| batch.first().map_or(last_t, |e| e.t_us));
+                label_changes.push_back((t, c.label));
+            }
+            // Commands may name times out of order: keep the changes sorted by time.
+            label_changes.make_contiguous().sort_by_key(|c| c.0);
         }
         let mut frames = Vec::new();
         binner.push(&batch, |f| frames.push(f));
@@ -524,7 +634,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 while label_changes.len() > 1 && label_changes[1].0 <= mid {
                     label_changes.pop_front();
                 }
-                label_changes.front().filter(|c| c.0 <= mid).map(|c| c.1)
+                label_changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
             } else {
                 cfg.constant_label
             };
@@ -626,4 +736,38 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     }
     Ok((summary, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_label_lines() {
+        assert_eq!(
+            parse_label_line("now 3"),
+            Ok(Some(LabelCmd {
+                t_us: None,
+                label: Some(3)
+            }))
+        );
+        assert_eq!(
+            parse_label_line("1500 2"),
+            Ok(Some(LabelCmd {
+                t_us: Some(1500),
+                label: Some(2)
+            }))
+        );
+        assert_eq!(
+            parse_label_line("none"),
+            Ok(Some(LabelCmd {
+                t_us: None,
+                label: None
+            }))
+        );
+        assert_eq!(parse_label_line("  # comment"), Ok(None));
+        assert_eq!(parse_label_line(""), Ok(None));
+        assert!(parse_label_line("now").is_err());
+        assert!(parse_label_line("soon 3").is_err());
+    }
 }

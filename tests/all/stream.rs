@@ -265,3 +265,49 @@ fn ctrl_c_stops_cleanly_with_a_final_checkpoint_and_summary() {
     assert_eq!(s["steps"], c["steps"]);
     assert!(s["steps"].as_u64().unwrap() >= 500);
 }
+
+#[test]
+fn live_labels_from_a_followed_file() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = tmp.path().join("live.txt");
+    std::fs::write(&labels, "41300000 0\n44000000 1\n").unwrap();
+    // Paced at 4x real time so the label thread has read the file long before those times.
+    let o = stdl()
+        .args([
+            "stream",
+            "--preset",
+            "tiny",
+            "--bin-us",
+            "20000",
+            "--metrics-every-s",
+            "1000",
+            "--speed",
+            "4",
+        ])
+        .arg("--source")
+        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+        .arg("--live-labels")
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let preds: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let labelled = preds.iter().filter(|p| p.get("label").is_some()).count();
+    assert!(
+        labelled as f64 > 0.9 * preds.len() as f64,
+        "{labelled} of {} bins labelled",
+        preds.len()
+    );
+    let first_1 = preds.iter().find(|p| p["label"] == 1).unwrap()["t_us"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (44_000_000..44_100_000).contains(&first_1),
+        "label 1 starts at {first_1}"
+    );
+}
