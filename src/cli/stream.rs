@@ -11,6 +11,16 @@ pub struct StreamArgs {
     /// synthetic[:SEED], file://PATH or PATH, stdin, dv-tcp://HOST:PORT (camera:// needs the `camera` feature).
     #[arg(long, default_value = "synthetic")]
     pub source: String,
+    /// Play a dataset split as one labelled stream instead of --source: nmnist, dvs-gesture,
+    /// ncaltech101, cifar10-dvs.
+    #[arg(long, requires = "root")]
+    pub dataset: Option<String>,
+    /// Dataset root directory.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Dataset split.
+    #[arg(long, default_value = "train")]
+    pub split: String,
     /// Network preset (name or TOML file).
     #[arg(long, default_value = "dvs-gesture")]
     pub preset: String,
@@ -89,7 +99,14 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         }),
     };
     let cfg = StreamConfig {
-        source: Source::parse(&a.source)?,
+        source: match (&a.dataset, &a.root) {
+            (Some(name), Some(root)) => Source::Dataset {
+                name: name.clone(),
+                root: root.clone(),
+                split: a.split.parse()?,
+            },
+            _ => Source::parse(&a.source)?,
+        },
         format: a.read.format,
         sensor_size: a.read.sensor_size,
         preset: a.preset.clone(),

@@ -37,6 +37,16 @@ pub enum Source {
     DvTcp(String),
     /// The seeded synthetic scene (labelled).
     Synthetic(SyntheticConfig),
+    /// The samples of a dataset split, played one after another as one labelled stream
+    /// (each sample's times shifted to follow the previous one).
+    Dataset {
+        /// Dataset name (`nmnist`, `dvs-gesture`, `ncaltech101`, `cifar10-dvs`).
+        name: String,
+        /// Its root directory.
+        root: PathBuf,
+        /// Which split.
+        split: stdl_io::datasets::Split,
+    },
 }
 
 impl Source {
@@ -381,6 +391,54 @@ fn spawn_source(
                     }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            Source::Dataset { name, root, split } => {
+                let ds = match stdl_io::datasets::Dataset::open(&name, &root) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = tx.send(Chunk::Failed(format!("{e}")));
+                        return;
+                    }
+                };
+                let Some(sensor) = size.or(ds.sensor) else {
+                    let _ = tx.send(Chunk::Failed(format!(
+                        "{name}: samples differ in size; pass --sensor-size WxH"
+                    )));
+                    return;
+                };
+                let _ = tx.send(Chunk::Size(sensor));
+                let mut cursor = 0u64;
+                for sample in ds.split(split) {
+                    let loaded = match ds.load(sample) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = tx.send(Chunk::Failed(format!("{e}")));
+                            return;
+                        }
+                    };
+                    let Some(first) = loaded.events.first().map(|e| e.t_us) else {
+                        continue;
+                    };
+                    let start = cursor;
+                    let mut events: Vec<Event> = loaded
+                        .events
+                        .iter()
+                        .map(|e| Event {
+                            t_us: e.t_us.saturating_sub(first) + start,
+                            ..*e
+                        })
+                        .collect();
+                    cursor = events.last().map_or(start, |e| e.t_us) + 1;
+                    if resume_t > 0 {
+                        events.retain(|e| e.t_us >= resume_t);
+                    }
+                    if tx
+                        .send(Chunk::Events(events, Some((start, loaded.label))))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
             Source::Synthetic(c) => {

@@ -311,3 +311,37 @@ fn live_labels_from_a_followed_file() {
         "label 1 starts at {first_1}"
     );
 }
+
+#[test]
+fn a_dataset_split_streams_with_its_labels() {
+    let Some(d) = data!() else { return };
+    let o = stdl()
+        .args([
+            "stream",
+            "--dataset",
+            "nmnist",
+            "--split",
+            "test",
+            "--preset",
+            "nmnist",
+            "--bin-us",
+            "30000",
+        ])
+        .args(["--metrics-every-s", "1000"])
+        .arg("--root")
+        .arg(d.join("nmnist/slayer_NMNISTsmall"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let preds: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 100 samples of about 0.3 s each, back to back, in 30 ms bins.
+    assert!(preds.len() > 900 && preds.len() < 1200, "{} bins", preds.len());
+    // The first test digits are 7, 2, 1, 0 (MNIST's test order).
+    let mut labels: Vec<u64> = preds.iter().filter_map(|p| p["label"].as_u64()).collect();
+    labels.dedup();
+    assert_eq!(&labels[..4], &[7, 2, 1, 0]);
+}
