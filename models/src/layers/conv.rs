@@ -275,47 +275,46 @@ impl Conv2d {
         }
     }
 
-    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
-    /// non-zero input `v`.
-    fn sparse_forward(&self, xs: &[f32], acc: &mut [f32]) {
-        let (i, c_out, kk2) = (self.in_dims, self.out_dims.c, self.k * self.k);
-        acc.iter_mut().for_each(|v| *v = 0.0);
+    /// Calls `f(weight_row, p, v)` for every non-zero input `v` of one sample and every
+    /// output position `p` it reaches, where `weight_row = (c_in·k² + tap)` indexes the
+    /// `C_in·k·k` rows of `w_t` (and of the transposed weight gradient).
+    #[inline]
+    fn for_each_nonzero_tap(&self, xs: &[f32], mut f: impl FnMut(usize, usize, f32)) {
+        let (i, kk2) = (self.in_dims, self.k * self.k);
         for ci in 0..i.c {
             for iy in 0..i.h {
                 for (ix, &v) in xs[(ci * i.h + iy) * i.w..][..i.w].iter().enumerate() {
-                    if v == 0.0 {
-                        continue;
+                    if v != 0.0 {
+                        self.taps(iy, ix, |tap, p| f(ci * kk2 + tap, p, v));
                     }
-                    self.taps(iy, ix, |tap, p| {
-                        let w = &self.w_t[(ci * kk2 + tap) * c_out..][..c_out];
-                        for (a, &wv) in acc[p * c_out..(p + 1) * c_out].iter_mut().zip(w) {
-                            *a += v * wv;
-                        }
-                    });
                 }
             }
         }
     }
 
+    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
+    /// non-zero input `v`.
+    fn sparse_forward(&self, xs: &[f32], acc: &mut [f32]) {
+        let c_out = self.out_dims.c;
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        self.for_each_nonzero_tap(xs, |row, p, v| {
+            let w = &self.w_t[row * c_out..][..c_out];
+            for (a, &wv) in acc[p * c_out..(p + 1) * c_out].iter_mut().zip(w) {
+                *a += v * wv;
+            }
+        });
+    }
+
     /// Sparse weight gradient of one sample: `dwt` (`C_in·k·k × C_out`) gets
     /// `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the output gradient as `P × C_out`.
     fn sparse_weight_grad(&self, xs: &[f32], dyt: &[f32], dwt: &mut [f32]) {
-        let (i, c_out, kk2) = (self.in_dims, self.out_dims.c, self.k * self.k);
-        for ci in 0..i.c {
-            for iy in 0..i.h {
-                for (ix, &v) in xs[(ci * i.h + iy) * i.w..][..i.w].iter().enumerate() {
-                    if v == 0.0 {
-                        continue;
-                    }
-                    self.taps(iy, ix, |tap, p| {
-                        let d = &dyt[p * c_out..][..c_out];
-                        for (a, &dv) in dwt[(ci * kk2 + tap) * c_out..][..c_out].iter_mut().zip(d) {
-                            *a += v * dv;
-                        }
-                    });
-                }
+        let c_out = self.out_dims.c;
+        self.for_each_nonzero_tap(xs, |row, p, v| {
+            let d = &dyt[p * c_out..][..c_out];
+            for (a, &dv) in dwt[row * c_out..][..c_out].iter_mut().zip(d) {
+                *a += v * dv;
             }
-        }
+        });
     }
 
     fn refresh_weights(&mut self, sparse: bool) {
