@@ -12,32 +12,18 @@ use stdl::runtime::stream::{run, Source, StreamConfig};
 
 fn main() -> anyhow::Result<()> {
     let cfg = StreamConfig {
-        source: Source::Synthetic(SyntheticConfig {
-            segment_us: 100_000,
-            ..Default::default()
-        }),
-        format: None,
-        sensor_size: None,
-        preset: "demo".into(),
-        bin_us: 10_000,
         max_steps: Some(20_000),
-        learn: true,
-        labels_csv: None,
-        speed: None, // Some(1.0) paces it at real time
         ema_steps: 10.0,
-        seed: 0,
-        lr: 1e-3,
+        // speed: Some(1.0) would pace it at real time.
         predictions: Some("out/example03_predictions.jsonl".into()),
-        metrics: None,
-        summary: None,
         metrics_every_s: 5.0,
-        constant_label: None,
-        report_at_steps: Vec::new(),
-        checkpoint_dir: None,
-        checkpoint_every_steps: None,
-        checkpoint_every_s: None,
-        resume: false,
-        live_labels: None,
+        ..StreamConfig::new(
+            Source::Synthetic(SyntheticConfig {
+                segment_us: 100_000,
+                ..Default::default()
+            }),
+            "demo",
+        )
     };
     std::fs::create_dir_all("out")?;
     let s = run(&cfg)?;

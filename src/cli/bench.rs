@@ -378,29 +378,11 @@ fn bench_stream_config(
     bin_us: u64,
 ) -> stdl::runtime::stream::StreamConfig {
     stdl::runtime::stream::StreamConfig {
-        source,
-        format: None,
-        sensor_size: None,
-        preset: preset.to_owned(),
         bin_us,
-        max_steps: None,
-        learn: true,
-        labels_csv: None,
-        speed: None,
         ema_steps: 10.0,
-        seed: 0,
-        lr: 1e-3,
         predictions: Some(PathBuf::from("/dev/null")),
-        metrics: None,
-        summary: None,
         metrics_every_s: 1e9,
-        constant_label: None,
-        report_at_steps: Vec::new(),
-        checkpoint_dir: None,
-        checkpoint_every_steps: None,
-        checkpoint_every_s: None,
-        resume: false,
-        live_labels: None,
+        ..stdl::runtime::stream::StreamConfig::new(source, preset)
     }
 }
 

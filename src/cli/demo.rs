@@ -146,15 +146,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         a.out.join("frames.png").display()
     );
     let base = StreamConfig {
-        source: Source::Synthetic(scene.clone()),
-        format: None,
-        sensor_size: None,
-        preset: "demo".into(),
-        bin_us: 10_000,
         max_steps: Some(a.train_steps),
-        learn: true,
-        labels_csv: None,
-        speed: None,
         ema_steps: a.ema_steps,
         seed: a.seed,
         lr: a.lr,
@@ -162,13 +154,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         metrics: Some(a.out.join("metrics.jsonl")),
         summary: Some(a.out.join("train_summary.json")),
         metrics_every_s: 10.0,
-        constant_label: None,
-        report_at_steps: Vec::new(),
-        checkpoint_dir: None,
-        checkpoint_every_steps: None,
-        checkpoint_every_s: None,
-        resume: false,
-        live_labels: None,
+        ..StreamConfig::new(Source::Synthetic(scene.clone()), "demo")
     };
     eprintln!(
         "learning online for {} steps ({:.0} s of stream)...",

@@ -98,18 +98,17 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
             ),
         }),
     };
-    let cfg = StreamConfig {
-        source: match (&a.dataset, &a.root) {
-            (Some(name), Some(root)) => Source::Dataset {
-                name: name.clone(),
-                root: root.clone(),
-                split: a.split.parse()?,
-            },
-            _ => Source::parse(&a.source)?,
+    let source = match (&a.dataset, &a.root) {
+        (Some(name), Some(root)) => Source::Dataset {
+            name: name.clone(),
+            root: root.clone(),
+            split: a.split.parse()?,
         },
+        _ => Source::parse(&a.source)?,
+    };
+    let cfg = StreamConfig {
         format: a.read.format,
         sensor_size: a.read.sensor_size,
-        preset: a.preset.clone(),
         bin_us: a.bin_us,
         max_steps: a.max_steps,
         learn: !a.no_learn,
@@ -122,13 +121,12 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         metrics: a.metrics.clone(),
         summary: a.summary.clone(),
         metrics_every_s: a.metrics_every_s,
-        constant_label: None,
-        report_at_steps: Vec::new(),
         checkpoint_dir: a.checkpoint_dir.clone(),
         checkpoint_every_steps: every.and_then(|e| e.0),
         checkpoint_every_s: every.and_then(|e| e.1),
         resume: a.resume,
         live_labels: a.live_labels.clone(),
+        ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
     stdl::runtime::interrupt::install();

@@ -227,6 +227,39 @@ fn spawn_live_labels(src: &str) -> crossbeam_channel::Receiver<LabelCmd> {
     rx
 }
 
+impl StreamConfig {
+    /// A stream of `source` through `preset`, with `stdl stream`'s defaults: 10 ms bins,
+    /// learning on, Adam 1e-3, predictions smoothed over 20 steps to stdout, metrics every
+    /// 2 s, no labels file, no checkpoints.
+    pub fn new(source: Source, preset: impl Into<String>) -> Self {
+        Self {
+            source,
+            format: None,
+            sensor_size: None,
+            preset: preset.into(),
+            bin_us: 10_000,
+            max_steps: None,
+            learn: true,
+            labels_csv: None,
+            speed: None,
+            ema_steps: 20.0,
+            seed: 0,
+            lr: 1e-3,
+            predictions: None,
+            metrics: None,
+            summary: None,
+            metrics_every_s: 2.0,
+            constant_label: None,
+            report_at_steps: Vec::new(),
+            checkpoint_dir: None,
+            checkpoint_every_steps: None,
+            checkpoint_every_s: None,
+            resume: false,
+            live_labels: None,
+        }
+    }
+}
+
 /// What `state.json` beside a stream checkpoint records.
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct StreamCheckpoint {
