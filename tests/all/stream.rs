@@ -145,40 +145,16 @@ fn soak_memory_is_flat_scaled_down() {
 fn kill_9_then_resume_continues_from_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = tmp.path().join("ck");
-    let state = ck.join("state.json");
-    let mut child = stdl()
-        .args([
-            "stream",
-            "--source",
-            "synthetic:4",
-            "--preset",
-            "tiny",
-            "--max-steps",
-            "10000000",
-        ])
-        .args(["--checkpoint-every", "500", "--metrics-every-s", "1000"])
-        .arg("--checkpoint-dir")
-        .arg(&ck)
+    let mut child = checkpointing_stream(4, &ck)
         .arg("--predictions")
         .arg(tmp.path().join("p1.jsonl"))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let read_steps = || -> Option<u64> {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).ok()?).ok()?;
-        v["steps"].as_u64()
-    };
-    let t0 = std::time::Instant::now();
-    while read_steps().unwrap_or(0) < 1500 {
-        assert!(
-            t0.elapsed().as_secs() < 120,
-            "no checkpoint at 1500 steps within 2 minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_checkpoint(&ck, 1500, &mut child);
     child.kill().unwrap(); // SIGKILL: no chance to write anything more
     child.wait().unwrap();
-    let saved = read_steps().expect("the last checkpoint is complete and readable");
+    let saved = checkpoint_steps(&ck).expect("the last checkpoint is complete and readable");
     assert!(saved >= 1500 && saved % 500 == 0, "checkpoint at step {saved}");
     let o = stdl()
         .args([
@@ -210,7 +186,7 @@ fn kill_9_then_resume_continues_from_the_last_checkpoint() {
     let p2 = std::fs::read_to_string(tmp.path().join("p2.jsonl")).unwrap();
     assert_eq!(p2.lines().count(), 1000);
     assert_eq!(
-        read_steps(),
+        checkpoint_steps(&ck),
         Some(saved + 1000),
         "final checkpoint at the end of the resumed run"
     );
@@ -221,19 +197,7 @@ fn ctrl_c_stops_cleanly_with_a_final_checkpoint_and_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = tmp.path().join("ck");
     let summary = tmp.path().join("s.json");
-    let mut child = stdl()
-        .args([
-            "stream",
-            "--source",
-            "synthetic:5",
-            "--preset",
-            "tiny",
-            "--max-steps",
-            "10000000",
-        ])
-        .args(["--checkpoint-every", "500", "--metrics-every-s", "1000"])
-        .arg("--checkpoint-dir")
-        .arg(&ck)
+    let mut child = checkpointing_stream(5, &ck)
         .arg("--summary")
         .arg(&summary)
         .arg("--predictions")
@@ -241,14 +205,7 @@ fn ctrl_c_stops_cleanly_with_a_final_checkpoint_and_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
-    while !ck.join("state.json").exists() {
-        if t0.elapsed().as_secs() > 120 {
-            let _ = child.kill();
-            panic!("no checkpoint within 2 minutes");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_checkpoint(&ck, 1, &mut child);
     let st = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -344,4 +301,41 @@ fn a_dataset_split_streams_with_its_labels() {
     let mut labels: Vec<u64> = preds.iter().filter_map(|p| p["label"].as_u64()).collect();
     labels.dedup();
     assert_eq!(&labels[..4], &[7, 2, 1, 0]);
+}
+
+/// An endless synthetic stream (tiny preset) that checkpoints into `ck` every 500 steps.
+fn checkpointing_stream(seed: u32, ck: &std::path::Path) -> Command {
+    let mut c = stdl();
+    c.args([
+        "stream",
+        "--source",
+        &format!("synthetic:{seed}"),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "10000000",
+    ])
+    .args(["--checkpoint-every", "500", "--metrics-every-s", "1000"])
+    .arg("--checkpoint-dir")
+    .arg(ck);
+    c
+}
+
+/// Steps recorded in a checkpoint's `state.json`, once it exists.
+fn checkpoint_steps(ck: &std::path::Path) -> Option<u64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).ok()?).ok()?;
+    v["steps"].as_u64()
+}
+
+/// Waits until the checkpoint records at least `steps` (kills `child` and fails after 2 minutes).
+fn wait_for_checkpoint(ck: &std::path::Path, steps: u64, child: &mut std::process::Child) {
+    let t0 = std::time::Instant::now();
+    while checkpoint_steps(ck).unwrap_or(0) < steps {
+        if t0.elapsed().as_secs() > 120 {
+            let _ = child.kill();
+            panic!("no checkpoint at {steps} steps within 2 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
