@@ -8,6 +8,7 @@ pub use stdl_io as io;
 pub use stdl_models as models;
 
 pub mod bptt;
+pub mod continual;
 pub mod runtime;
 pub mod stdl;
 pub mod train;

@@ -41,21 +41,38 @@ impl FrameSet {
         self.labels.is_empty()
     }
 
+    /// The `T × dims.len()` counts of sample `i`.
+    pub fn row(&self, i: usize) -> &[u8] {
+        let per = self.t_bins * self.dims.len();
+        &self.counts[i * per..(i + 1) * per]
+    }
+
     /// Frames of step `t` of the samples `idx`, as a batch.
     pub fn batch(&self, idx: &[usize], t: usize) -> Tensor {
-        let n = self.dims.len();
-        let mut data = Vec::with_capacity(idx.len() * n);
-        for &i in idx {
-            let off = (i * self.t_bins + t) * n;
-            data.extend(self.counts[off..off + n].iter().map(|&c| c as f32));
-        }
-        Tensor::from_vec(idx.len(), self.dims, data)
+        let rows: Vec<&[u8]> = idx.iter().map(|&i| self.row(i)).collect();
+        step_batch(&rows, self.dims, t)
     }
 
     /// Every step of the samples `idx`.
     pub fn sequence(&self, idx: &[usize]) -> Vec<Tensor> {
-        (0..self.t_bins).map(|t| self.batch(idx, t)).collect()
+        let rows: Vec<&[u8]> = idx.iter().map(|&i| self.row(i)).collect();
+        sequence_of_rows(&rows, self.t_bins, self.dims)
     }
+}
+
+/// Step `t` of samples given as rows of `T × dims.len()` counts, as a batch.
+pub fn step_batch(rows: &[&[u8]], dims: Dims, t: usize) -> Tensor {
+    let n = dims.len();
+    let mut data = Vec::with_capacity(rows.len() * n);
+    for r in rows {
+        data.extend(r[t * n..(t + 1) * n].iter().map(|&c| c as f32));
+    }
+    Tensor::from_vec(rows.len(), dims, data)
+}
+
+/// Every step of samples given as rows of `t_bins × dims.len()` counts.
+pub fn sequence_of_rows(rows: &[&[u8]], t_bins: usize, dims: Dims) -> Vec<Tensor> {
+    (0..t_bins).map(|t| step_batch(rows, dims, t)).collect()
 }
 
 /// Cuts each sample into `t_bins` event-count bins (remainder in the last, as SpikingJelly),
@@ -326,10 +343,39 @@ fn add_into(sum: &mut Option<Tensor>, x: Tensor) {
     }
 }
 
+/// Parses a byte count: a number with an optional unit, `K`/`M`/`G` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB` (powers of 1024), e.g. `4096`, `2MiB`, `1.5M`.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KB" | "kB" => 1000,
+        "M" | "MB" => 1000 * 1000,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => bail!("unknown unit {u:?} in {s:?}; use bytes or K, M, G, KiB, MiB, GiB"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("expected a byte count such as 4096 or 2MiB, got {s:?}"))?;
+    let b = v * mult as f64;
+    anyhow::ensure!(
+        b.is_finite() && b >= 0.0 && b < u64::MAX as f64,
+        "byte count {s:?} is out of range"
+    );
+    Ok(b.round() as u64)
+}
+
 /// Parses `--aux-budget`: bytes, or a multiple of the default written `2x`.
 pub fn parse_budget(s: &str) -> Result<stdl_models::preset::Budget> {
     use stdl_models::preset::Budget;
-    if let Ok(b) = s.trim().parse::<u64>() {
+    if let Ok(b) = parse_bytes(s) {
         return Ok(Budget::Bytes(b));
     }
     let b = Budget::Multiple(s.to_owned());

@@ -154,3 +154,96 @@ pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: 
     };
     draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
 }
+
+/// Draws a continual-learning run: the accuracy matrix as a heat map with its values (row:
+/// after learning task i; column: tested on task j), and each task's accuracy over the
+/// sequence of tasks.
+pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title: &str) -> Result<()> {
+    use plotters::prelude::*;
+    let t = r.accuracy_matrix.len();
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (1000, 460)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (title_area, body) = root.split_vertically(34);
+        title_area.titled(title, ("sans-serif", 20))?;
+        let (left, right) = body.split_horizontally(460);
+        let mut heat = ChartBuilder::on(&left)
+            .caption(
+                "accuracy matrix (row: after task, column: task)",
+                ("sans-serif", 15),
+            )
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(-0.5f32..t as f32 - 0.5, t as f32 - 0.5..-0.5f32)?;
+        heat.configure_mesh()
+            .disable_mesh()
+            .x_labels(t)
+            .y_labels(t)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc("tested on task")
+            .y_desc("after task")
+            .draw()?;
+        for (i, row) in r.accuracy_matrix.iter().enumerate() {
+            for (j, &a) in row.iter().enumerate() {
+                // White (0) to deep green (1).
+                let c = |hi: f32| (255.0 - (255.0 - hi) * a.clamp(0.0, 1.0)) as u8;
+                let fill = RGBColor(c(30.0), c(120.0), c(60.0));
+                let (x, y) = (j as f32 - 0.5, i as f32 - 0.5);
+                heat.draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    fill.filled(),
+                )))?;
+                let ink = if a > 0.55 { WHITE } else { BLACK };
+                heat.draw_series(std::iter::once(Text::new(
+                    format!("{:.0}", a * 100.0),
+                    (x + 0.32, y + 0.4),
+                    ("sans-serif", 16).into_font().color(&ink),
+                )))?;
+            }
+        }
+        let mut lines = ChartBuilder::on(&right)
+            .caption("accuracy on each task as tasks are learned", ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(44)
+            .build_cartesian_2d(-0.2f32..(t as f32 - 0.8), 0f32..1.02f32)?;
+        lines
+            .configure_mesh()
+            .x_labels(t)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .light_line_style(WHITE)
+            .x_desc("after task")
+            .y_desc("test accuracy")
+            .draw()?;
+        for j in 0..t {
+            let color = Palette99::pick(j).to_rgba();
+            let pts: Vec<(f32, f32)> = (j..t).map(|i| (i as f32, r.accuracy_matrix[i][j])).collect();
+            lines
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                .label(format!("task {j} {:?}", r.config.tasks[j]))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            lines.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        let avg: Vec<(f32, f32)> = (0..t)
+            .map(|i| {
+                let row = &r.accuracy_matrix[i][..=i];
+                (i as f32, row.iter().sum::<f32>() / row.len() as f32)
+            })
+            .collect();
+        lines
+            .draw_series(LineSeries::new(avg, BLACK.stroke_width(3)))?
+            .label("mean over tasks so far")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(3)));
+        lines
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
+}

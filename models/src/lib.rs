@@ -93,6 +93,13 @@ impl Rng {
         ((self.next_u32() as u64 * n as u64) >> 32) as usize
     }
 
+    /// Uniform in `0..n` (n > 0) for counts beyond 32 bits (Lemire's multiply-shift on 64
+    /// random bits).
+    pub fn below_u64(&mut self, n: u64) -> u64 {
+        let r = ((self.next_u32() as u64) << 32) | self.next_u32() as u64;
+        ((r as u128 * n as u128) >> 64) as u64
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {

@@ -1,6 +1,7 @@
 //! Command-line interface: clap subcommands.
 
 pub mod bench;
+pub mod continual;
 pub mod convert;
 pub mod demo;
 pub mod frames;
@@ -56,6 +57,11 @@ enum Command {
     ///
     /// Example: stdl eval --checkpoint out/train/checkpoint --dataset nmnist --root ../shared/data/nmnist/slayer_NMNISTsmall
     Eval(train::EvalArgs),
+    /// Continual learning: tasks (groups of classes) streamed one after another and learned
+    /// online; accuracy matrix, average accuracy, forgetting, backward/forward transfer.
+    ///
+    /// Example: stdl continual --dataset nmnist --root ../shared/data/nmnist/slayer_NMNISTsmall --tasks "0,1/2,3/4,5/6,7/8,9" --replay-bytes 2MiB
+    Continual(continual::ContinualArgs),
     /// Learn online from an event stream while predicting (STDL, one thread per subnetwork).
     ///
     /// Example: stdl stream --source synthetic --preset dvs-gesture --max-steps 2000 --predictions p.jsonl
@@ -180,6 +186,7 @@ pub fn run() -> ExitCode {
         Command::Stream(a) => stream::run_stream(a),
         Command::Train(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
+        Command::Continual(a) => continual::run_continual(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -84,8 +84,9 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
+/// Dataset, network and learning flags shared by `train` and `continual`.
 #[derive(Args, Debug)]
-pub struct TrainArgs {
+pub struct LearnArgs {
     /// Dataset: nmnist, dvs-gesture, ncaltech101, cifar10-dvs.
     #[arg(long)]
     pub dataset: String,
@@ -98,30 +99,66 @@ pub struct TrainArgs {
     /// stdl (online, local; default) or bptt (baseline).
     #[arg(long, value_enum, default_value_t = Method::Stdl)]
     pub method: Method,
-    /// Epochs (default: the preset's).
-    #[arg(long)]
-    pub epochs: Option<usize>,
     /// Time bins per sample (default: the preset's).
     #[arg(long)]
     pub t_bins: Option<usize>,
     /// Batch size (default: the preset's).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Seed for initialisation and shuffling.
+    /// Seed for initialisation, shuffling and sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Use at most N training and N test samples.
-    #[arg(long)]
-    pub limit_samples: Option<usize>,
-    /// STDL: accumulate gradients over N labelled steps per update (1: every step).
-    #[arg(long)]
-    pub update_every: Option<usize>,
     /// Learning rate (default: the preset's).
     #[arg(long)]
     pub lr: Option<f32>,
-    /// STDL: auxiliary-network budget (bytes or a multiple like 2x).
+    /// STDL: accumulate gradients over N labelled steps per update (1: every step).
+    #[arg(long)]
+    pub update_every: Option<usize>,
+    /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x).
     #[arg(long)]
     pub aux_budget: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl LearnArgs {
+    /// The preset, and the optimiser with `--lr` applied.
+    pub fn preset_and_optimizer(&self) -> Result<(Preset, stdl_models::optim::OptimConfig)> {
+        let preset = Preset::load(&self.preset)?;
+        let mut optimizer = preset.train.optimizer;
+        if let Some(lr) = self.lr {
+            optimizer.lr = lr;
+        }
+        Ok((preset, optimizer))
+    }
+
+    /// A progress bar (hidden with `--quiet`) with `template`.
+    pub fn progress_bar(&self, template: &str) -> ProgressBar {
+        let bar = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub learn: LearnArgs,
+    /// Epochs (default: the preset's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Use at most N training and N test samples.
+    #[arg(long)]
+    pub limit_samples: Option<usize>,
     /// Learning-rate schedule over the epochs.
     #[arg(long, value_enum, default_value_t = stdl::train::LrSchedule::Cosine)]
     pub lr_schedule: stdl::train::LrSchedule,
@@ -131,31 +168,25 @@ pub struct TrainArgs {
     /// Continue from OUT/checkpoint (the configuration saved there wins, except --epochs).
     #[arg(long)]
     pub resume: bool,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 pub fn run_train(a: &TrainArgs) -> Result<()> {
-    let preset = Preset::load(&a.preset)?;
+    let l = &a.learn;
+    let (preset, optimizer) = l.preset_and_optimizer()?;
     let d = &preset.train;
-    let mut optimizer = d.optimizer;
-    if let Some(lr) = a.lr {
-        optimizer.lr = lr;
-    }
     let cfg = TrainConfig {
-        method: a.method,
-        dataset: a.dataset.clone(),
-        root: a.root.clone(),
-        preset: a.preset.clone(),
+        method: l.method,
+        dataset: l.dataset.clone(),
+        root: l.root.clone(),
+        preset: l.preset.clone(),
         epochs: a.epochs.unwrap_or(d.epochs),
-        t_bins: a.t_bins.unwrap_or(d.t_bins),
-        batch: a.batch.unwrap_or(d.batch).max(1),
-        seed: a.seed,
+        t_bins: l.t_bins.unwrap_or(d.t_bins),
+        batch: l.batch.unwrap_or(d.batch).max(1),
+        seed: l.seed,
         limit_samples: a.limit_samples,
-        update_every: a.update_every.unwrap_or(d.update_every).max(1),
+        update_every: l.update_every.unwrap_or(d.update_every).max(1),
         optimizer,
-        aux_budget: a.aux_budget.clone(),
+        aux_budget: l.aux_budget.clone(),
         lr_schedule: a.lr_schedule,
     };
     eprintln!(
@@ -169,18 +200,7 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
         cfg.batch,
         cfg.seed
     );
-    let bar = if a.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = l.progress_bar("epoch {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta}");
     let result = train(cfg, &a.out, a.resume, a.epochs, |epoch, b, n| {
         bar.set_prefix(epoch.to_string());
         bar.set_length(n as u64);

@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod continual;
 mod datasets;
 mod demo;
 mod frames;

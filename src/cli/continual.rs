@@ -1,0 +1,148 @@
+//! `stdl continual`: tasks learned one after another, online; accuracy matrix and summaries.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use stdl::continual::{parse_tasks, run, ContinualConfig, Protocol};
+use stdl::train::parse_bytes;
+
+use super::train::LearnArgs;
+
+#[derive(Args, Debug)]
+pub struct ContinualArgs {
+    #[command(flatten)]
+    pub learn: LearnArgs,
+    /// Tasks in order: classes separated by commas, tasks by slashes.
+    #[arg(long, default_value = "0,1/2,3/4,5/6,7/8,9")]
+    pub tasks: String,
+    /// class: one head over all classes (class-incremental); domain: the label is the class's
+    /// position within its task (domain-incremental).
+    #[arg(long, value_enum, default_value_t = Protocol::Class)]
+    pub protocol: Protocol,
+    /// Passes over each task's training stream.
+    #[arg(long, default_value_t = 1)]
+    pub epochs_per_task: usize,
+    /// Reservoir replay buffer of this many bytes (e.g. 2MiB; 0: none). Each learned batch is
+    /// joined by as many samples drawn from the buffer.
+    #[arg(long, value_parser = parse_bytes_arg, default_value = "0")]
+    pub replay_bytes: u64,
+    /// Use at most N training and N test samples of each class.
+    #[arg(long)]
+    pub samples_per_class: Option<usize>,
+    /// Output directory: continual.json, continual.png.
+    #[arg(long, default_value = "out/continual")]
+    pub out: PathBuf,
+}
+
+fn parse_bytes_arg(s: &str) -> Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
+pub fn run_continual(a: &ContinualArgs) -> Result<()> {
+    let l = &a.learn;
+    let (preset, optimizer) = l.preset_and_optimizer()?;
+    let d = &preset.train;
+    let cfg = ContinualConfig {
+        dataset: l.dataset.clone(),
+        root: l.root.clone(),
+        preset: l.preset.clone(),
+        tasks: parse_tasks(&a.tasks)?,
+        protocol: a.protocol,
+        method: l.method,
+        t_bins: l.t_bins.unwrap_or(d.t_bins),
+        batch: l.batch.unwrap_or(d.batch).max(1),
+        seed: l.seed,
+        epochs_per_task: a.epochs_per_task.max(1),
+        replay_bytes: a.replay_bytes,
+        samples_per_class: a.samples_per_class,
+        update_every: l.update_every.unwrap_or(d.update_every).max(1),
+        optimizer,
+        aux_budget: l.aux_budget.clone(),
+    };
+    eprintln!(
+        "{}-incremental: {} tasks {:?} of {} with {} ({}), T={}, batch {}, {} pass(es) per task, replay {}",
+        cfg.protocol,
+        cfg.tasks.len(),
+        cfg.tasks,
+        cfg.dataset,
+        cfg.method,
+        cfg.preset,
+        cfg.t_bins,
+        cfg.batch,
+        cfg.epochs_per_task,
+        if cfg.replay_bytes > 0 {
+            format!("{} bytes", cfg.replay_bytes)
+        } else {
+            "off".into()
+        }
+    );
+    let bar = l.progress_bar("task {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}");
+    let r = run(cfg, |task, b, n| {
+        bar.set_prefix(task.to_string());
+        bar.set_length(n as u64);
+        bar.set_position(b as u64);
+    })?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = a.out.join("continual.json");
+    stdl_models::checkpoint::write_atomic(&json, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    let png = a.out.join("continual.png");
+    let title = format!(
+        "{} {}-incremental, {}, replay {}",
+        r.config.dataset,
+        r.config.protocol,
+        r.config.method,
+        r.replay
+            .as_ref()
+            .map_or("off".to_string(), |b| format!("{} samples", b.capacity_samples))
+    );
+    if let Err(e) = stdl::viz::plot_continual(&png, &r, &title) {
+        eprintln!("warning: {e:#} (continual.json has the figures)");
+    }
+    // The matrix as a table, percent.
+    let t = r.accuracy_matrix.len();
+    print!("after task |");
+    for j in 0..t {
+        print!(" task {j:<2}");
+    }
+    println!();
+    let row = |name: String, v: &[f32]| {
+        print!("{name:>10} |");
+        for a in v {
+            print!(" {:>6.1}%", a * 100.0);
+        }
+        println!();
+    };
+    row("initial".into(), &r.initial_accuracy);
+    for (i, v) in r.accuracy_matrix.iter().enumerate() {
+        row(i.to_string(), v);
+    }
+    if let Some(b) = &r.replay {
+        println!(
+            "replay: {} of {} samples held ({} bytes each, {} bytes allocated of {}), per class {:?}",
+            b.held_samples,
+            b.capacity_samples,
+            b.bytes_per_sample,
+            b.allocated_bytes,
+            b.budget_bytes,
+            b.held_per_class
+        );
+    }
+    println!(
+        "chance {:.1}%, {:.1} s, peak RSS {:.1} MiB; wrote {} and {}",
+        r.chance * 100.0,
+        r.seconds,
+        r.peak_rss_bytes as f64 / (1 << 20) as f64,
+        json.display(),
+        png.display()
+    );
+    println!(
+        "average accuracy {:.1}%, forgetting {:.1} points, backward transfer {:+.1} points, forward transfer {:+.1} points",
+        r.average_accuracy * 100.0,
+        r.forgetting * 100.0,
+        r.backward_transfer * 100.0,
+        r.forward_transfer * 100.0
+    );
+    Ok(())
+}

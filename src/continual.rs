@@ -1,0 +1,600 @@
+//! Continual learning: tasks streamed one after another and learned online, with the
+//! accuracy matrix and the usual summaries (average accuracy, forgetting, backward and
+//! forward transfer), and an optional reservoir replay buffer of fixed size in bytes.
+//!
+//! Protocols (van de Ven & Tolias, "Three scenarios for continual learning", 2019):
+//! - **class-incremental**: one head over every class of the experiment; a sample is
+//!   classified among all of them, without being told its task;
+//! - **domain-incremental**: every task has the same label space, a class's position in its
+//!   task (`0,1/2,3/...` becomes "first or second of the pair"); the head has as many outputs
+//!   as the largest task.
+//!
+//! Training is one pass over each task's stream by default (`epochs_per_task = 1`), every
+//! batch learned online exactly as `stdl train` does (STDL: every subnetwork updated after
+//! every time step). After each task, every task's test samples are evaluated: row `i` of the
+//! matrix is the accuracy on each task after learning task `i`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use stdl_io::datasets::{Dataset, Sample, Split};
+use stdl_models::optim::OptimConfig;
+use stdl_models::{Dims, Preset, Rng, Tensor};
+
+use crate::train::{load_frames, peak_rss_bytes, sequence_of_rows, FrameSet, Method, Model, TrainConfig};
+
+/// How tasks relate to the label space.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Class-incremental: one head over all classes of all tasks.
+    #[default]
+    Class,
+    /// Domain-incremental: the label is the class's position within its task.
+    Domain,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Class => "class",
+            Protocol::Domain => "domain",
+        })
+    }
+}
+
+/// Parses a task list: tasks separated by `/`, classes within a task by `,`, e.g.
+/// `0,1/2,3/4,5/6,7/8,9`. A class may appear in one task only.
+pub fn parse_tasks(s: &str) -> Result<Vec<Vec<usize>>> {
+    let mut tasks = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, part) in s.split('/').enumerate() {
+        let mut task = Vec::new();
+        for c in part.split(',') {
+            let c = c.trim();
+            ensure!(
+                !c.is_empty(),
+                "task {k} of {s:?} has an empty class; write tasks like \"0,1/2,3\""
+            );
+            let class: usize = c
+                .parse()
+                .with_context(|| format!("class {c:?} in task {k} of {s:?} is not a class index"))?;
+            ensure!(
+                seen.insert(class),
+                "class {class} appears in more than one task of {s:?}"
+            );
+            task.push(class);
+        }
+        tasks.push(task);
+    }
+    ensure!(
+        tasks.len() >= 2,
+        "continual learning needs at least two tasks, got {s:?}"
+    );
+    Ok(tasks)
+}
+
+/// A reservoir-sampled replay buffer with a fixed capacity in bytes (Vitter's algorithm R):
+/// after `n` offers, each offered sample is held with probability `capacity / n`. It holds
+/// its own copy of each sample's frames (`u8` counts), so its memory is the budget, whatever
+/// the stream's length.
+#[derive(Clone, Debug)]
+pub struct ReplayBuffer {
+    item_bytes: usize,
+    capacity: usize,
+    data: Vec<u8>,
+    labels: Vec<usize>,
+    seen: u64,
+    rng: Rng,
+}
+
+impl ReplayBuffer {
+    /// Bytes the buffer charges per sample: its counts and its label.
+    pub fn bytes_per_sample(item_bytes: usize) -> usize {
+        item_bytes + std::mem::size_of::<usize>()
+    }
+
+    /// A buffer of at most `budget_bytes` for samples of `item_bytes` counts each. Fails when
+    /// the budget cannot hold a single sample or cannot be allocated.
+    pub fn new(budget_bytes: u64, item_bytes: usize, seed: u64) -> Result<Self> {
+        let per = Self::bytes_per_sample(item_bytes) as u64;
+        let capacity = (budget_bytes / per) as usize;
+        ensure!(
+            capacity > 0,
+            "--replay-bytes {budget_bytes} cannot hold one sample ({per} bytes each at this T and input size)"
+        );
+        let mut data = Vec::new();
+        data.try_reserve_exact(capacity * item_bytes)
+            .with_context(|| format!("allocating a replay buffer of {budget_bytes} bytes"))?;
+        let mut labels = Vec::new();
+        labels.try_reserve_exact(capacity)?;
+        Ok(ReplayBuffer {
+            item_bytes,
+            capacity,
+            data,
+            labels,
+            seen: 0,
+            rng: Rng::new(seed ^ 0x5EED_5EED),
+        })
+    }
+
+    /// Offers a sample from the stream; it is kept with probability `capacity / seen`,
+    /// replacing a uniformly chosen one.
+    pub fn offer(&mut self, item: &[u8], label: usize) {
+        assert_eq!(item.len(), self.item_bytes, "replay sample of the wrong size");
+        self.seen += 1;
+        if self.labels.len() < self.capacity {
+            self.data.extend_from_slice(item);
+            self.labels.push(label);
+            return;
+        }
+        let j = self.rng.below_u64(self.seen);
+        if j < self.capacity as u64 {
+            let j = j as usize;
+            self.data[j * self.item_bytes..(j + 1) * self.item_bytes].copy_from_slice(item);
+            self.labels[j] = label;
+        }
+    }
+
+    /// Up to `k` distinct held samples, chosen uniformly.
+    pub fn sample(&mut self, k: usize) -> Vec<usize> {
+        let n = self.labels.len();
+        let k = k.min(n);
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..k {
+            let j = i + self.rng.below(n - i);
+            idx.swap(i, j);
+        }
+        idx.truncate(k);
+        idx
+    }
+
+    /// Counts of held sample `i`.
+    pub fn item(&self, i: usize) -> &[u8] {
+        &self.data[i * self.item_bytes..(i + 1) * self.item_bytes]
+    }
+
+    /// Label of held sample `i`.
+    pub fn label(&self, i: usize) -> usize {
+        self.labels[i]
+    }
+
+    /// Samples held.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether nothing is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Most samples it can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Samples offered so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Bytes allocated for samples and labels.
+    pub fn allocated_bytes(&self) -> usize {
+        self.data.capacity() + self.labels.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
+/// Settings of a continual-learning run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContinualConfig {
+    /// Dataset name.
+    pub dataset: String,
+    /// Dataset root.
+    pub root: PathBuf,
+    /// Preset name or TOML path.
+    pub preset: String,
+    /// Classes of each task, in order.
+    pub tasks: Vec<Vec<usize>>,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Learning rule.
+    pub method: Method,
+    /// Time bins per sample.
+    pub t_bins: usize,
+    /// Batch size of new samples (replayed ones come on top).
+    pub batch: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Passes over each task's stream.
+    pub epochs_per_task: usize,
+    /// Replay budget in bytes (0: no replay).
+    pub replay_bytes: u64,
+    /// Use at most this many training and this many test samples of each class.
+    pub samples_per_class: Option<usize>,
+    /// STDL: labelled steps per update.
+    pub update_every: usize,
+    /// Optimiser (constant learning rate: a stream has no last epoch to anneal towards).
+    pub optimizer: OptimConfig,
+    /// Auxiliary budget override.
+    pub aux_budget: Option<String>,
+}
+
+/// Replay buffer figures of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplayStats {
+    /// The budget asked for.
+    pub budget_bytes: u64,
+    /// Bytes charged per sample.
+    pub bytes_per_sample: usize,
+    /// Samples it can hold.
+    pub capacity_samples: usize,
+    /// Samples held at the end.
+    pub held_samples: usize,
+    /// Samples held at the end, per class of the experiment.
+    pub held_per_class: Vec<(usize, usize)>,
+    /// Bytes allocated.
+    pub allocated_bytes: usize,
+}
+
+/// Results of a continual-learning run (`continual.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContinualResult {
+    /// The settings.
+    pub config: ContinualConfig,
+    /// `accuracy_matrix[i][j]`: accuracy on task `j`'s test samples after learning task `i`.
+    pub accuracy_matrix: Vec<Vec<f32>>,
+    /// Accuracy on each task before any learning (the baseline of forward transfer).
+    pub initial_accuracy: Vec<f32>,
+    /// Accuracy on each task's training stream while it was learned (predicted before each
+    /// batch's update within the same pass: the online, prequential figure).
+    pub stream_accuracy: Vec<f32>,
+    /// Mean of the last row: accuracy over all tasks at the end.
+    pub average_accuracy: f32,
+    /// Mean over all but the last task of (best earlier accuracy − final accuracy)
+    /// (Chaudhry et al. 2018).
+    pub forgetting: f32,
+    /// Mean over all but the last task of (final accuracy − accuracy right after learning it)
+    /// (Lopez-Paz & Ranzato 2017); negative means forgetting.
+    pub backward_transfer: f32,
+    /// Mean over all but the first task of (accuracy just before learning it − initial
+    /// accuracy) (Lopez-Paz & Ranzato 2017).
+    pub forward_transfer: f32,
+    /// Outputs the prediction is taken over (the experiment's label space).
+    pub label_space: usize,
+    /// Chance accuracy of that label space.
+    pub chance: f32,
+    /// Training and test samples of each task.
+    pub samples_per_task: Vec<[usize; 2]>,
+    /// Replay buffer, when used.
+    pub replay: Option<ReplayStats>,
+    /// Seconds, all tasks.
+    pub seconds: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_bytes: u64,
+}
+
+/// Average accuracy, forgetting, backward and forward transfer of an accuracy matrix
+/// (`r[i][j]`, square), given the accuracies before learning.
+pub fn summarize(r: &[Vec<f32>], initial: &[f32]) -> (f32, f32, f32, f32) {
+    let t = r.len();
+    let last = &r[t - 1];
+    let acc = last.iter().sum::<f32>() / t as f32;
+    if t < 2 {
+        return (acc, 0.0, 0.0, 0.0);
+    }
+    let k = (t - 1) as f32;
+    let mut forgetting = 0.0;
+    let mut bwt = 0.0;
+    let mut fwt = 0.0;
+    for j in 0..t - 1 {
+        let best = (j..t - 1).map(|l| r[l][j]).fold(f32::NEG_INFINITY, f32::max);
+        forgetting += best - last[j];
+        bwt += last[j] - r[j][j];
+    }
+    for j in 1..t {
+        fwt += r[j - 1][j] - initial[j];
+    }
+    (acc, forgetting / k, bwt / k, fwt / k)
+}
+
+/// Index of the largest of `cols` in each row of `logits`.
+fn masked_argmax(logits: &Tensor, cols: &[usize]) -> Vec<usize> {
+    let c = logits.dims.len();
+    logits
+        .data
+        .chunks(c)
+        .map(|row| {
+            *cols
+                .iter()
+                .max_by(|&&a, &&b| row[a].total_cmp(&row[b]))
+                .expect("a non-empty label space")
+        })
+        .collect()
+}
+
+/// Accuracy on samples `idx` of `set` (labels already mapped), predicting among `cols`.
+fn accuracy(model: &mut Model, set: &FrameSet, idx: &[usize], cols: &[usize], batch: usize) -> f32 {
+    if idx.is_empty() {
+        return 0.0;
+    }
+    let mut correct = 0;
+    for chunk in idx.chunks(batch.max(1)) {
+        let pred = masked_argmax(&model.infer_batch(&set.sequence(chunk)), cols);
+        correct += pred
+            .iter()
+            .zip(chunk)
+            .filter(|(p, &i)| **p == set.labels[i])
+            .count();
+    }
+    correct as f32 / idx.len() as f32
+}
+
+/// Samples of a split whose class is in the experiment, at most `cap` per class, in the
+/// dataset's order.
+fn select(samples: &[Sample], classes: &[usize], cap: Option<usize>) -> Vec<Sample> {
+    let mut taken = std::collections::BTreeMap::<usize, usize>::new();
+    samples
+        .iter()
+        .filter(|s| classes.contains(&s.label))
+        .filter(|s| {
+            let n = taken.entry(s.label).or_default();
+            *n += 1;
+            *n <= cap.unwrap_or(usize::MAX)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Runs the experiment. `progress(task, batch, batches)` is called once per batch.
+pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) -> Result<ContinualResult> {
+    let t0 = Instant::now();
+    let preset = Preset::load(&cfg.preset)?;
+    let ds = Dataset::open(&cfg.dataset, &cfg.root)?;
+    let all: Vec<usize> = cfg.tasks.iter().flatten().copied().collect();
+    if let Some(&c) = all.iter().find(|&&c| c >= ds.classes.len()) {
+        bail!(
+            "class {c} is not in {} ({} classes: 0..{})",
+            ds.name,
+            ds.classes.len(),
+            ds.classes.len() - 1
+        );
+    }
+    let label_space = match cfg.protocol {
+        Protocol::Class => ds.classes.len(),
+        Protocol::Domain => cfg.tasks.iter().map(Vec::len).max().unwrap_or(0),
+    };
+    ensure!(
+        label_space <= preset.classes,
+        "preset {} has {} outputs; this experiment needs {label_space}",
+        preset.name,
+        preset.classes
+    );
+    // Where each class's label goes, and the outputs predictions are taken over.
+    let mut target = vec![usize::MAX; ds.classes.len()];
+    for task in &cfg.tasks {
+        for (pos, &c) in task.iter().enumerate() {
+            target[c] = match cfg.protocol {
+                Protocol::Class => c,
+                Protocol::Domain => pos,
+            };
+        }
+    }
+    let cols: Vec<usize> = match cfg.protocol {
+        Protocol::Class => {
+            let mut v = all.clone();
+            v.sort_unstable();
+            v
+        }
+        Protocol::Domain => (0..label_space).collect(),
+    };
+    let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
+    let train_s = select(ds.split(Split::Train), &all, cfg.samples_per_class);
+    let test_s = select(ds.split(Split::Test), &all, cfg.samples_per_class);
+    let mut train_set = load_frames(&ds, &train_s, cfg.t_bins, dims)?;
+    let mut test_set = load_frames(&ds, &test_s, cfg.t_bins, dims)?;
+    let class_of_train = train_set.labels.clone();
+    let class_of_test = test_set.labels.clone();
+    for l in train_set.labels.iter_mut().chain(test_set.labels.iter_mut()) {
+        *l = target[*l];
+    }
+    let per_task = |classes: &[usize], of: &[usize]| -> Vec<usize> {
+        (0..of.len()).filter(|&i| classes.contains(&of[i])).collect()
+    };
+    let train_idx: Vec<Vec<usize>> = cfg.tasks.iter().map(|t| per_task(t, &class_of_train)).collect();
+    let test_idx: Vec<Vec<usize>> = cfg.tasks.iter().map(|t| per_task(t, &class_of_test)).collect();
+    for (k, (tr, te)) in train_idx.iter().zip(&test_idx).enumerate() {
+        ensure!(
+            !tr.is_empty() && !te.is_empty(),
+            "task {k} (classes {:?}) has {} training and {} test samples in {}; every task needs both",
+            cfg.tasks[k],
+            tr.len(),
+            te.len(),
+            cfg.root.display()
+        );
+    }
+
+    let train_cfg = TrainConfig {
+        method: cfg.method,
+        dataset: cfg.dataset.clone(),
+        root: cfg.root.clone(),
+        preset: cfg.preset.clone(),
+        epochs: cfg.epochs_per_task * cfg.tasks.len(),
+        t_bins: cfg.t_bins,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        limit_samples: None,
+        update_every: cfg.update_every,
+        optimizer: cfg.optimizer,
+        aux_budget: cfg.aux_budget.clone(),
+        lr_schedule: crate::train::LrSchedule::Constant,
+    };
+    let mut model = Model::build(&train_cfg, &preset)?;
+    model.set_lr(cfg.optimizer.lr);
+    let item_bytes = cfg.t_bins * dims.len();
+    let mut replay = if cfg.replay_bytes > 0 {
+        Some(ReplayBuffer::new(cfg.replay_bytes, item_bytes, cfg.seed)?)
+    } else {
+        None
+    };
+
+    let eval_all = |model: &mut Model| -> Vec<f32> {
+        test_idx
+            .iter()
+            .map(|idx| accuracy(model, &test_set, idx, &cols, cfg.batch))
+            .collect()
+    };
+    let initial_accuracy = eval_all(&mut model);
+    let mut matrix = Vec::with_capacity(cfg.tasks.len());
+    let mut stream_accuracy = Vec::with_capacity(cfg.tasks.len());
+    let mut rng = Rng::new(cfg.seed ^ 0xC0_47_1A_0A);
+    for (k, idx) in train_idx.iter().enumerate() {
+        let mut order = idx.clone();
+        let (mut correct, mut seen) = (0usize, 0usize);
+        let n_batches = order.len().div_ceil(cfg.batch) * cfg.epochs_per_task;
+        let mut b = 0;
+        for pass in 0..cfg.epochs_per_task {
+            rng.shuffle(&mut order);
+            for chunk in order.chunks(cfg.batch) {
+                let mut rows: Vec<&[u8]> = chunk.iter().map(|&i| train_set.row(i)).collect();
+                let mut labels: Vec<usize> = chunk.iter().map(|&i| train_set.labels[i]).collect();
+                let picked = match replay.as_mut() {
+                    Some(buf) => buf.sample(chunk.len()),
+                    None => Vec::new(),
+                };
+                if let Some(buf) = replay.as_ref() {
+                    rows.extend(picked.iter().map(|&j| buf.item(j)));
+                    labels.extend(picked.iter().map(|&j| buf.label(j)));
+                }
+                let (sum, _loss) = model.train_batch(&sequence_of_rows(&rows, cfg.t_bins, dims), &labels);
+                let pred = masked_argmax(&sum, &cols);
+                correct += pred[..chunk.len()]
+                    .iter()
+                    .zip(&labels[..chunk.len()])
+                    .filter(|(a, b)| a == b)
+                    .count();
+                seen += chunk.len();
+                if pass == 0 {
+                    if let Some(buf) = replay.as_mut() {
+                        for &i in chunk {
+                            buf.offer(train_set.row(i), train_set.labels[i]);
+                        }
+                    }
+                }
+                b += 1;
+                progress(k, b, n_batches);
+            }
+        }
+        stream_accuracy.push(correct as f32 / seen.max(1) as f32);
+        matrix.push(eval_all(&mut model));
+    }
+    let (average_accuracy, forgetting, backward_transfer, forward_transfer) =
+        summarize(&matrix, &initial_accuracy);
+    let replay = replay.map(|buf| {
+        let mut held = std::collections::BTreeMap::<usize, usize>::new();
+        for i in 0..buf.len() {
+            *held.entry(buf.label(i)).or_default() += 1;
+        }
+        ReplayStats {
+            budget_bytes: cfg.replay_bytes,
+            bytes_per_sample: ReplayBuffer::bytes_per_sample(item_bytes),
+            capacity_samples: buf.capacity(),
+            held_samples: buf.len(),
+            held_per_class: held.into_iter().collect(),
+            allocated_bytes: buf.allocated_bytes(),
+        }
+    });
+    Ok(ContinualResult {
+        accuracy_matrix: matrix,
+        initial_accuracy,
+        stream_accuracy,
+        average_accuracy,
+        forgetting,
+        backward_transfer,
+        forward_transfer,
+        label_space: cols.len(),
+        chance: 1.0 / cols.len() as f32,
+        samples_per_task: train_idx
+            .iter()
+            .zip(&test_idx)
+            .map(|(a, b)| [a.len(), b.len()])
+            .collect(),
+        replay,
+        seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+        config: cfg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_parse_and_reject() {
+        assert_eq!(parse_tasks("0,1/2,3").unwrap(), vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!(parse_tasks(" 4 / 5,6 ").unwrap(), vec![vec![4], vec![5, 6]]);
+        for bad in ["0,1", "0,1/1,2", "0,,1/2", "a/b", "0,1/"] {
+            assert!(parse_tasks(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn summaries_of_a_hand_made_matrix() {
+        // Three tasks; task 0 learned to 0.9, then forgotten to 0.6 and 0.3.
+        let r = vec![vec![0.9, 0.1, 0.2], vec![0.6, 0.8, 0.3], vec![0.3, 0.5, 0.7]];
+        let init = [0.1, 0.2, 0.1];
+        let (acc, f, bwt, fwt) = summarize(&r, &init);
+        assert!((acc - 0.5).abs() < 1e-6);
+        // forgetting: task 0 max(0.9, 0.6) - 0.3 = 0.6; task 1 max(0.8) - 0.5 = 0.3.
+        assert!((f - 0.45).abs() < 1e-6, "{f}");
+        // bwt: (0.3 - 0.9 + 0.5 - 0.8) / 2.
+        assert!((bwt + 0.45).abs() < 1e-6, "{bwt}");
+        // fwt: ((0.1 - 0.2) + (0.3 - 0.1)) / 2.
+        assert!((fwt - 0.05).abs() < 1e-6, "{fwt}");
+    }
+
+    #[test]
+    fn reservoir_keeps_a_uniform_sample_within_its_budget() {
+        // 1,000 offers of 10-byte samples into 20 slots; over many seeds every offer is held
+        // with probability 20/1000.
+        let per = ReplayBuffer::bytes_per_sample(10) as u64;
+        let mut hits = vec![0u32; 1000];
+        let runs = 2000;
+        for seed in 0..runs {
+            let mut b = ReplayBuffer::new(20 * per + per - 1, 10, seed).unwrap();
+            assert_eq!(b.capacity(), 20);
+            for i in 0..1000usize {
+                b.offer(&[(i % 251) as u8; 10], i);
+            }
+            assert_eq!(b.len(), 20);
+            assert!(b.allocated_bytes() as u64 <= 20 * per);
+            for j in 0..b.len() {
+                assert_eq!(b.item(j)[0] as usize, b.label(j) % 251);
+                hits[b.label(j)] += 1;
+            }
+        }
+        // Expected 40 per index; compare the first and the last tenth of the stream.
+        let early: u32 = hits[..100].iter().sum();
+        let late: u32 = hits[900..].iter().sum();
+        let expect = runs as f64 * 20.0 / 10.0;
+        for (name, h) in [("early", early), ("late", late)] {
+            assert!(
+                (h as f64 - expect).abs() < 0.1 * expect,
+                "{name} tenth held {h} times, expected about {expect}"
+            );
+        }
+        let mut b = ReplayBuffer::new(5 * per, 10, 1).unwrap();
+        for i in 0..3usize {
+            b.offer(&[0; 10], i);
+        }
+        let s = b.sample(8);
+        assert_eq!(s.len(), 3);
+        let mut sorted = s.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2]);
+        assert!(ReplayBuffer::new(per - 1, 10, 0).is_err());
+    }
+}
