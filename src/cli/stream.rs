@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use stdl::runtime::stream::{run, Source, StreamConfig};
+use stdl::runtime::stream::{run, Overload, Source, StreamConfig};
 
 #[derive(Args, Debug)]
 pub struct StreamArgs {
-    /// synthetic[:SEED], file://PATH or PATH, stdin, dv-tcp://HOST:PORT (camera:// needs the `camera` feature).
+    /// synthetic[:SEED], file://PATH or PATH, stdin, dv-tcp://HOST:PORT, camera:// or
+    /// camera://SERIAL (USB cameras: build with `--features camera`).
     #[arg(long, default_value = "synthetic")]
     pub source: String,
     /// Play a dataset split as one labelled stream instead of --source: nmnist, dvs-gesture,
@@ -71,6 +72,11 @@ pub struct StreamArgs {
     /// `T_US LABEL`, `none` (LABEL: 0-based class index).
     #[arg(long)]
     pub live_labels: Option<String>,
+    /// When the learner falls behind: auto (block for replays, drop-oldest for dv-tcp:// and
+    /// camera://), block (wait: lossless), drop-oldest (drop whole bins, counted),
+    /// coalesce (merge the oldest waiting bin into the next, counted).
+    #[arg(long, value_enum, default_value_t = Overload::Auto)]
+    pub overload: Overload,
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
@@ -126,6 +132,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         checkpoint_every_s: every.and_then(|e| e.1),
         resume: a.resume,
         live_labels: a.live_labels.clone(),
+        overload: a.overload,
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

@@ -119,6 +119,19 @@ impl Pipeline {
         }
     }
 
+    /// Feeds one time step if the first stage's queue has room; gives the input back if not.
+    pub fn try_send(&self, x: Tensor, labels: Option<Vec<usize>>) -> Result<(), Tensor> {
+        let Some(tx) = &self.input else { return Ok(()) };
+        match tx.try_send(Msg::Step {
+            x,
+            labels: labels.map(Arc::new),
+        }) {
+            Ok(()) | Err(crossbeam_channel::TrySendError::Disconnected(_)) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(Msg::Step { x, .. })) => Err(x),
+            Err(crossbeam_channel::TrySendError::Full(_)) => unreachable!("a step was sent"),
+        }
+    }
+
     /// Clears every stage's membranes (a new sample), in order with the steps around it.
     pub fn reset(&self) {
         if let Some(tx) = &self.input {
@@ -144,6 +157,11 @@ impl Pipeline {
     /// The next step's output (blocks until the last stage produces it).
     pub fn recv(&self) -> Option<StageOutput> {
         self.output.recv().ok()
+    }
+
+    /// The next step's output if one is ready.
+    pub fn try_recv(&self) -> Option<StageOutput> {
+        self.output.try_recv().ok()
     }
 
     /// Stops the threads after the queued steps and returns the stages.

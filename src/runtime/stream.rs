@@ -23,6 +23,7 @@ use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Tensor};
 
+use crate::runtime::ring::{event_ring, Pop, RingReader, RingWriter};
 use crate::runtime::Pipeline;
 use crate::stdl::{plan, StdlModel};
 
@@ -37,6 +38,9 @@ pub enum Source {
     DvTcp(String),
     /// The seeded synthetic scene (labelled).
     Synthetic(SyntheticConfig),
+    /// A USB event camera through neuromorphic-drivers (feature `camera`): `""` for the
+    /// first one found, or its serial number.
+    Camera(String),
     /// The samples of a dataset split, played one after another as one labelled stream
     /// (each sample's times shifted to follow the previous one).
     Dataset {
@@ -51,7 +55,7 @@ pub enum Source {
 
 impl Source {
     /// Parses `--source`: `file://PATH`, a plain path, `stdin`, `dv-tcp://HOST:PORT`,
-    /// `synthetic` or `synthetic:SEED`.
+    /// `camera://` or `camera://SERIAL`, `synthetic` or `synthetic:SEED`.
     pub fn parse(s: &str) -> Result<Source> {
         Ok(if let Some(p) = s.strip_prefix("file://") {
             Source::File(PathBuf::from(p))
@@ -70,13 +74,48 @@ impl Source {
                 seed,
                 ..Default::default()
             })
-        } else if s.starts_with("camera://") {
-            bail!(
-                "camera sources need the `camera` feature and a connected device (not built in this binary)"
-            );
+        } else if let Some(id) = s.strip_prefix("camera://") {
+            if !cfg!(feature = "camera") {
+                bail!(
+                    "{s}: this binary was built without USB camera support; rebuild with \
+                     `cargo build --release --features camera`"
+                );
+            }
+            Source::Camera(id.trim_matches('/').to_owned())
         } else {
             Source::File(PathBuf::from(s))
         })
+    }
+}
+
+/// What happens when the learner falls behind the source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overload {
+    /// `block` for replays (files, stdin, datasets, synthetic scenes), `drop-oldest` for live
+    /// sources (DV network streams, cameras).
+    #[default]
+    Auto,
+    /// The source waits for the learner: nothing is lost (replays).
+    Block,
+    /// Whole bins are dropped, oldest first, once the learner's queue and a backlog of
+    /// [`LIVE_BACKLOG_BINS`] are full, so that the learner always works on recent bins; each
+    /// dropped bin is counted in `dropped_bins`.
+    DropOldest,
+    /// The oldest waiting bin is added into the next one (their events counted together, the
+    /// newer bin's label), so no event is lost but time resolution is; each merge is counted
+    /// in `coalesced_bins`.
+    Coalesce,
+}
+
+impl Overload {
+    /// The policy that applies to `source` (`Auto` resolved).
+    pub fn resolve(self, source: &Source) -> Overload {
+        match (self, source) {
+            (Overload::Auto, Source::DvTcp(_) | Source::Camera(_)) => Overload::DropOldest,
+            (Overload::Auto, _) => Overload::Block,
+            (p, _) => p,
+        }
     }
 }
 
@@ -132,6 +171,8 @@ pub struct StreamConfig {
     /// `now LABEL` (from the latest event time on), `T_US LABEL` (from that time on),
     /// `none` (no label from now on). LABEL is the 0-based class index, as in predictions.
     pub live_labels: Option<String>,
+    /// What to do when the learner falls behind.
+    pub overload: Overload,
 }
 
 /// One live label command: from time `t_us` (or the current stream time) on, `label`.
@@ -256,6 +297,7 @@ impl StreamConfig {
             checkpoint_every_s: None,
             resume: false,
             live_labels: None,
+            overload: Overload::Auto,
         }
     }
 }
@@ -308,10 +350,16 @@ pub struct Prediction {
 pub struct Summary {
     /// Events read.
     pub events: u64,
-    /// Time steps (bins) processed.
+    /// Time steps (bins) the learner processed.
     pub steps: u64,
-    /// Bins dropped (replay never drops; live overload policy is not built yet).
+    /// Bins the binner made (`steps + dropped_bins + coalesced_bins`, unless stopped early).
+    pub bins: u64,
+    /// Bins dropped by the overload policy (never under `block`).
     pub dropped_bins: u64,
+    /// Bins merged into the next by the `coalesce` policy.
+    pub coalesced_bins: u64,
+    /// The overload policy that applied.
+    pub overload: Overload,
     /// Accuracy of the smoothed predictions over labelled steps.
     pub accuracy: Option<f32>,
     /// Labelled steps.
@@ -326,36 +374,88 @@ pub struct Summary {
     pub peak_rss_at_steps: Vec<(u64, u64)>,
 }
 
-enum Chunk {
-    /// Events, and for labelled sources the label that holds from the given time on.
-    Events(Vec<Event>, Option<(u64, usize)>),
+/// What the source thread says besides events (events travel in the ring).
+pub(crate) enum Control {
+    /// The sensor size, first.
     Size(SensorSize),
+    /// From this time on, this label (sent before the events it labels).
+    Label(u64, usize),
+    /// The source failed after the events already written.
     Failed(String),
 }
+
+/// The source thread's outputs: the event ring and the control channel.
+pub(crate) struct SourceOut {
+    ring: RingWriter,
+    ctl: crossbeam_channel::Sender<Control>,
+    label: Option<usize>,
+}
+
+impl SourceOut {
+    /// Sends the sensor size; false when the reader is gone.
+    pub(crate) fn size(&self, s: SensorSize) -> bool {
+        self.ctl.send(Control::Size(s)).is_ok()
+    }
+
+    /// Reports a failure (the reader keeps every event written before it).
+    pub(crate) fn fail(&self, m: impl Into<String>) {
+        let _ = self.ctl.send(Control::Failed(m.into()));
+    }
+
+    /// Writes events, after the label that holds from `label.0` on if it changed; false when
+    /// the reader is gone.
+    pub(crate) fn events(&mut self, events: &[Event], label: Option<(u64, usize)>) -> bool {
+        if let Some((t, l)) = label {
+            if self.label != Some(l) {
+                self.label = Some(l);
+                if self.ctl.send(Control::Label(t, l)).is_err() {
+                    return false;
+                }
+            }
+        }
+        self.ring.push(events).is_ok()
+    }
+
+    /// Whether the reader is still there.
+    pub(crate) fn alive(&self) -> bool {
+        self.ring.reader_alive()
+    }
+}
+
+/// Events the ring between the source and the binner holds (16 bytes each: 4 MiB).
+pub const EVENT_RING_CAPACITY: usize = 1 << 18;
 
 fn spawn_source(
     cfg: &StreamConfig,
     resume_t_us: u64,
-) -> (crossbeam_channel::Receiver<Chunk>, std::thread::JoinHandle<()>) {
-    let (tx, rx) = bounded::<Chunk>(64);
+) -> (
+    RingReader,
+    crossbeam_channel::Receiver<Control>,
+    std::thread::JoinHandle<()>,
+) {
+    let (ring, reader) = event_ring(EVENT_RING_CAPACITY);
+    let (ctl, ctl_rx) = bounded::<Control>(1024);
+    let mut out = SourceOut {
+        ring,
+        ctl,
+        label: None,
+    };
     let source = cfg.source.clone();
     let (format, size, speed, max_steps, bin_us) =
         (cfg.format, cfg.sensor_size, cfg.speed, cfg.max_steps, cfg.bin_us);
     let resume_t = resume_t_us;
     let h = std::thread::spawn(move || {
-        let send_reader = |mut r: EventReader<'_>| {
+        let send_reader = |out: &mut SourceOut, mut r: EventReader<'_>| {
             if let Err(e) = r.read_header() {
-                let _ = tx.send(Chunk::Failed(format!("{e}")));
+                out.fail(format!("{e}"));
                 return;
             }
             match size.or(r.sensor_size()) {
                 Some(s) => {
-                    let _ = tx.send(Chunk::Size(s));
+                    out.size(s);
                 }
                 None => {
-                    let _ = tx.send(Chunk::Failed(
-                        "the source states no sensor size; pass --sensor-size WxH".into(),
-                    ));
+                    out.fail("the source states no sensor size; pass --sensor-size WxH");
                     return;
                 }
             }
@@ -364,7 +464,7 @@ fn spawn_source(
             let mut buf = Vec::new();
             while let Some(res) = r.read_into(&mut buf) {
                 if let Err(e) = res {
-                    let _ = tx.send(Chunk::Failed(format!("{e}")));
+                    out.fail(format!("{e}"));
                     return;
                 }
                 if resume_t > 0 {
@@ -380,9 +480,10 @@ fn spawn_source(
                         std::thread::sleep(wait);
                     }
                 }
-                if tx.send(Chunk::Events(std::mem::take(&mut buf), None)).is_err() {
+                if !out.events(&buf, None) {
                     return;
                 }
+                buf.clear();
             }
         };
         let opts = ReadOptions {
@@ -392,16 +493,12 @@ fn spawn_source(
         };
         match source {
             Source::File(p) => match EventReader::open_as(&p, format, &opts) {
-                Ok(r) => send_reader(r),
-                Err(e) => {
-                    let _ = tx.send(Chunk::Failed(format!("{e}")));
-                }
+                Ok(r) => send_reader(&mut out, r),
+                Err(e) => out.fail(format!("{e}")),
             },
             Source::Stdin => match EventReader::from_reader(std::io::stdin(), format, &opts) {
-                Ok(r) => send_reader(r),
-                Err(e) => {
-                    let _ = tx.send(Chunk::Failed(format!("{e}")));
-                }
+                Ok(r) => send_reader(&mut out, r),
+                Err(e) => out.fail(format!("{e}")),
             },
             Source::DvTcp(addr) => {
                 // Reconnect with backoff when the server goes away.
@@ -412,43 +509,35 @@ fn spawn_source(
                             eprintln!("connected to {addr}");
                             backoff = Duration::from_millis(200);
                             match EventReader::from_reader(s, Some(Format::Aedat4), &opts) {
-                                Ok(r) => send_reader(r),
+                                Ok(r) => send_reader(&mut out, r),
                                 Err(e) => eprintln!("dv-tcp {addr}: {e}"),
                             }
                             eprintln!("dv-tcp {addr}: stream ended; reconnecting");
                         }
                         Err(e) => eprintln!("dv-tcp {addr}: {e}; retrying in {:.1} s", backoff.as_secs_f64()),
                     }
-                    if tx.is_empty() && tx.send(Chunk::Events(Vec::new(), None)).is_err() {
+                    if !out.alive() {
                         return;
                     }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+            Source::Camera(id) => crate::runtime::camera::run(&id, &mut out),
             Source::Dataset { name, root, split } => {
                 let ds = match stdl_io::datasets::Dataset::open(&name, &root) {
                     Ok(d) => d,
-                    Err(e) => {
-                        let _ = tx.send(Chunk::Failed(format!("{e}")));
-                        return;
-                    }
+                    Err(e) => return out.fail(format!("{e}")),
                 };
                 let Some(sensor) = size.or(ds.sensor) else {
-                    let _ = tx.send(Chunk::Failed(format!(
-                        "{name}: samples differ in size; pass --sensor-size WxH"
-                    )));
-                    return;
+                    return out.fail(format!("{name}: samples differ in size; pass --sensor-size WxH"));
                 };
-                let _ = tx.send(Chunk::Size(sensor));
+                out.size(sensor);
                 let mut cursor = 0u64;
                 for sample in ds.split(split) {
                     let loaded = match ds.load(sample) {
                         Ok(l) => l,
-                        Err(e) => {
-                            let _ = tx.send(Chunk::Failed(format!("{e}")));
-                            return;
-                        }
+                        Err(e) => return out.fail(format!("{e}")),
                     };
                     let Some(first) = loaded.events.first().map(|e| e.t_us) else {
                         continue;
@@ -466,17 +555,14 @@ fn spawn_source(
                     if resume_t > 0 {
                         events.retain(|e| e.t_us >= resume_t);
                     }
-                    if tx
-                        .send(Chunk::Events(events, Some((start, loaded.label))))
-                        .is_err()
-                    {
+                    if !out.events(&events, Some((start, loaded.label))) {
                         return;
                     }
                 }
             }
             Source::Synthetic(c) => {
                 let mut scene = SyntheticScene::new(c.clone());
-                let _ = tx.send(Chunk::Size(c.size));
+                out.size(c.size);
                 let start = Instant::now();
                 let ticks_per_bin = (bin_us / c.tick_us).max(1);
                 let limit = max_steps.map(|s| (s + 2) * ticks_per_bin);
@@ -493,7 +579,7 @@ fn spawn_source(
                             std::thread::sleep(wait);
                         }
                     }
-                    if tx.send(Chunk::Events(events, Some((tick_start, label)))).is_err() {
+                    if !out.events(&events, Some((tick_start, label))) {
                         return;
                     }
                     n += 1;
@@ -504,7 +590,7 @@ fn spawn_source(
             }
         }
     });
-    (rx, h)
+    (reader, ctl_rx, h)
 }
 
 /// Smoothed predictions and their running accuracy.
@@ -576,6 +662,116 @@ pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
     StdlModel::new(spec, p, cfg.seed, opt, 1)
 }
 
+/// A bin on its way to the learner.
+struct Bin {
+    x: Tensor,
+    t_end_us: u64,
+    label: Option<usize>,
+}
+
+/// Bins a live source may hold back, besides the learner's queue of 4, before the overload
+/// policy applies: at 10 ms bins, at most about 80 ms between a bin's end and its learning.
+pub const LIVE_BACKLOG_BINS: usize = 4;
+
+/// The learner side: the pipeline, predictions, checkpoints and step counts.
+struct Sink<'a> {
+    cfg: &'a StreamConfig,
+    preset_name: String,
+    pipe: Pipeline,
+    /// Bins in the pipeline: end time and label, oldest first.
+    pending: VecDeque<(u64, Option<usize>)>,
+    pred: Predictor,
+    out: Box<dyn Write>,
+    steps: u64,
+    events: u64,
+    last_bin_end: u64,
+    ck_steps: u64,
+    ck_time: Instant,
+    rss_at: Vec<(u64, u64)>,
+}
+
+impl Sink<'_> {
+    /// Hands a bin to the learner: waits for room when `wait`, otherwise gives the bin back
+    /// when the learner's queue is full.
+    fn offer(&mut self, bin: Bin, wait: bool) -> Result<Option<Bin>> {
+        let labels = if self.cfg.learn {
+            bin.label.map(|l| vec![l])
+        } else {
+            None
+        };
+        let x = if wait {
+            self.pipe.send(bin.x, labels);
+            None
+        } else {
+            self.pipe.try_send(bin.x, labels).err()
+        };
+        if let Some(x) = x {
+            return Ok(Some(Bin { x, ..bin }));
+        }
+        self.pending.push_back((bin.t_end_us, bin.label));
+        self.steps += 1;
+        self.last_bin_end = bin.t_end_us;
+        self.maybe_checkpoint()?;
+        if self.cfg.report_at_steps.contains(&self.steps) {
+            self.rss_at.push((self.steps, peak_rss()));
+        }
+        Ok(None)
+    }
+
+    /// Turns finished steps into predictions: waits while more than `keep` are in flight,
+    /// then takes whatever else is ready.
+    fn drain(&mut self, keep: usize) -> Result<()> {
+        while self.pending.len() > keep {
+            let out = self.pipe.recv().context("pipeline stopped")?;
+            let meta = self.pending.pop_front().expect("a pending step");
+            self.pred.handle(out, meta, &mut *self.out)?;
+        }
+        while !self.pending.is_empty() {
+            let Some(out) = self.pipe.try_recv() else { break };
+            let meta = self.pending.pop_front().expect("a pending step");
+            self.pred.handle(out, meta, &mut *self.out)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        let Some(dir) = &self.cfg.checkpoint_dir else {
+            return Ok(());
+        };
+        let due = self
+            .cfg
+            .checkpoint_every_steps
+            .is_some_and(|n| self.steps - self.ck_steps >= n)
+            || self
+                .cfg
+                .checkpoint_every_s
+                .is_some_and(|sec| self.ck_time.elapsed().as_secs_f64() >= sec);
+        if due {
+            // Empty the pipeline first: a stage blocked on a full output queue could not
+            // answer the snapshot.
+            self.drain(0)?;
+            self.save(dir.clone())?;
+            (self.ck_steps, self.ck_time) = (self.steps, Instant::now());
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, dir: PathBuf) -> Result<()> {
+        let state = self.pipe.snapshot().context("pipeline stopped")?;
+        let ck = StreamCheckpoint {
+            steps: self.steps,
+            t_us: self.last_bin_end,
+            events: self.events,
+            preset: self.preset_name.clone(),
+        };
+        save_checkpoint(&dir, &state, &ck)
+    }
+
+    fn done(&self) -> bool {
+        self.cfg.max_steps.is_some_and(|m| self.steps >= m)
+    }
+}
+
 /// Runs a stream through `model` (which keeps what it learns) and returns it.
 pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, StdlModel)> {
     let preset = model.spec.preset.clone();
@@ -622,7 +818,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             .find(|r| r.start_us <= t && t < r.end_us)
             .map(|r| r.class as usize - 1)
     };
-    let mut pred_out: Box<dyn Write> = match &cfg.predictions {
+    let pred_out: Box<dyn Write> = match &cfg.predictions {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
@@ -632,16 +828,20 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => None,
     };
+    if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
+        bail!("the source already reads standard input; give --live-labels a file");
+    }
     // A synthetic scene has as many classes as the network.
     let mut cfg = cfg.clone();
     if let Source::Synthetic(c) = &mut cfg.source {
         c.classes = preset.classes;
     }
     let cfg = &cfg;
-    let (rx, source_thread) = spawn_source(cfg, resumed.as_ref().map_or(0, |c| c.t_us));
-    let sensor = match rx.recv() {
-        Ok(Chunk::Size(s)) => s,
-        Ok(Chunk::Failed(m)) => bail!("source: {m}"),
+    let policy = cfg.overload.resolve(&cfg.source);
+    let (mut ring, ctl, source_thread) = spawn_source(cfg, resumed.as_ref().map_or(0, |c| c.t_us));
+    let sensor = match ctl.recv() {
+        Ok(Control::Size(s)) => s,
+        Ok(Control::Failed(m)) => bail!("source: {m}"),
         _ => bail!("the source ended before its first events"),
     };
     let target = SensorSize::new(dims.w as u16, dims.h as u16);
@@ -652,56 +852,61 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
     };
     let mut binner = StreamBinner::new(geom, cfg.bin_us)?;
-    let pipe = Pipeline::start(stages, 4);
     let start = Instant::now();
-    let (mut events, mut steps) = resumed.as_ref().map_or((0, 0), |c| (c.events, c.steps));
-    let (mut ck_steps, mut ck_time) = (steps, Instant::now());
-    let mut last_bin_end = resumed.as_ref().map_or(0, |c| c.t_us);
-    let mut rss_at: Vec<(u64, u64)> = Vec::new();
-    let (mut first_t, mut last_t) = (None::<u64>, 0u64);
-    let mut pending: VecDeque<(u64, Option<usize>)> = VecDeque::new();
-    let mut pred = Predictor {
-        ema: None,
-        alpha: 1.0 / cfg.ema_steps.max(1.0),
-        labelled: 0,
-        correct: 0,
+    let (events0, steps0) = resumed.as_ref().map_or((0, 0), |c| (c.events, c.steps));
+    let mut sink = Sink {
+        cfg,
+        preset_name: preset.name.clone(),
+        pipe: Pipeline::start(stages, 4),
+        pending: VecDeque::new(),
+        pred: Predictor {
+            ema: None,
+            alpha: 1.0 / cfg.ema_steps.max(1.0),
+            labelled: 0,
+            correct: 0,
+        },
+        out: pred_out,
+        steps: steps0,
+        events: events0,
+        last_bin_end: resumed.as_ref().map_or(0, |c| c.t_us),
+        ck_steps: steps0,
+        ck_time: Instant::now(),
+        rss_at: Vec::new(),
     };
+    let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     // Label changes of a labelled source, by time: a bin takes the label at its middle.
     let mut label_changes: VecDeque<(u64, Option<usize>)> = VecDeque::new();
-    if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
-        bail!("the source already reads standard input; give --live-labels a file");
-    }
     let live = cfg.live_labels.as_deref().map(spawn_live_labels);
+    let wait = policy == Overload::Block;
+    // Live sources must not wait on the learner: poll often, hand bins over without blocking.
+    let poll = Duration::from_millis(if wait { 100 } else { 2 });
+    let mut backlog: VecDeque<Bin> = VecDeque::new();
+    let (mut bins, mut dropped, mut coalesced) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<Event> = Vec::new();
+    let mut frames = Vec::new();
     let mut last_metrics = Instant::now();
     let mut stop = false;
     'outer: loop {
-        // Wake up now and then to notice an interrupt even when the source is quiet.
-        let chunk = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(c) => c,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if crate::runtime::interrupt::requested() {
-                    eprintln!("interrupted: stopping after step {steps}");
-                    stop = true;
-                    break 'outer;
+        batch.clear();
+        let popped = ring.pop_into(&mut batch, 1 << 16, poll);
+        // Labels are sent before the events they label; a failure after the last good event.
+        for c in ctl.try_iter() {
+            match c {
+                Control::Label(t, l) => {
+                    if label_changes.back().map(|c| c.1) != Some(Some(l)) {
+                        label_changes.push_back((t, Some(l)));
+                    }
                 }
-                continue;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        };
-        let (batch, lbl) = match chunk {
-            Chunk::Events(b, l) => (b, l),
-            Chunk::Size(_) => continue,
-            Chunk::Failed(m) => {
-                eprintln!("source: {m}");
-                break;
-            }
-        };
-        if let Some((t, l)) = lbl {
-            if label_changes.back().map(|c| c.1) != Some(Some(l)) {
-                label_changes.push_back((t, Some(l)));
+                Control::Failed(m) => eprintln!("source: {m}"),
+                Control::Size(_) => {}
             }
         }
-        events += batch.len() as u64;
+        if crate::runtime::interrupt::requested() {
+            eprintln!("interrupted: stopping after step {}", sink.steps);
+            stop = true;
+            break 'outer;
+        }
+        sink.events += batch.len() as u64;
         if let (Some(f), Some(l)) = (batch.first(), batch.last()) {
             first_t.get_or_insert(f.t_us);
             last_t = last_t.max(l.t_us);
@@ -715,9 +920,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             // Commands may name times out of order: keep the changes sorted by time.
             label_changes.make_contiguous().sort_by_key(|c| c.0);
         }
-        let mut frames = Vec::new();
         binner.push(&batch, |f| frames.push(f));
-        for f in frames {
+        for f in frames.drain(..) {
+            bins += 1;
             let mid = (f.t_start_us + f.t_end_us) / 2;
             let label = if !rows.is_empty() {
                 label_at(mid)
@@ -729,59 +934,67 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             } else {
                 cfg.constant_label
             };
-            let x = Tensor::from_vec(1, dims, f.data);
-            pipe.send(x, if cfg.learn { label.map(|l| vec![l]) } else { None });
-            pending.push_back((f.t_end_us, label));
-            steps += 1;
-            last_bin_end = f.t_end_us;
-            if let Some(dir) = &cfg.checkpoint_dir {
-                let due = cfg.checkpoint_every_steps.is_some_and(|n| steps - ck_steps >= n)
-                    || cfg
-                        .checkpoint_every_s
-                        .is_some_and(|sec| ck_time.elapsed().as_secs_f64() >= sec);
-                if due {
-                    // Empty the pipeline first: a stage blocked on a full output queue could
-                    // not answer the snapshot.
-                    while let Some(meta) = pending.pop_front() {
-                        let out = pipe.recv().context("pipeline stopped")?;
-                        pred.handle(out, meta, &mut *pred_out)?;
+            backlog.push_back(Bin {
+                x: Tensor::from_vec(1, dims, f.data),
+                t_end_us: f.t_end_us,
+                label,
+            });
+            // Live overload: more bins waiting than the learner's queue and the backlog hold.
+            while backlog.len() > LIVE_BACKLOG_BINS {
+                let oldest = backlog.pop_front().expect("a backlog");
+                match policy {
+                    Overload::Block | Overload::Auto => unreachable!("block never holds a backlog"),
+                    Overload::DropOldest => dropped += 1,
+                    Overload::Coalesce => {
+                        let next = backlog.front_mut().expect("a newer bin");
+                        for (a, b) in next.x.data.iter_mut().zip(&oldest.x.data) {
+                            *a += b;
+                        }
+                        coalesced += 1;
                     }
-                    let state = pipe.snapshot().context("pipeline stopped")?;
-                    let ck = StreamCheckpoint {
-                        steps,
-                        t_us: f.t_end_us,
-                        events,
-                        preset: preset.name.clone(),
-                    };
-                    save_checkpoint(dir, &state, &ck)?;
-                    (ck_steps, ck_time) = (steps, Instant::now());
                 }
             }
-            if cfg.report_at_steps.contains(&steps) {
-                rss_at.push((steps, peak_rss()));
-            }
-            while pending.len() > 4 {
-                let out = pipe.recv().context("pipeline stopped")?;
-                let meta = pending.pop_front().unwrap();
-                pred.handle(out, meta, &mut *pred_out)?;
-            }
-            if cfg.max_steps.is_some_and(|m| steps >= m) || crate::runtime::interrupt::requested() {
-                if crate::runtime::interrupt::requested() {
-                    eprintln!("interrupted: stopping after step {steps}");
+            while let Some(bin) = backlog.pop_front() {
+                if let Some(back) = sink.offer(bin, wait)? {
+                    backlog.push_front(back);
+                    break;
                 }
-                stop = true;
-                break 'outer;
+                sink.drain(if wait { 4 } else { usize::MAX })?;
+                if sink.done() || crate::runtime::interrupt::requested() {
+                    if crate::runtime::interrupt::requested() {
+                        eprintln!("interrupted: stopping after step {}", sink.steps);
+                    }
+                    stop = true;
+                    break 'outer;
+                }
             }
+        }
+        if !wait {
+            // Between event batches: what the learner has room for, and what it finished.
+            while let Some(bin) = backlog.pop_front() {
+                if let Some(back) = sink.offer(bin, false)? {
+                    backlog.push_front(back);
+                    break;
+                }
+                if sink.done() {
+                    stop = true;
+                    break 'outer;
+                }
+            }
+            sink.drain(usize::MAX)?;
         }
         if last_metrics.elapsed().as_secs_f64() >= cfg.metrics_every_s {
             last_metrics = Instant::now();
             let secs = start.elapsed().as_secs_f64();
             let line = serde_json::json!({
-                "seconds": secs, "events": events, "steps": steps,
-                "events_per_s": events as f64 / secs, "frames_per_s": steps as f64 / secs,
-                // Paced replays and synthetic scenes: how far processing is behind the source's clock.
-                "lag_s": cfg.speed.map(|sp| (secs - (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6 / sp).max(0.0)),
-                "running_accuracy": pred.accuracy(),
+                "seconds": secs, "events": sink.events, "steps": sink.steps,
+                "events_per_s": sink.events as f64 / secs, "frames_per_s": sink.steps as f64 / secs,
+                // How far the learner is behind the source: event time read but not yet
+                // handed to the learner (in the binner or a live backlog).
+                "lag_s": last_t.saturating_sub(sink.last_bin_end.max(first_t.unwrap_or(last_t))) as f64 * 1e-6,
+                "dropped_bins": dropped, "coalesced_bins": coalesced,
+                "ring_events": ring.backlog(),
+                "running_accuracy": sink.pred.accuracy(),
                 "peak_rss_bytes": peak_rss(),
             });
             eprintln!("{line}");
@@ -789,24 +1002,36 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 writeln!(m, "{line}")?;
             }
         }
+        if popped == Pop::Closed {
+            break;
+        }
     }
-    drop(rx);
-    while let Some(meta) = pending.pop_front() {
-        let out = pipe.recv().context("pipeline stopped")?;
-        pred.handle(out, meta, &mut *pred_out)?;
+    // Bins still held back by a live policy are learned from at the end of the stream.
+    if !stop {
+        while let Some(bin) = backlog.pop_front() {
+            sink.offer(bin, true)?;
+            sink.drain(4)?;
+            if sink.done() {
+                break;
+            }
+        }
     }
-    pred_out.flush()?;
-    if let Some(dir) = &cfg.checkpoint_dir {
+    dropped += backlog.len() as u64;
+    drop(ring);
+    sink.drain(0)?;
+    sink.out.flush()?;
+    if let Some(dir) = cfg.checkpoint_dir.clone() {
         // The final checkpoint of a run that ended cleanly.
-        let state = pipe.snapshot().context("pipeline stopped")?;
-        let ck = StreamCheckpoint {
-            steps,
-            t_us: last_bin_end,
-            events,
-            preset: preset.name.clone(),
-        };
-        save_checkpoint(dir, &state, &ck)?;
+        sink.save(dir)?;
     }
+    let Sink {
+        pipe,
+        pred,
+        steps,
+        events,
+        rss_at,
+        ..
+    } = sink;
     model.stages = pipe.finish();
     model.reset_state();
     if !stop {
@@ -815,7 +1040,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let summary = Summary {
         events,
         steps,
-        dropped_bins: 0,
+        bins,
+        dropped_bins: dropped,
+        coalesced_bins: coalesced,
+        overload: policy,
         accuracy: pred.accuracy().map(|a| a as f32),
         labelled_steps: pred.labelled,
         peak_rss_bytes: peak_rss(),

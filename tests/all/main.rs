@@ -7,6 +7,7 @@ mod common;
 mod continual;
 mod datasets;
 mod demo;
+mod dv_server;
 mod frames;
 mod readers;
 mod runtime;

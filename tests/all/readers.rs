@@ -447,3 +447,26 @@ fn detection() {
     // Magic beats the extension hint.
     assert_eq!(detect(b"#!AER-DAT2.0\r\n", Some("bin")), Ok(Format::Aedat2));
 }
+
+#[test]
+fn evt3_raw_stream_without_header_matches_the_file_reader() {
+    // What a Prophesee camera sends: the words of a .raw file without its `%` header, in
+    // slices of any length (odd ones split a word).
+    let Some(d) = data!() else { return };
+    let bytes = std::fs::read(d.join("evt3/gen41_expelliarmus_evt3_sample.raw")).unwrap();
+    let mut body = 0;
+    while bytes[body] == b'%' {
+        body += bytes[body..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    }
+    let (want, err) = decode_chunked(&bytes, Some(Format::Evt3), 65536);
+    assert!(err.is_none());
+    for step in [1usize, 3, 4097] {
+        let mut s = stdl::io::formats::evt3::RawStream::new();
+        let mut got = Vec::new();
+        for part in bytes[body..].chunks(step) {
+            s.decode(part, &mut got);
+        }
+        assert_eq!(got.len(), want.len(), "slices of {step}");
+        assert!(got == want, "slices of {step}: events differ");
+    }
+}

@@ -339,3 +339,79 @@ fn wait_for_checkpoint(ck: &std::path::Path, steps: u64, child: &mut std::proces
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+fn overload_run(policy: &str) -> serde_json::Value {
+    // A paced synthetic camera at 1 ms bins outruns the dvs-gesture network on 2 cores.
+    let o = stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic:5",
+            "--speed",
+            "1",
+            "--bin-us",
+            "1000",
+        ])
+        .args([
+            "--preset",
+            "dvs-gesture",
+            "--max-steps",
+            "300",
+            "--overload",
+            policy,
+        ])
+        .args(["--predictions", "/dev/null", "--metrics-every-s", "100"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    serde_json::from_str(err.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn live_overload_drops_or_coalesces_whole_bins_and_counts_them() {
+    let n = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap();
+    let block = overload_run("block");
+    assert_eq!(block["overload"], "block");
+    assert_eq!((n(&block, "dropped_bins"), n(&block, "coalesced_bins")), (0, 0));
+    assert_eq!(n(&block, "steps"), n(&block, "bins"));
+    let drop = overload_run("drop-oldest");
+    assert!(n(&drop, "dropped_bins") > 0, "{drop}");
+    assert_eq!(n(&drop, "coalesced_bins"), 0);
+    assert_eq!(
+        n(&drop, "steps") + n(&drop, "dropped_bins"),
+        n(&drop, "bins"),
+        "{drop}"
+    );
+    let merge = overload_run("coalesce");
+    assert!(n(&merge, "coalesced_bins") > 0, "{merge}");
+    assert_eq!(n(&merge, "dropped_bins"), 0);
+    assert_eq!(
+        n(&merge, "steps") + n(&merge, "coalesced_bins"),
+        n(&merge, "bins"),
+        "{merge}"
+    );
+    // Every policy reads every event; only what reaches the learner differs.
+    assert_eq!(block["events"], drop["events"]);
+    assert_eq!(block["events"], merge["events"]);
+    // The learner keeps pace with the camera instead of falling behind it.
+    assert!(drop["seconds"].as_f64().unwrap() < block["seconds"].as_f64().unwrap() / 2.0);
+}
+
+#[test]
+fn camera_source_without_a_device_fails_clearly() {
+    let o = stdl()
+        .args(["stream", "--source", "camera://", "--preset", "tiny"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    if cfg!(feature = "camera") {
+        assert!(
+            err.contains("no event camera found") || err.contains("no USB access"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("--features camera"), "{err}");
+    }
+}

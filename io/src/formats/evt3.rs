@@ -55,6 +55,53 @@ impl EventSink for Sink<'_> {
     }
 }
 
+/// EVT 3.0 words as a camera sends them, without a file header: feed byte slices of any
+/// length (an odd trailing byte is kept for the next slice), get events.
+pub struct RawStream {
+    inner: Evt3Decoder,
+    carry: Option<u8>,
+    triggers: u64,
+}
+
+impl Default for RawStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RawStream {
+    /// A decoder at the start of a stream (events wait for the first TIME_HIGH word).
+    pub fn new() -> Self {
+        Self {
+            inner: Evt3Decoder::new(),
+            carry: None,
+            triggers: 0,
+        }
+    }
+
+    /// Decodes `bytes`, appending events to `out`.
+    pub fn decode(&mut self, mut bytes: &[u8], out: &mut Vec<Event>) {
+        let mut sink = Sink { out, triggers: 0 };
+        if let (Some(lo), Some((&hi, rest))) = (self.carry, bytes.split_first()) {
+            self.inner.decode_bytes_into(&[lo, hi], &mut sink);
+            self.carry = None;
+            bytes = rest;
+        }
+        let even = bytes.len() & !1;
+        sink.out.reserve(even / 2);
+        self.inner.decode_bytes_into(&bytes[..even], &mut sink);
+        if even < bytes.len() {
+            self.carry = Some(bytes[even]);
+        }
+        self.triggers += sink.triggers;
+    }
+
+    /// Trigger events seen (not returned as events).
+    pub fn triggers(&self) -> u64 {
+        self.triggers
+    }
+}
+
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
         self.header.parse_expecting(buf, eof, ctx, FORMAT, "3.0")
