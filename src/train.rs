@@ -459,10 +459,14 @@ pub fn save_checkpoint(dir: &Path, model: &Model, preset: &Preset, state: &Check
 
 /// Loads a checkpoint directory: the state, the preset, and a model with its weights.
 pub fn load_checkpoint(dir: &Path, with_optimizer: bool) -> Result<(CheckpointState, Preset, Model)> {
-    let state: CheckpointState = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("state.json"))
-            .with_context(|| format!("reading {}/state.json", dir.display()))?,
-    )?;
+    let state: CheckpointState =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).with_context(|| {
+            format!(
+                "reading {}/state.json (a checkpoint is the OUT/checkpoint directory of a \
+                     `stdl train --out OUT` run)",
+                dir.display()
+            )
+        })?)?;
     let preset = Preset::load(&dir.join("preset.toml").to_string_lossy())?;
     let mut model = Model::build(&state.config, &preset)?;
     model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;

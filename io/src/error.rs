@@ -30,13 +30,13 @@ impl std::fmt::Display for Location {
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error from the operating system.
-    #[error("{}: {source}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<stream>".into()))]
+    #[error("{}: {error}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<stream>".into()))]
     Io {
         /// The file involved, if any.
         path: Option<PathBuf>,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source()`: printed chains
+        /// would repeat it).
+        error: std::io::Error,
     },
     /// The bytes do not follow the format's layout.
     #[error("{format}: {message} ({location})")]
@@ -96,6 +96,6 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: Option<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path, source }
+        Error::Io { path, error: source }
     }
 }

@@ -45,7 +45,7 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
     };
     let data = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     })?;
     let st = safetensors::SafeTensors::deserialize(&data).map_err(|e| err(e.to_string()))?;
     let mut out = BTreeMap::new();
@@ -68,7 +68,7 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     };
     let tmp = path.with_extension(format!(
         "{}.tmp",

@@ -43,13 +43,12 @@ pub enum Error {
         message: String,
     },
     /// I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
+        /// The error (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
 }
 

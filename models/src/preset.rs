@@ -218,7 +218,7 @@ impl Preset {
         if p.exists() {
             let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
                 path: name_or_path.to_owned(),
-                source,
+                error: source,
             })?;
             return Self::parse(&text, name_or_path);
         }

@@ -33,6 +33,9 @@ pub struct ContinualArgs {
     /// Output directory: continual.json, continual.png.
     #[arg(long, default_value = "out/continual")]
     pub out: PathBuf,
+    /// Print continual.json to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_bytes_arg(s: &str) -> Result<u64, String> {
@@ -99,6 +102,10 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     );
     if let Err(e) = stdl::viz::plot_continual(&png, &r, &title) {
         eprintln!("warning: {e:#} (continual.json has the figures)");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
     }
     // The matrix as a table, percent.
     let t = r.accuracy_matrix.len();

@@ -20,7 +20,16 @@ use stdl_io::{Format, ReadOptions, SensorSize};
 pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Parser, Debug)]
-#[command(name = "stdl", version, about = "Online spiking-network learning from event cameras (STDL)", long_about = None)]
+#[command(
+    name = "stdl",
+    version,
+    about = "Online spiking-network learning from event cameras (STDL)",
+    long_about = None,
+    after_help = "Exit codes: 0 success (also a stream stopped cleanly by Ctrl-C or SIGTERM); \
+                  1 failure (unreadable or corrupt input, I/O error, no camera, a failed run; \
+                  the message says what and where); 2 usage error (unknown flag, missing or \
+                  malformed argument).\n\nStart with: stdl demo"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +75,10 @@ enum Command {
     ///
     /// Example: stdl stream --source synthetic --preset dvs-gesture --max-steps 2000 --predictions p.jsonl
     Stream(stream::StreamArgs),
-    /// Benchmarks.
+    /// Benchmarks: decoding, training memory and speed, sparsity, long streams, real time.
+    /// Each prints a table or line, or JSON with --json.
+    ///
+    /// Example: stdl bench memory --preset nmnist --method bptt --t-bins 20 --batch 16
     #[command(subcommand)]
     Bench(BenchCommand),
 }

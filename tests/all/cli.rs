@@ -120,3 +120,42 @@ fn errors_exit_nonzero_with_a_message() {
     let out = stdl().args(["info"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn every_subcommand_has_help_with_an_example_and_exit_codes_are_documented() {
+    let top = stdl().arg("--help").output().unwrap();
+    let top = String::from_utf8(top.stdout).unwrap();
+    assert!(top.contains("Exit codes: 0 success"), "{top}");
+    let commands = [
+        "demo",
+        "info",
+        "frames",
+        "convert",
+        "plan",
+        "train",
+        "eval",
+        "continual",
+        "stream",
+        "bench",
+    ];
+    let bench = ["read", "memory", "train", "sparse", "soak", "realtime"];
+    let mut paths: Vec<Vec<&str>> = commands.iter().map(|c| vec![*c]).collect();
+    paths.extend(bench.iter().map(|b| vec!["bench", *b]));
+    for p in paths {
+        let o = stdl().args(&p).arg("--help").output().unwrap();
+        assert!(o.status.success(), "{p:?}");
+        let help = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            help.contains("Example: stdl "),
+            "{p:?} --help has no example:\n{help}"
+        );
+        // Every subcommand appears in the top-level help.
+        assert!(top.contains(p[0]), "{p:?} missing from stdl --help");
+    }
+    // A missing file fails with 1 and says which file; the message is not repeated.
+    let o = stdl().args(["info", "/nonexistent/x.aedat"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/x.aedat"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
