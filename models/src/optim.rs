@@ -92,6 +92,10 @@ impl Optimizer {
         }
         self.t += 1;
         let c = self.cfg;
+        // A parameter no backward pass reached has no gradient yet: it reads as zeros.
+        for p in params.iter_mut() {
+            p.ensure_grad();
+        }
         match c.kind {
             OptimizerKind::Adam => {
                 let bc1 = 1.0 - c.beta1.powi(self.t as i32);

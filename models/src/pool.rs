@@ -5,14 +5,27 @@
 //! footprint drift upwards over a long stream. Served from this pool, buffers are allocated
 //! during the first steps and reused after, so memory is flat in time, and the page faults of
 //! fresh large allocations disappear. A request takes the smallest spare whose capacity is
-//! between its length and twice that (best fit), so subnetworks run one after another share
-//! buffers of similar sizes; each capacity keeps at most [`MAX_PER_SIZE`] spares.
+//! between its length and a few times that (best fit, [`set_fit`]), so subnetworks run one
+//! after another share buffers of similar sizes; each capacity keeps at most
+//! [`MAX_PER_SIZE`] spares.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Spare buffers kept per capacity.
 pub const MAX_PER_SIZE: usize = 4;
+
+/// A request may take a spare of up to this many times its length (see [`set_fit`]).
+static FIT: AtomicUsize = AtomicUsize::new(2);
+
+/// Sets how much larger than a request a reused spare may be (at least 1). Short-lived
+/// buffers (STDL: one stage's step at a time) gain from a wide fit: stages whose sizes
+/// differ by 2–4× share spares instead of each keeping its own. Long-lived ones (BPTT keeps
+/// every step's activations) lose from it: a small activation would pin a large buffer.
+pub fn set_fit(factor: usize) {
+    FIT.store(factor.max(1), Ordering::Relaxed);
+}
 
 static POOL: Mutex<BTreeMap<usize, Vec<Vec<f32>>>> = Mutex::new(BTreeMap::new());
 
@@ -23,7 +36,7 @@ pub fn take(len: usize) -> Vec<f32> {
     }
     let reused = POOL.lock().ok().and_then(|mut g| {
         let cap = g
-            .range(len..=len.saturating_mul(2))
+            .range(len..=len.saturating_mul(FIT.load(Ordering::Relaxed)))
             .find(|(_, v)| !v.is_empty())
             .map(|(c, _)| *c)?;
         g.get_mut(&cap).and_then(Vec::pop)

@@ -223,6 +223,12 @@ pub fn memory(a: &BenchModelArgs) -> Result<()> {
             "peak after building the model: {built} B; pooled spares now: {} B",
             stdl_models::pool::spare_bytes()
         );
+        for (cap, n) in stdl_models::pool::histogram() {
+            eprintln!(
+                "  pooled: {n} x {cap} floats ({:.2} MiB)",
+                (n * cap * 4) as f64 / (1 << 20) as f64
+            );
+        }
     }
     let out = serde_json::json!({
         "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,

@@ -136,13 +136,14 @@ impl Stage {
         self.labelled_steps = named.get(&format!("s{k}.steps")).map_or(0, |v| v[0] as u64);
     }
 
-    /// Optimiser step over body and head, then zero gradients.
+    /// Optimiser step over body and head, then free the gradients: the next backward pass
+    /// allocates them again, so only the stage being updated holds gradients.
     pub fn update(&mut self) {
         let mut ps = self.body.params_mut();
         ps.extend(self.head.params_mut());
         self.opt.step(&mut ps);
         for p in ps {
-            p.zero_grad();
+            p.release_grad();
         }
     }
 }
@@ -169,6 +170,8 @@ impl StdlModel {
         opt: OptimConfig,
         update_every: usize,
     ) -> anyhow::Result<Self> {
+        // One stage's step buffers are alive at a time: let stages share pooled spares.
+        stdl_models::pool::set_fit(4);
         let mut rng = Rng::new(seed);
         let mut stages = Vec::new();
         for sp in &plan.subnets {

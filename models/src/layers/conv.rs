@@ -374,6 +374,9 @@ impl Conv2d {
     /// most [`GRAD_CHUNKS`] fixed chunks whose weight-gradient partials are summed in
     /// order, so results are identical for any number of threads.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
+        self.weight.ensure_grad();
+        self.gain.ensure_grad();
+        self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
         let sparse = self.sparse(&x);
         if self.w_eff.len() != self.weight.value.len() || (sparse && self.w_t.len() != self.w_eff.len()) {

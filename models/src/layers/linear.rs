@@ -59,6 +59,8 @@ impl Linear {
 
     /// Backward pass.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
+        self.weight.ensure_grad();
+        self.bias.ensure_grad();
         let x = self.caches.pop().expect("linear backward without forward");
         let b = x.b;
         // dW += dyᵀ x ; db += Σ dy ; dx = dy W

@@ -27,19 +27,34 @@ pub struct Param {
     pub name: &'static str,
     /// Values.
     pub value: Vec<f32>,
-    /// Gradient accumulated since the last `zero_grad`.
+    /// Gradient accumulated since the last `zero_grad` or `release_grad`; empty until a
+    /// backward pass allocates it (an empty gradient reads as zeros).
     pub grad: Vec<f32>,
 }
 
 impl Param {
-    /// A parameter with zero gradient.
+    /// A parameter with zero gradient (allocated by the first backward pass).
     pub fn new(name: &'static str, value: Vec<f32>) -> Self {
-        let grad = vec![0.0; value.len()];
-        Self { name, value, grad }
+        Self {
+            name,
+            value,
+            grad: Vec::new(),
+        }
     }
-    /// Zeroes the gradient.
+    /// Allocates a zero gradient if there is none (backward passes call this first).
+    pub fn ensure_grad(&mut self) {
+        if self.grad.len() != self.value.len() {
+            self.grad = vec![0.0; self.value.len()];
+        }
+    }
+    /// Zeroes the gradient, keeping its memory (BPTT: one update per sequence).
     pub fn zero_grad(&mut self) {
         self.grad.iter_mut().for_each(|g| *g = 0.0);
+    }
+    /// Frees the gradient (STDL: a stage's gradients live only from its backward pass to its
+    /// update, so the stages' gradients are never resident together).
+    pub fn release_grad(&mut self) {
+        self.grad = Vec::new();
     }
 }
 

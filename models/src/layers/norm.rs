@@ -90,6 +90,8 @@ impl BatchNorm {
     /// Backward pass (batch statistics).
     #[allow(clippy::needless_range_loop)]
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
+        self.gamma.ensure_grad();
+        self.beta.ensure_grad();
         let (xhat, inv_std) = self.caches.pop().expect("batchnorm backward without forward");
         let (c, hw) = (self.dims.c, self.dims.h * self.dims.w);
         let n = (dy.b * hw) as f32;
