@@ -422,8 +422,8 @@ impl SourceOut {
     }
 }
 
-/// Events the ring between the source and the binner holds (16 bytes each: 4 MiB).
-pub const EVENT_RING_CAPACITY: usize = 1 << 18;
+/// Events the ring between the source and the binner holds (16 bytes each: 1 MiB).
+pub const EVENT_RING_CAPACITY: usize = 1 << 16;
 
 fn spawn_source(
     cfg: &StreamConfig,
@@ -888,7 +888,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut stop = false;
     'outer: loop {
         batch.clear();
-        let popped = ring.pop_into(&mut batch, 1 << 16, poll);
+        let popped = ring.pop_into(&mut batch, 1 << 13, poll);
         // Labels are sent before the events they label; a failure after the last good event.
         for c in ctl.try_iter() {
             match c {
