@@ -171,17 +171,39 @@ impl Lif {
         } else {
             Buf(Vec::new())
         };
-        for (j, (v, u_hat)) in s.data.iter_mut().zip(self.state.iter_mut()).enumerate() {
-            let u = lambda * *u_hat + *v;
-            let fire = if self.smooth {
-                1.0 / (1.0 + (-p.alpha * (u - p.threshold)).exp())
-            } else {
-                (u >= p.threshold) as u8 as f32
+        if self.smooth {
+            // Finite-difference tests: a differentiable spike.
+            for (j, (v, u_hat)) in s.data.iter_mut().zip(self.state.iter_mut()).enumerate() {
+                let u = lambda * *u_hat + *v;
+                let fire = 1.0 / (1.0 + (-p.alpha * (u - p.threshold)).exp());
+                *v = fire;
+                *u_hat = u - p.threshold * fire;
+                if train {
+                    sg[j] = p.surrogate.grad(u - p.threshold, p.alpha);
+                }
+            }
+        } else if train {
+            // The hot loop: no branch but the surrogate's, hoisted out of it.
+            let step = |v: &mut f32, u_hat: &mut f32| {
+                let u = lambda * *u_hat + *v;
+                let fire = (u >= p.threshold) as u8 as f32;
+                *v = fire;
+                *u_hat = u - p.threshold * fire;
+                u - p.threshold
             };
-            *v = fire;
-            *u_hat = u - p.threshold * fire;
-            if train {
-                sg[j] = p.surrogate.grad(u - p.threshold, p.alpha);
+            let it = s.data.iter_mut().zip(self.state.iter_mut()).zip(sg.iter_mut());
+            match p.surrogate {
+                Surrogate::Sigmoid => it.for_each(|((v, uh), g)| {
+                    *g = Surrogate::Sigmoid.grad(step(v, uh), p.alpha);
+                }),
+                other => it.for_each(|((v, uh), g)| *g = other.grad(step(v, uh), p.alpha)),
+            }
+        } else {
+            for (v, u_hat) in s.data.iter_mut().zip(self.state.iter_mut()) {
+                let u = lambda * *u_hat + *v;
+                let fire = (u >= p.threshold) as u8 as f32;
+                *v = fire;
+                *u_hat = u - p.threshold * fire;
             }
         }
         if train {

@@ -53,8 +53,8 @@ impl AvgPool {
                     let oy = iy / self.kh;
                     let xrow = &xs[(c * i.h + iy) * i.w..][..o.w * self.kw];
                     let yrow = &mut ys[(c * o.h + oy) * o.w..][..o.w];
-                    for (ox, yv) in yrow.iter_mut().enumerate() {
-                        *yv += xrow[ox * self.kw..(ox + 1) * self.kw].iter().sum::<f32>() * scale;
+                    for (yv, win) in yrow.iter_mut().zip(xrow.chunks_exact(self.kw)) {
+                        *yv += win.iter().sum::<f32>() * scale;
                     }
                 }
             }
@@ -75,8 +75,8 @@ impl AvgPool {
                     let oy = iy / self.kh;
                     let drow = &ds[(c * o.h + oy) * o.w..][..o.w];
                     let xrow = &mut xs[(c * i.h + iy) * i.w..][..o.w * self.kw];
-                    for (ix, xv) in xrow.iter_mut().enumerate() {
-                        *xv = drow[ix / self.kw] * scale;
+                    for (win, &d) in xrow.chunks_exact_mut(self.kw).zip(drow) {
+                        win.fill(d * scale);
                     }
                 }
             }
