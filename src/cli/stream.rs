@@ -23,8 +23,12 @@ pub struct StreamArgs {
     #[arg(long, default_value = "train")]
     pub split: String,
     /// Network preset (name or TOML file).
-    #[arg(long, default_value = "dvs-gesture")]
+    #[arg(long, default_value = "dvs-gesture", conflicts_with = "checkpoint")]
     pub preset: String,
+    /// Start from a trained model instead of a fresh preset network: the OUT/checkpoint
+    /// directory of `stdl train --method stdl`, or a stream's --checkpoint-dir.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
     /// Time bin in microseconds (one learning step per bin).
     #[arg(long, default_value_t = 10_000)]
     pub bin_us: u64,
@@ -133,6 +137,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         resume: a.resume,
         live_labels: a.live_labels.clone(),
         overload: a.overload,
+        checkpoint: a.checkpoint.clone(),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

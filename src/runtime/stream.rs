@@ -173,6 +173,8 @@ pub struct StreamConfig {
     pub live_labels: Option<String>,
     /// What to do when the learner falls behind.
     pub overload: Overload,
+    /// Start from this trained model instead of a fresh `preset` network (see [`load_model`]).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// One live label command: from time `t_us` (or the current stream time) on, `label`.
@@ -298,6 +300,7 @@ impl StreamConfig {
             resume: false,
             live_labels: None,
             overload: Overload::Auto,
+            checkpoint: None,
         }
     }
 }
@@ -645,9 +648,52 @@ fn peak_rss() -> u64 {
     crate::train::peak_rss_bytes()
 }
 
-/// Runs a stream to its end (or `max_steps`).
+/// Runs a stream to its end (or `max_steps`), from `cfg.checkpoint` if set, otherwise from a
+/// fresh network of `cfg.preset`.
 pub fn run(cfg: &StreamConfig) -> Result<Summary> {
-    Ok(run_model(cfg, new_model(cfg)?)?.0)
+    let model = match &cfg.checkpoint {
+        Some(dir) => load_model(dir, cfg.lr)?,
+        None => new_model(cfg)?,
+    };
+    Ok(run_model(cfg, model)?.0)
+}
+
+/// A trained STDL model to stream with: the `OUT/checkpoint` directory of `stdl train` (its
+/// plan, weights and optimiser state), or a stream's `--checkpoint-dir` (weights and optimiser
+/// state for its preset). Learning goes on at `lr`.
+pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
+    let state_path = dir.join("state.json");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).with_context(|| {
+            format!(
+                "reading {} (--checkpoint takes the OUT/checkpoint directory of `stdl train` or a \
+                 stream's --checkpoint-dir)",
+                state_path.display()
+            )
+        })?)
+        .with_context(|| format!("parsing {}", state_path.display()))?;
+    let mut model = if state.get("config").is_some() {
+        match crate::train::load_checkpoint(dir, true)?.2 {
+            crate::train::Model::Stdl(m) => *m,
+            crate::train::Model::Bptt(_) => bail!(
+                "{} holds a BPTT model; streaming learns online with STDL: train with --method stdl",
+                dir.display()
+            ),
+        }
+    } else {
+        let ck: StreamCheckpoint = serde_json::from_value(state)
+            .with_context(|| format!("{} is not a checkpoint state", state_path.display()))?;
+        let mut m = new_model(&StreamConfig::new(Source::Stdin, ck.preset))?;
+        m.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
+        m.load_optimizer_state(&stdl_models::checkpoint::load(
+            &dir.join("optimizer.safetensors"),
+        )?);
+        m
+    };
+    for s in &mut model.stages {
+        s.opt.cfg.lr = lr;
+    }
+    Ok(model)
 }
 
 /// A fresh model for a stream: the preset's network planned for batch size 1.

@@ -415,3 +415,55 @@ fn camera_source_without_a_device_fails_clearly() {
         assert!(err.contains("--features camera"), "{err}");
     }
 }
+
+#[test]
+fn a_trained_checkpoint_streams_better_than_a_fresh_network() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("train");
+    let o = stdl()
+        .args(["train", "--dataset", "nmnist", "--preset", "nmnist", "--quiet"])
+        .args([
+            "--limit-samples",
+            "200",
+            "--epochs",
+            "2",
+            "--t-bins",
+            "6",
+            "--seed",
+            "2",
+        ])
+        .arg("--root")
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let accuracy = |model: &[&str]| -> f64 {
+        let o = stdl()
+            .args(["stream", "--dataset", "nmnist", "--split", "test", "--no-learn"])
+            .args([
+                "--bin-us",
+                "10000",
+                "--predictions",
+                "/dev/null",
+                "--metrics-every-s",
+                "100",
+            ])
+            .arg("--root")
+            .arg(&root)
+            .args(model)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        let s: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+        s["accuracy"].as_f64().unwrap()
+    };
+    let ck = out.join("checkpoint");
+    let trained = accuracy(&["--checkpoint", ck.to_str().unwrap()]);
+    let fresh = accuracy(&["--preset", "nmnist"]);
+    assert!(trained > fresh + 0.2, "trained {trained} vs fresh {fresh}");
+}
