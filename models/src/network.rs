@@ -113,8 +113,8 @@ impl Sequential {
     }
 
     /// The two parts of [`Sequential::step_memory_of`]: persistent bytes (parameters,
-    /// gradients, optimiser state, membrane state) and per-step bytes (kept activations and
-    /// the largest transient).
+    /// optimiser state, membrane state, and the gradients alive at the peak) and per-step
+    /// bytes (kept activations and transients).
     pub fn memory_split(parts: &[&Sequential], b: usize, optimizer_floats: usize) -> (usize, usize) {
         let mems: Vec<LayerMemory> = parts
             .iter()
@@ -123,10 +123,17 @@ impl Sequential {
         let state: usize = mems.iter().map(|m| m.state).sum();
         let kept: usize = mems.iter().map(|m| m.kept_per_step).sum();
         let params: usize = mems.iter().map(|m| m.params).sum();
+        // Gradients are allocated by the backward pass (Param::ensure_grad), last part first,
+        // while it frees the caches: at the peak, the last part's (the head's) gradients and
+        // at most the largest layer's of the earlier parts are allocated besides the caches.
+        let n_last = parts.last().map_or(0, |s| s.layers.len());
+        let (earlier, last) = mems.split_at(mems.len() - n_last);
+        let grads: usize = last.iter().map(|m| m.params).sum::<usize>()
+            + earlier.iter().map(|m| m.params).max().unwrap_or(0);
         // Outputs and workspaces return to the buffer pool (crate::pool) and stay there for
         // the next step: every layer's are counted, not only the largest.
         let transient: usize = mems.iter().map(|m| m.workspace + m.output).sum();
-        (params * (2 + optimizer_floats) + state, kept + transient)
+        (params * (1 + optimizer_floats) + grads + state, kept + transient)
     }
 
     /// Caches currently kept, summed over layers.

@@ -124,6 +124,10 @@ pub struct BenchModelArgs {
     /// Fraction of input pixels with an event in a frame (synthetic input, seeded).
     #[arg(long, default_value_t = 0.1)]
     pub density: f32,
+    /// STDL: run the subnetworks as pipeline stages on their own threads (as `stdl stream`
+    /// does; identical numbers), overlapping consecutive time steps.
+    #[arg(long)]
+    pub pipeline: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -192,6 +196,26 @@ fn run_batch(
 ) {
     let labels: Vec<usize> = (0..a.batch).map(|i| i % classes).collect();
     match model {
+        stdl::train::Model::Stdl(m) if a.pipeline => {
+            let pipe = stdl::runtime::Pipeline::start(std::mem::take(&mut m.stages), 4);
+            let labels = labels.clone();
+            let feeder = std::thread::scope(|s| {
+                s.spawn(|| {
+                    for _ in 0..a.t_bins {
+                        std::hint::black_box(pipe.recv());
+                    }
+                });
+                for _ in 0..a.t_bins {
+                    pipe.send(
+                        synthetic_frame(a.batch, dims, a.density, rng),
+                        Some(labels.clone()),
+                    );
+                }
+            });
+            std::hint::black_box(feeder);
+            m.stages = pipe.finish();
+            m.reset_state();
+        }
         stdl::train::Model::Stdl(m) => {
             m.reset_state();
             for _ in 0..a.t_bins {
