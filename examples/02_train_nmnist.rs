@@ -29,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         optimizer: preset.train.optimizer,
         aux_budget: None,
         lr_schedule: LrSchedule::Cosine,
+        pipeline: false,
     };
     let result = train(
         cfg,

@@ -430,6 +430,7 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         optimizer: cfg.optimizer,
         aux_budget: cfg.aux_budget.clone(),
         lr_schedule: crate::train::LrSchedule::Constant,
+        pipeline: false,
     };
     let mut model = Model::build(&train_cfg, &preset)?;
     model.set_lr(cfg.optimizer.lr);

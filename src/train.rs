@@ -198,6 +198,10 @@ pub struct TrainConfig {
     /// Learning-rate schedule over epochs.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// STDL: subnetworks as pipeline stages on their own threads (same numbers, faster on
+    /// several cores, more memory).
+    #[serde(default)]
+    pub pipeline: bool,
 }
 
 /// Learning rate over epochs.
@@ -236,13 +240,9 @@ impl Model {
                     1
                 };
                 let p = plan(&spec, cfg.batch, budget.as_ref(), opt_floats)?;
-                Model::Stdl(Box::new(StdlModel::new(
-                    spec,
-                    p,
-                    cfg.seed,
-                    cfg.optimizer,
-                    cfg.update_every,
-                )?))
+                let mut m = StdlModel::new(spec, p, cfg.seed, cfg.optimizer, cfg.update_every)?;
+                m.pipeline = cfg.pipeline;
+                Model::Stdl(Box::new(m))
             }
             Method::Bptt => Model::Bptt(Box::new(BpttModel::new(spec, cfg.seed, cfg.optimizer)?)),
         })
@@ -251,6 +251,32 @@ impl Model {
     /// Trains on one batch of sequences; returns summed readout logits and the mean loss.
     pub fn train_batch(&mut self, frames: &[Tensor], labels: &[usize]) -> (Tensor, f32) {
         match self {
+            Model::Stdl(m) if m.pipeline && m.stages.len() > 1 => {
+                // The subnetworks as pipeline stages on their own threads, overlapping
+                // consecutive time steps: the same Stage::advance calls as in sequence, so the
+                // same numbers bit for bit (tests/all/runtime.rs); faster on 2 cores, but the
+                // stages' step memory adds up.
+                m.reset_state();
+                let pipe = crate::runtime::Pipeline::start(std::mem::take(&mut m.stages), 4);
+                let (sum, loss) = std::thread::scope(|s| {
+                    let collector = s.spawn(|| {
+                        let mut sum: Option<Tensor> = None;
+                        let mut loss = 0.0;
+                        for _ in frames {
+                            let out = pipe.recv().expect("pipeline stage failed");
+                            loss += out.loss.unwrap_or(0.0);
+                            add_into(&mut sum, out.logits);
+                        }
+                        (sum, loss)
+                    });
+                    for x in frames {
+                        pipe.send(x.clone(), Some(labels.to_vec()));
+                    }
+                    collector.join().expect("pipeline collector")
+                });
+                m.stages = pipe.finish();
+                (sum.expect("at least one frame"), loss / frames.len() as f32)
+            }
             Model::Stdl(m) => {
                 m.reset_state();
                 let mut sum: Option<Tensor> = None;

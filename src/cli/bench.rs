@@ -179,6 +179,7 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::D
         optimizer: preset.train.optimizer,
         aux_budget: None,
         lr_schedule: stdl::train::LrSchedule::Constant,
+        pipeline: false,
     };
     let model = stdl::train::Model::build(&cfg, &preset)?;
     let dims = stdl_models::Dims::new(preset.input[0], preset.input[1], preset.input[2]);
@@ -199,7 +200,7 @@ fn run_batch(
         stdl::train::Model::Stdl(m) if a.pipeline => {
             let pipe = stdl::runtime::Pipeline::start(std::mem::take(&mut m.stages), 4);
             let labels = labels.clone();
-            let feeder = std::thread::scope(|s| {
+            std::thread::scope(|s| {
                 s.spawn(|| {
                     for _ in 0..a.t_bins {
                         std::hint::black_box(pipe.recv());
@@ -212,7 +213,6 @@ fn run_batch(
                     );
                 }
             });
-            std::hint::black_box(feeder);
             m.stages = pipe.finish();
             m.reset_state();
         }

@@ -214,6 +214,7 @@ fn run_nmnist(a: &DemoArgs, root: &std::path::Path) -> Result<()> {
         optimizer: preset.train.optimizer,
         aux_budget: None,
         lr_schedule: stdl::train::LrSchedule::Cosine,
+        pipeline: false,
     };
     eprintln!(
         "stdl demo on real N-MNIST samples from {}: 3 epochs of online STDL",

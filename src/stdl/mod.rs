@@ -159,6 +159,9 @@ pub struct StdlModel {
     pub stages: Vec<Stage>,
     /// Labelled steps per update (1: every step).
     pub update_every: usize,
+    /// Train batches with the subnetworks as pipeline stages on their own threads (same
+    /// numbers; faster on several cores; the stages' step memory adds up).
+    pub pipeline: bool,
 }
 
 impl StdlModel {
@@ -194,6 +197,7 @@ impl StdlModel {
             plan,
             stages,
             update_every: update_every.max(1),
+            pipeline: false,
         })
     }
 

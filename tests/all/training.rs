@@ -248,3 +248,36 @@ fn every_subnetwork_updates_after_every_step_or_every_nth() {
         }
     }
 }
+
+#[test]
+fn pipelined_training_gives_the_same_weights_bit_for_bit() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = |pipeline: bool| -> Vec<u8> {
+        let out = tmp.path().join(format!("p{pipeline}"));
+        let mut c = stdl();
+        c.args(["train", "--dataset", "nmnist", "--preset", "nmnist", "--quiet"])
+            .args([
+                "--limit-samples",
+                "64",
+                "--t-bins",
+                "4",
+                "--epochs",
+                "1",
+                "--seed",
+                "5",
+            ])
+            .arg("--root")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out);
+        if pipeline {
+            c.arg("--pipeline");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out.join("checkpoint/model.safetensors")).unwrap()
+    };
+    assert!(weights(true) == weights(false), "pipelined training differs");
+}
