@@ -816,6 +816,32 @@ impl Sink<'_> {
     fn done(&self) -> bool {
         self.cfg.max_steps.is_some_and(|m| self.steps >= m)
     }
+
+    /// Whether Ctrl-C or SIGTERM asked to stop (says so once it has).
+    fn interrupted(&self) -> bool {
+        let stop = crate::runtime::interrupt::requested();
+        if stop {
+            eprintln!("interrupted: stopping after step {}", self.steps);
+        }
+        stop
+    }
+
+    /// Hands waiting bins to the learner, oldest first (waiting for room when `wait`, else
+    /// keeping what does not fit), and turns finished steps into predictions. True once the
+    /// run should stop: `max_steps` reached or interrupted.
+    fn flush(&mut self, backlog: &mut VecDeque<Bin>, wait: bool) -> Result<bool> {
+        while let Some(bin) = backlog.pop_front() {
+            if let Some(back) = self.offer(bin, wait)? {
+                backlog.push_front(back);
+                break;
+            }
+            self.drain(if wait { 4 } else { usize::MAX })?;
+            if self.done() || self.interrupted() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Runs a stream through `model` (which keeps what it learns) and returns it.
@@ -938,17 +964,13 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         // Labels are sent before the events they label; a failure after the last good event.
         for c in ctl.try_iter() {
             match c {
-                Control::Label(t, l) => {
-                    if label_changes.back().map(|c| c.1) != Some(Some(l)) {
-                        label_changes.push_back((t, Some(l)));
-                    }
-                }
+                // The source sends a label only when it changes.
+                Control::Label(t, l) => label_changes.push_back((t, Some(l))),
                 Control::Failed(m) => eprintln!("source: {m}"),
                 Control::Size(_) => {}
             }
         }
-        if crate::runtime::interrupt::requested() {
-            eprintln!("interrupted: stopping after step {}", sink.steps);
+        if sink.interrupted() {
             stop = true;
             break 'outer;
         }
@@ -1000,32 +1022,16 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                     }
                 }
             }
-            while let Some(bin) = backlog.pop_front() {
-                if let Some(back) = sink.offer(bin, wait)? {
-                    backlog.push_front(back);
-                    break;
-                }
-                sink.drain(if wait { 4 } else { usize::MAX })?;
-                if sink.done() || crate::runtime::interrupt::requested() {
-                    if crate::runtime::interrupt::requested() {
-                        eprintln!("interrupted: stopping after step {}", sink.steps);
-                    }
-                    stop = true;
-                    break 'outer;
-                }
+            if sink.flush(&mut backlog, wait)? {
+                stop = true;
+                break 'outer;
             }
         }
         if !wait {
             // Between event batches: what the learner has room for, and what it finished.
-            while let Some(bin) = backlog.pop_front() {
-                if let Some(back) = sink.offer(bin, false)? {
-                    backlog.push_front(back);
-                    break;
-                }
-                if sink.done() {
-                    stop = true;
-                    break 'outer;
-                }
+            if sink.flush(&mut backlog, false)? {
+                stop = true;
+                break 'outer;
             }
             sink.drain(usize::MAX)?;
         }
@@ -1054,13 +1060,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     }
     // Bins still held back by a live policy are learned from at the end of the stream.
     if !stop {
-        while let Some(bin) = backlog.pop_front() {
-            sink.offer(bin, true)?;
-            sink.drain(4)?;
-            if sink.done() {
-                break;
-            }
-        }
+        sink.flush(&mut backlog, true)?;
     }
     dropped += backlog.len() as u64;
     drop(ring);
