@@ -433,7 +433,6 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         pipeline: false,
     };
     let mut model = Model::build(&train_cfg, &preset)?;
-    model.set_lr(cfg.optimizer.lr);
     let item_bytes = cfg.t_bins * dims.len();
     let mut replay = if cfg.replay_bytes > 0 {
         Some(ReplayBuffer::new(cfg.replay_bytes, item_bytes, cfg.seed)?)

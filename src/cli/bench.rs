@@ -179,15 +179,16 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::D
         optimizer: preset.train.optimizer,
         aux_budget: None,
         lr_schedule: stdl::train::LrSchedule::Constant,
-        pipeline: false,
+        pipeline: a.pipeline,
     };
     let model = stdl::train::Model::build(&cfg, &preset)?;
     let dims = stdl_models::Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     Ok((model, dims, preset))
 }
 
-/// Trains one batch of `t` steps on synthetic input. STDL consumes frames as they are
-/// made (a stream); BPTT needs the whole sequence.
+/// Trains one batch of `t` steps on synthetic input. STDL in sequence consumes frames as
+/// they are made (a stream); BPTT needs the whole sequence, and so does STDL with
+/// `--pipeline` (its stages take the steps as `stdl train --pipeline` hands them over).
 fn run_batch(
     model: &mut stdl::train::Model,
     a: &BenchModelArgs,
@@ -197,37 +198,18 @@ fn run_batch(
 ) {
     let labels: Vec<usize> = (0..a.batch).map(|i| i % classes).collect();
     match model {
-        stdl::train::Model::Stdl(m) if a.pipeline => {
-            let pipe = stdl::runtime::Pipeline::start(std::mem::take(&mut m.stages), 4);
-            let labels = labels.clone();
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    for _ in 0..a.t_bins {
-                        std::hint::black_box(pipe.recv());
-                    }
-                });
-                for _ in 0..a.t_bins {
-                    pipe.send(
-                        synthetic_frame(a.batch, dims, a.density, rng),
-                        Some(labels.clone()),
-                    );
-                }
-            });
-            m.stages = pipe.finish();
-            m.reset_state();
-        }
-        stdl::train::Model::Stdl(m) => {
+        stdl::train::Model::Stdl(m) if !m.pipeline => {
             m.reset_state();
             for _ in 0..a.t_bins {
                 let x = synthetic_frame(a.batch, dims, a.density, rng);
                 std::hint::black_box(m.step(x, Some(&labels)));
             }
         }
-        stdl::train::Model::Bptt(m) => {
+        _ => {
             let frames: Vec<_> = (0..a.t_bins)
                 .map(|_| synthetic_frame(a.batch, dims, a.density, rng))
                 .collect();
-            std::hint::black_box(m.train_sequence(&frames, &labels));
+            std::hint::black_box(model.train_batch(&frames, &labels));
         }
     }
 }
