@@ -30,6 +30,22 @@ macro_rules! data {
     };
 }
 
+/// One JSON value per line (predictions, metrics), from a file's text or a program's output.
+pub fn json_lines(text: impl AsRef<[u8]>) -> Vec<serde_json::Value> {
+    std::str::from_utf8(text.as_ref())
+        .expect("UTF-8 JSON lines")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// The JSON object on the last line of a program's standard error (`stdl stream`'s summary).
+pub fn last_json_line(stderr: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stderr);
+    let last = text.lines().last().expect("a line on stderr");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?}: {e}"))
+}
+
 /// A reader that returns at most `n` bytes per call.
 pub struct Dribble<R> {
     pub inner: R,

@@ -5,21 +5,21 @@ use std::process::Command;
 
 use crate::data;
 
-fn run(root: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_stdl"))
-        .args([
-            "continual",
-            "--dataset",
-            "nmnist",
-            "--quiet",
-            "--tasks",
-            "0,1/2,3/4,5",
-        ])
-        .args(["--samples-per-class", "40", "--t-bins", "6", "--seed", "1"])
+/// `stdl continual` on N-MNIST at `root`, writing to `out`, without a progress bar.
+fn continual(root: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stdl"));
+    c.args(["continual", "--dataset", "nmnist", "--quiet"])
         .arg("--root")
         .arg(root)
         .arg("--out")
-        .arg(out)
+        .arg(out);
+    c
+}
+
+fn run(root: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let o = continual(root, out)
+        .args(["--tasks", "0,1/2,3/4,5"])
+        .args(["--samples-per-class", "40", "--t-bins", "6", "--seed", "1"])
         .args(extra)
         .output()
         .unwrap();
@@ -143,19 +143,8 @@ fn bad_task_lists_and_budgets_say_what_is_wrong() {
             "unknown unit",
         ),
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_stdl"))
-            .args([
-                "continual",
-                "--dataset",
-                "nmnist",
-                "--quiet",
-                "--samples-per-class",
-                "4",
-            ])
-            .arg("--root")
-            .arg(&root)
-            .arg("--out")
-            .arg(tmp.path())
+        let o = continual(&root, tmp.path())
+            .args(["--samples-per-class", "4"])
             .args(&args)
             .output()
             .unwrap();

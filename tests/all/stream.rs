@@ -2,6 +2,7 @@
 
 use std::process::{Command, Stdio};
 
+use crate::common::{json_lines, last_json_line};
 use crate::data;
 
 fn stdl() -> Command {
@@ -40,11 +41,7 @@ fn synthetic_stream_learns_above_chance_and_summarises() {
     // 4 classes (the tiny preset): chance is 0.25.
     let acc = s["accuracy"].as_f64().unwrap();
     assert!(acc > 0.4, "online accuracy {acc} on the synthetic scene");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&pred)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(std::fs::read(&pred).unwrap());
     assert_eq!(lines.len(), 1500);
     for k in ["t_us", "class", "confidence", "label"] {
         assert!(lines[0].get(k).is_some(), "prediction lacks {k}");
@@ -82,11 +79,7 @@ fn labelled_replay_of_a_real_recording_and_stdin() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let preds: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds = json_lines(&o.stdout);
     // 6.89 s of events in 20 ms bins.
     assert!(
         preds.len() >= 340 && preds.len() <= 346,
@@ -115,11 +108,7 @@ fn labelled_replay_of_a_real_recording_and_stdin() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let preds2: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds2 = json_lines(&out.stdout);
     assert_eq!(preds, preds2);
 }
 
@@ -249,11 +238,7 @@ fn live_labels_from_a_followed_file() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let preds: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds = json_lines(&o.stdout);
     let labelled = preds.iter().filter(|p| p.get("label").is_some()).count();
     assert!(
         labelled as f64 > 0.9 * preds.len() as f64,
@@ -290,11 +275,7 @@ fn a_dataset_split_streams_with_its_labels() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let preds: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds = json_lines(&o.stdout);
     // 100 samples of about 0.3 s each, back to back, in 30 ms bins.
     assert!(preds.len() > 900 && preds.len() < 1200, "{} bins", preds.len());
     // The first test digits are 7, 2, 1, 0 (MNIST's test order).
@@ -365,7 +346,7 @@ fn overload_run(policy: &str) -> serde_json::Value {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    serde_json::from_str(err.lines().last().unwrap()).unwrap()
+    last_json_line(&o.stderr)
 }
 
 #[test]
@@ -459,7 +440,7 @@ fn a_trained_checkpoint_streams_better_than_a_fresh_network() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{err}");
-        let s: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+        let s = last_json_line(&o.stderr);
         s["accuracy"].as_f64().unwrap()
     };
     let ck = out.join("checkpoint");

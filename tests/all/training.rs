@@ -68,10 +68,7 @@ fn train_resume_and_eval_on_real_nmnist() {
         assert_eq!(json(&out.join("checkpoint/state.json"))["epoch"], 1);
         run("2", true);
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-        let lines: Vec<serde_json::Value> = metrics
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = crate::common::json_lines(&metrics);
         assert_eq!(lines.len(), 2, "{method}: {metrics}");
         for (i, m) in lines.iter().enumerate() {
             assert_eq!(m["epoch"], i + 1);
