@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod gemm;
 pub mod layers;
 pub mod loss;
+pub mod math;
 pub mod network;
 pub mod optim;
 pub mod pool;

@@ -297,8 +297,15 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
     use stdl_models::layers::InputPath;
     let mut rng = Rng::new(12);
     let d = Dims::new(3, 9, 8);
-    for (stride, pad, ws) in [(1, 1, true), (2, 1, false), (1, 0, true)] {
-        let base = Conv2d::new(d, 5, 3, stride, pad, ws, &mut rng);
+    for (k, stride, pad, ws) in [
+        (3, 1, 1, true),
+        (3, 2, 1, false),
+        (3, 1, 0, true),
+        (5, 1, 2, false),
+        (1, 1, 0, true),
+        (4, 3, 2, false),
+    ] {
+        let base = Conv2d::new(d, 5, k, stride, pad, ws, &mut rng);
         // Spike-like input: 10% ones, and a few real-valued counts.
         let x = Tensor::from_vec(
             3,
@@ -330,14 +337,14 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
         };
         assert!(
             close(&outs[0].0, &outs[1].0),
-            "outputs differ (s={stride} p={pad})"
+            "outputs differ (k={k} s={stride} p={pad})"
         );
         assert!(close(&outs[0].1, &outs[1].1), "input gradients differ");
         assert!(close(&outs[0].2, &outs[1].2), "parameter gradients differ");
         let mut c = base.clone();
         c.path = InputPath::Sparse;
         check(
-            &format!("sparse conv s={stride} p={pad} ws={ws}"),
+            &format!("sparse conv k={k} s={stride} p={pad} ws={ws}"),
             seq(vec![Layer::Conv(c)]),
             vec![x],
             &mut rng,

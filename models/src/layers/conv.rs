@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::{uniform, Param};
 use crate::gemm::matmul;
+use crate::math::transpose;
 use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 
@@ -255,18 +256,29 @@ impl Conv2d {
     }
 
     /// Calls `f(tap, p)` for every kernel tap `(ky·k + kx)` through which input pixel
-    /// `(iy, ix)` reaches output position `p`.
-    #[inline]
+    /// `(iy, ix)` reaches output position `p`, taps in increasing order.
+    #[inline(always)]
     fn taps(&self, iy: usize, ix: usize, mut f: impl FnMut(usize, usize)) {
         let (k, s, pad, o) = (self.k, self.stride, self.pad, self.out_dims);
+        let (ny, nx) = (iy + pad, ix + pad);
+        if s == 1 {
+            // Output row oy = ny − ky for the ky that keep it inside: no division.
+            let (ky_lo, ky_hi) = ((ny + 1).saturating_sub(o.h), k.min(ny + 1));
+            let (kx_lo, kx_hi) = ((nx + 1).saturating_sub(o.w), k.min(nx + 1));
+            for ky in ky_lo..ky_hi {
+                let row = (ny - ky) * o.w + nx;
+                for kx in kx_lo..kx_hi {
+                    f(ky * k + kx, row - kx);
+                }
+            }
+            return;
+        }
         for ky in 0..k {
-            let ny = iy + pad;
             if ny < ky || (ny - ky) % s != 0 || (ny - ky) / s >= o.h {
                 continue;
             }
             let oy = (ny - ky) / s;
             for kx in 0..k {
-                let nx = ix + pad;
                 if nx < kx || (nx - kx) % s != 0 || (nx - kx) / s >= o.w {
                     continue;
                 }
@@ -278,7 +290,7 @@ impl Conv2d {
     /// Calls `f(weight_row, p, v)` for every non-zero input `v` of one sample and every
     /// output position `p` it reaches, where `weight_row = (c_in·k² + tap)` indexes the
     /// `C_in·k·k` rows of `w_t` (and of the transposed weight gradient).
-    #[inline]
+    #[inline(always)]
     fn for_each_nonzero_tap(&self, xs: &[f32], mut f: impl FnMut(usize, usize, f32)) {
         let (i, kk2) = (self.in_dims, self.k * self.k);
         for ci in 0..i.c {
@@ -290,31 +302,6 @@ impl Conv2d {
                 }
             }
         }
-    }
-
-    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
-    /// non-zero input `v`.
-    fn sparse_forward(&self, xs: &[f32], acc: &mut [f32]) {
-        let c_out = self.out_dims.c;
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        self.for_each_nonzero_tap(xs, |row, p, v| {
-            let w = &self.w_t[row * c_out..][..c_out];
-            for (a, &wv) in acc[p * c_out..(p + 1) * c_out].iter_mut().zip(w) {
-                *a += v * wv;
-            }
-        });
-    }
-
-    /// Sparse weight gradient of one sample: `dwt` (`C_in·k·k × C_out`) gets
-    /// `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the output gradient as `P × C_out`.
-    fn sparse_weight_grad(&self, xs: &[f32], dyt: &[f32], dwt: &mut [f32]) {
-        let c_out = self.out_dims.c;
-        self.for_each_nonzero_tap(xs, |row, p, v| {
-            let d = &dyt[p * c_out..][..c_out];
-            for (a, &dv) in dwt[row * c_out..][..c_out].iter_mut().zip(d) {
-                *a += v * dv;
-            }
-        });
     }
 
     fn refresh_weights(&mut self, sparse: bool) {
@@ -348,12 +335,11 @@ impl Conv2d {
                 || Buf::take(kk.max(o.c) * p),
                 |buf, (ys, xs)| {
                     if sparse {
-                        this.sparse_forward(xs, buf);
+                        sparse_forward(this, xs, buf);
+                        transpose(&buf[..p * o.c], p, o.c, ys);
                         for (co, row) in ys.chunks_exact_mut(p).enumerate() {
                             let b = this.bias.value[co];
-                            for (j, v) in row.iter_mut().enumerate() {
-                                *v = b + buf[j * o.c + co];
-                            }
+                            row.iter_mut().for_each(|v| *v += b);
                         }
                     } else {
                         this.im2col(xs, buf);
@@ -418,13 +404,9 @@ impl Conv2d {
                         db[co] += row.iter().sum::<f32>();
                     }
                     if sparse {
-                        for (co, row) in dyb.chunks_exact(p).enumerate() {
-                            for (j, &v) in row.iter().enumerate() {
-                                dyt[j * o.c + co] = v;
-                            }
-                        }
+                        transpose(dyb, o.c, p, &mut dyt);
                         // dw is accumulated transposed here (K × C_out) and turned back below.
-                        this.sparse_weight_grad(xb, &dyt, &mut dw);
+                        sparse_weight_grad(this, xb, &dyt, &mut dw);
                     } else {
                         this.im2col(xb, &mut col);
                         matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
@@ -448,12 +430,8 @@ impl Conv2d {
         }
         let dw_eff = if sparse {
             // The sparse partials are K × C_out: transpose once.
-            let mut t = Buf::zeros(dw_sum.len());
-            for (j, row) in dw_sum.chunks_exact(o.c).enumerate() {
-                for (co, &v) in row.iter().enumerate() {
-                    t[co * kk + j] = v;
-                }
-            }
+            let mut t = Buf::take(dw_sum.len());
+            transpose(&dw_sum, kk, o.c, &mut t);
             t
         } else {
             dw_sum
@@ -466,6 +444,35 @@ impl Conv2d {
             }
         }
         dx
+    }
+}
+
+crate::math::widest! {
+    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
+    /// non-zero input `v`.
+    fn sparse_forward(conv: &Conv2d, xs: &[f32], acc: &mut [f32]) {
+        let c_out = conv.out_dims.c;
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        conv.for_each_nonzero_tap(xs, |row, p, v| {
+            let w = &conv.w_t[row * c_out..][..c_out];
+            for (a, &wv) in acc[p * c_out..][..c_out].iter_mut().zip(w) {
+                *a += v * wv;
+            }
+        });
+    }
+}
+
+crate::math::widest! {
+    /// Sparse weight gradient of one sample: `dwt` (`C_in·k·k × C_out`) gets
+    /// `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the output gradient as `P × C_out`.
+    fn sparse_weight_grad(conv: &Conv2d, xs: &[f32], dyt: &[f32], dwt: &mut [f32]) {
+        let c_out = conv.out_dims.c;
+        conv.for_each_nonzero_tap(xs, |row, p, v| {
+            let d = &dyt[p * c_out..][..c_out];
+            for (a, &dv) in dwt[row * c_out..][..c_out].iter_mut().zip(d) {
+                *a += v * dv;
+            }
+        });
     }
 }
 

@@ -36,13 +36,10 @@ pub enum Surrogate {
 
 impl Surrogate {
     /// The derivative at `x = u − θ`, with sharpness `alpha`.
-    #[inline]
+    #[inline(always)]
     pub fn grad(self, x: f32, alpha: f32) -> f32 {
         match self {
-            Surrogate::Sigmoid => {
-                let s = 1.0 / (1.0 + (-alpha * x).exp());
-                alpha * s * (1.0 - s)
-            }
+            Surrogate::Sigmoid => crate::math::sigmoid_grad(x, alpha),
             Surrogate::Triangle => (1.0 - x.abs()).max(0.0),
             Surrogate::Atan => {
                 let z = std::f32::consts::FRAC_PI_2 * alpha * x;
@@ -103,6 +100,32 @@ pub fn lif_step(input: &[f32], state: &mut [f32], spikes: &mut [f32], p: &LifPar
         let fire = (u >= p.threshold) as u8 as f32;
         *s = fire;
         *u_hat = u - p.threshold * fire;
+    }
+}
+
+crate::math::widest! {
+    /// One training step over equal-length slices: spikes overwrite the input current, the
+    /// membrane is updated, and `sg` gets the surrogate derivative at `u − θ`.
+    fn train_step(v: &mut [f32], u_hat: &mut [f32], sg: &mut [f32], p: &LifParams) {
+        match p.surrogate {
+            Surrogate::Sigmoid => step_with(v, u_hat, sg, p, |x| Surrogate::Sigmoid.grad(x, p.alpha)),
+            Surrogate::Triangle => step_with(v, u_hat, sg, p, |x| Surrogate::Triangle.grad(x, p.alpha)),
+            Surrogate::Atan => step_with(v, u_hat, sg, p, |x| Surrogate::Atan.grad(x, p.alpha)),
+            Surrogate::Rect => step_with(v, u_hat, sg, p, |x| Surrogate::Rect.grad(x, p.alpha)),
+        }
+    }
+}
+
+/// [`train_step`] with the surrogate's match hoisted out of the loop.
+#[inline(always)]
+fn step_with(v: &mut [f32], u_hat: &mut [f32], sg: &mut [f32], p: &LifParams, grad: impl Fn(f32) -> f32) {
+    let lambda = p.lambda();
+    for ((v, u_hat), g) in v.iter_mut().zip(u_hat.iter_mut()).zip(sg.iter_mut()) {
+        let u = lambda * *u_hat + *v;
+        let fire = if u >= p.threshold { 1.0 } else { 0.0 };
+        *v = fire;
+        *u_hat = u - p.threshold * fire;
+        *g = grad(u - p.threshold);
     }
 }
 
@@ -183,21 +206,10 @@ impl Lif {
                 }
             }
         } else if train {
-            // The hot loop: no branch but the surrogate's, hoisted out of it.
-            let step = |v: &mut f32, u_hat: &mut f32| {
-                let u = lambda * *u_hat + *v;
-                let fire = (u >= p.threshold) as u8 as f32;
-                *v = fire;
-                *u_hat = u - p.threshold * fire;
-                u - p.threshold
-            };
-            let it = s.data.iter_mut().zip(self.state.iter_mut()).zip(sg.iter_mut());
-            match p.surrogate {
-                Surrogate::Sigmoid => it.for_each(|((v, uh), g)| {
-                    *g = Surrogate::Sigmoid.grad(step(v, uh), p.alpha);
-                }),
-                other => it.for_each(|((v, uh), g)| *g = other.grad(step(v, uh), p.alpha)),
-            }
+            // The hot loop: the surrogate's match hoisted out of it, so that each arm is
+            // straight-line arithmetic the compiler vectorises.
+            let n = s.data.len();
+            train_step(&mut s.data[..n], &mut self.state[..n], &mut sg[..n], &p);
         } else {
             for (v, u_hat) in s.data.iter_mut().zip(self.state.iter_mut()) {
                 let u = lambda * *u_hat + *v;

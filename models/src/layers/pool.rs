@@ -42,45 +42,69 @@ impl AvgPool {
 
     /// Forward pass (nothing to keep).
     pub fn forward(&mut self, x: Tensor) -> Tensor {
-        let (i, o) = (self.in_dims, self.out_dims);
-        let mut y = Tensor::zeros(x.b, o);
-        let scale = 1.0 / (self.kh * self.kw) as f32;
+        let mut y = Tensor::zeros(x.b, self.out_dims);
         for b in 0..x.b {
-            let xs = x.sample(b);
-            let ys = y.sample_mut(b);
-            for c in 0..i.c {
-                for iy in 0..o.h * self.kh {
-                    let oy = iy / self.kh;
-                    let xrow = &xs[(c * i.h + iy) * i.w..][..o.w * self.kw];
-                    let yrow = &mut ys[(c * o.h + oy) * o.w..][..o.w];
-                    for (yv, win) in yrow.iter_mut().zip(xrow.chunks_exact(self.kw)) {
-                        *yv += win.iter().sum::<f32>() * scale;
-                    }
-                }
-            }
+            pool_forward(self, x.sample(b), y.sample_mut(b));
         }
         y
     }
 
     /// Backward pass: each input of a window gets the window's gradient / window size.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        let (i, o) = (self.in_dims, self.out_dims);
-        let mut dx = Tensor::zeros(dy.b, i);
-        let scale = 1.0 / (self.kh * self.kw) as f32;
+        let mut dx = Tensor::zeros(dy.b, self.in_dims);
         for b in 0..dy.b {
-            let ds = dy.sample(b);
-            let xs = dx.sample_mut(b);
-            for c in 0..i.c {
-                for iy in 0..o.h * self.kh {
-                    let oy = iy / self.kh;
-                    let drow = &ds[(c * o.h + oy) * o.w..][..o.w];
-                    let xrow = &mut xs[(c * i.h + iy) * i.w..][..o.w * self.kw];
-                    for (win, &d) in xrow.chunks_exact_mut(self.kw).zip(drow) {
+            pool_backward(self, dy.sample(b), dx.sample_mut(b));
+        }
+        dx
+    }
+}
+
+crate::math::widest! {
+    /// One sample forward: each output is the sum over the window's rows of
+    /// (the row's window sum · 1/window size), `ys` zeroed on entry.
+    fn pool_forward(pool: &AvgPool, xs: &[f32], ys: &mut [f32]) {
+        let (i, o, kh, kw) = (pool.in_dims, pool.out_dims, pool.kh, pool.kw);
+        let scale = 1.0 / (kh * kw) as f32;
+        for c in 0..i.c {
+            for iy in 0..o.h * kh {
+                let xrow = &xs[(c * i.h + iy) * i.w..][..o.w * kw];
+                let yrow = &mut ys[(c * o.h + iy / kh) * o.w..][..o.w];
+                if kw == 2 {
+                    // The common 2 × 2 case, in a loop the compiler vectorises.
+                    for (yv, win) in yrow.iter_mut().zip(xrow.chunks_exact(2)) {
+                        *yv += (win[0] + win[1]) * scale;
+                    }
+                } else {
+                    for (yv, win) in yrow.iter_mut().zip(xrow.chunks_exact(kw)) {
+                        *yv += win.iter().sum::<f32>() * scale;
+                    }
+                }
+            }
+        }
+    }
+}
+
+crate::math::widest! {
+    /// One sample backward into `xs` (zeroed on entry: borders outside every window stay 0).
+    fn pool_backward(pool: &AvgPool, ds: &[f32], xs: &mut [f32]) {
+        let (i, o, kh, kw) = (pool.in_dims, pool.out_dims, pool.kh, pool.kw);
+        let scale = 1.0 / (kh * kw) as f32;
+        for c in 0..i.c {
+            for iy in 0..o.h * kh {
+                let drow = &ds[(c * o.h + iy / kh) * o.w..][..o.w];
+                let xrow = &mut xs[(c * i.h + iy) * i.w..][..o.w * kw];
+                if kw == 2 {
+                    for (win, &d) in xrow.chunks_exact_mut(2).zip(drow) {
+                        let v = d * scale;
+                        win[0] = v;
+                        win[1] = v;
+                    }
+                } else {
+                    for (win, &d) in xrow.chunks_exact_mut(kw).zip(drow) {
                         win.fill(d * scale);
                     }
                 }
             }
         }
-        dx
     }
 }
