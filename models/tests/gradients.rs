@@ -304,6 +304,7 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
         (5, 1, 2, false),
         (1, 1, 0, true),
         (4, 3, 2, false),
+        (3, 1, 4, true),
     ] {
         let base = Conv2d::new(d, 5, k, stride, pad, ws, &mut rng);
         // Spike-like input: 10% ones, and a few real-valued counts.

@@ -187,6 +187,16 @@ impl Conv2d {
                             continue;
                         }
                         let src = &x[(c * i.h + iy as usize) * i.w..][..i.w];
+                        if self.stride == 1 {
+                            // ix = ox + kx − pad: one copy between zero borders.
+                            let (lo, hi) = stride1_span(kx, self.pad, i.w, o.w);
+                            dst[..lo].fill(0.0);
+                            if hi > lo {
+                                dst[lo..hi].copy_from_slice(&src[lo + kx - self.pad..hi + kx - self.pad]);
+                            }
+                            dst[hi..].fill(0.0);
+                            continue;
+                        }
                         for (ox, d) in dst.iter_mut().enumerate() {
                             let ix = (ox * self.stride + kx) as isize - self.pad as isize;
                             *d = if ix < 0 || ix >= i.w as isize {
@@ -214,6 +224,17 @@ impl Conv2d {
                             continue;
                         }
                         let dst = &mut dx[(c * i.h + iy as usize) * i.w..][..i.w];
+                        if self.stride == 1 {
+                            let (lo, hi) = stride1_span(kx, self.pad, i.w, o.w);
+                            if hi == lo {
+                                continue;
+                            }
+                            let src = &row[oy * o.w + lo..oy * o.w + hi];
+                            for (d, &v) in dst[lo + kx - self.pad..hi + kx - self.pad].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                            continue;
+                        }
                         for (ox, &v) in row[oy * o.w..(oy + 1) * o.w].iter().enumerate() {
                             let ix = (ox * self.stride + kx) as isize - self.pad as isize;
                             if ix >= 0 && ix < i.w as isize {
@@ -401,7 +422,7 @@ impl Conv2d {
                 };
                 for (i, (xb, dyb)) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)).enumerate() {
                     for (co, row) in dyb.chunks_exact(p).enumerate() {
-                        db[co] += row.iter().sum::<f32>();
+                        db[co] += crate::math::sum(row);
                     }
                     if sparse {
                         transpose(dyb, o.c, p, &mut dyt);
@@ -474,6 +495,15 @@ crate::math::widest! {
             }
         });
     }
+}
+
+/// For stride 1, the output columns `lo..hi` whose input column `ox + kx − pad` lies inside
+/// `0..in_w` (`lo ≤ hi`; when `lo < hi`, `lo + kx ≥ pad`).
+#[inline]
+fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(kx).min(out_w);
+    let hi = (in_w + pad).saturating_sub(kx).min(out_w).max(lo);
+    (lo, hi)
 }
 
 /// Fixed number of batch chunks whose weight gradients are computed in parallel.
