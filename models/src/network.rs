@@ -132,7 +132,11 @@ impl Sequential {
             + earlier.iter().map(|m| m.params).max().unwrap_or(0);
         // Outputs and workspaces return to the buffer pool (crate::pool) and stay there for
         // the next step: every layer's are counted, not only the largest.
-        let transient: usize = mems.iter().map(|m| m.workspace + m.output).sum();
+        let mut transient: usize = mems.iter().map(|m| m.workspace + m.output).sum();
+        // A subnetwork's output goes on to the next one and, copied, into its head.
+        if parts.len() > 1 {
+            transient += parts[0].layers.last().map_or(0, |l| b * l.out_dims().len() * 4);
+        }
         (params * (1 + optimizer_floats) + grads + state, kept + transient)
     }
 

@@ -131,11 +131,19 @@ impl Conv2d {
 
     /// The weights the convolution applies (standardised when `ws`).
     pub fn effective_weight(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.effective_weight_into(&mut out);
+        out
+    }
+
+    /// [`Self::effective_weight`] into `out`, reusing its allocation.
+    fn effective_weight_into(&self, out: &mut Vec<f32>) {
+        out.resize(self.weight.value.len(), 0.0);
         if !self.ws {
-            return self.weight.value.clone();
+            out.copy_from_slice(&self.weight.value);
+            return;
         }
         let n = self.fan_in();
-        let mut out = vec![0.0; self.weight.value.len()];
         for (co, (w, o)) in self
             .weight
             .value
@@ -149,7 +157,6 @@ impl Conv2d {
                 *o = (v - mean) * a;
             }
         }
-        out
     }
 
     /// Gradient of the raw weights and gains from the gradient of the effective weights.
@@ -325,54 +332,80 @@ impl Conv2d {
         }
     }
 
+    /// Computes the effective weights (and their transpose for the sparse path) into
+    /// buffers from the pool.
     fn refresh_weights(&mut self, sparse: bool) {
-        self.w_eff = self.effective_weight();
+        let n = self.weight.value.len();
+        let mut w_eff = std::mem::take(&mut self.w_eff);
+        if w_eff.capacity() < n {
+            crate::pool::give(w_eff);
+            w_eff = crate::pool::take(n);
+        }
+        self.effective_weight_into(&mut w_eff);
+        self.w_eff = w_eff;
         if sparse {
-            let (c_out, kk) = (self.out_dims.c, self.fan_in());
-            self.w_t.resize(kk * c_out, 0.0);
-            for co in 0..c_out {
-                for j in 0..kk {
-                    self.w_t[j * c_out + co] = self.w_eff[co * kk + j];
-                }
+            if self.w_t.capacity() < n {
+                crate::pool::give(std::mem::take(&mut self.w_t));
+                self.w_t = crate::pool::take(n);
             }
+            self.w_t.resize(n, 0.0);
+            transpose(&self.w_eff, self.out_dims.c, self.fan_in(), &mut self.w_t);
         }
     }
 
-    /// Forward pass. Samples are spread over threads (each with its own buffer); every
-    /// sample's output is computed alone, so the result does not depend on threads.
+    /// Returns the effective weights to the pool once no kept step needs them for an input
+    /// gradient: they are recomputed at the next forward anyway (the weights change in
+    /// between), and a network's copies would otherwise stay resident beside the weights.
+    fn release_weights(&mut self) {
+        if self.caches.is_empty() || !self.input_grad {
+            crate::pool::give(std::mem::take(&mut self.w_eff));
+        }
+    }
+
+    /// Forward pass. The batch is cut into one run of samples per thread, each with one
+    /// workspace; every sample's output is computed alone, so the result does not depend on
+    /// threads.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
         let sparse = self.sparse(&x);
         self.refresh_weights(sparse);
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
-        let mut y = Tensor::zeros(x.b, o);
+        // Every output value is written below (transpose or bias), so no zeroing.
+        let mut y = Tensor::uninit(x.b, o);
         let (in_len, out_len) = (self.in_dims.len(), o.len());
+        let per = x.b.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
         y.data
-            .par_chunks_mut(out_len)
-            .zip(x.data.par_chunks(in_len))
-            .for_each_init(
-                || Buf::take(kk.max(o.c) * p),
-                |buf, (ys, xs)| {
+            .par_chunks_mut(per * out_len)
+            .zip(x.data.par_chunks(per * in_len))
+            .for_each(|(ys, xs)| {
+                let mut buf = Buf::take(if sparse { p * o.c } else { kk * p });
+                for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
                     if sparse {
-                        sparse_forward(this, xs, buf);
-                        transpose(&buf[..p * o.c], p, o.c, ys);
+                        sparse_forward(this, xs, &mut buf);
+                        transpose(&buf, p, o.c, ys);
                         for (co, row) in ys.chunks_exact_mut(p).enumerate() {
                             let b = this.bias.value[co];
                             row.iter_mut().for_each(|v| *v += b);
                         }
                     } else {
-                        this.im2col(xs, buf);
+                        this.im2col(xs, &mut buf);
                         for (co, row) in ys.chunks_exact_mut(p).enumerate() {
-                            row.iter_mut().for_each(|v| *v = this.bias.value[co]);
+                            row.fill(this.bias.value[co]);
                         }
-                        matmul(o.c, kk, p, 1.0, &this.w_eff, false, buf, false, 1.0, ys);
+                        matmul(o.c, kk, p, 1.0, &this.w_eff, false, &buf, false, 1.0, ys);
                     }
-                },
-            );
+                }
+            });
+        // The transposed weights serve only this forward pass; the effective weights only a
+        // backward pass that computes an input gradient.
+        crate::pool::give(std::mem::take(&mut self.w_t));
         if train {
             self.caches.push(x);
+        }
+        if !(train && self.input_grad) {
+            self.release_weights();
         }
         y
     }
@@ -386,8 +419,8 @@ impl Conv2d {
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
         let sparse = self.sparse(&x);
-        if self.w_eff.len() != self.weight.value.len() || (sparse && self.w_t.len() != self.w_eff.len()) {
-            self.refresh_weights(sparse);
+        if self.input_grad && self.w_eff.len() != self.weight.value.len() {
+            self.refresh_weights(false);
         }
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
@@ -403,51 +436,73 @@ impl Conv2d {
             .collect();
         let mut dx_chunks: Vec<Option<&mut [f32]>> = dx.data.chunks_mut(per * in_len).map(Some).collect();
         dx_chunks.resize_with(inputs.len(), || None);
-        let partials: Vec<(Buf, Vec<f32>)> = inputs
-            .into_par_iter()
-            .zip(dx_chunks.into_par_iter())
-            .map(|((xs, dys), mut dxs)| {
-                let mut col = Buf::take(kk * p);
-                let mut dcol = if this.input_grad {
-                    Buf::take(kk * p)
+        // Chunks run in waves of one per thread; their partials are added to a running sum
+        // in chunk order (the first partial is the sum: 0 + a = a exactly), so the result is
+        // the same for any number of threads while at most one partial per thread is alive.
+        let chunk_grad = |((xs, dys), mut dxs): (ChunkIn, Option<&mut [f32]>)| {
+            let mut col = if sparse {
+                Buf(Vec::new())
+            } else {
+                Buf::take(kk * p)
+            };
+            let mut dcol = if this.input_grad {
+                Buf::take(kk * p)
+            } else {
+                Buf(Vec::new())
+            };
+            let mut dw = Buf::zeros(this.weight.value.len());
+            let mut db = vec![0.0; o.c];
+            let mut dyt = if sparse {
+                Buf::take(p * o.c)
+            } else {
+                Buf(Vec::new())
+            };
+            for (i, (xb, dyb)) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)).enumerate() {
+                for (co, row) in dyb.chunks_exact(p).enumerate() {
+                    db[co] += crate::math::sum(row);
+                }
+                if sparse {
+                    transpose(dyb, o.c, p, &mut dyt);
+                    // dw is accumulated transposed here (K × C_out) and turned back below.
+                    sparse_weight_grad(this, xb, &dyt, &mut dw);
                 } else {
-                    Buf(Vec::new())
-                };
-                let mut dw = Buf::zeros(this.weight.value.len());
-                let mut db = vec![0.0; o.c];
-                let mut dyt = if sparse {
-                    Buf::take(p * o.c)
-                } else {
-                    Buf(Vec::new())
-                };
-                for (i, (xb, dyb)) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)).enumerate() {
-                    for (co, row) in dyb.chunks_exact(p).enumerate() {
-                        db[co] += crate::math::sum(row);
-                    }
-                    if sparse {
-                        transpose(dyb, o.c, p, &mut dyt);
-                        // dw is accumulated transposed here (K × C_out) and turned back below.
-                        sparse_weight_grad(this, xb, &dyt, &mut dw);
-                    } else {
-                        this.im2col(xb, &mut col);
-                        matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
-                    }
-                    if let Some(dxs) = dxs.as_deref_mut() {
-                        matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
-                        this.col2im(&dcol, &mut dxs[i * in_len..(i + 1) * in_len]);
+                    this.im2col(xb, &mut col);
+                    matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
+                }
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
+                    this.col2im(&dcol, &mut dxs[i * in_len..(i + 1) * in_len]);
+                }
+            }
+            (dw, db)
+        };
+        let threads = rayon::current_num_threads().max(1);
+        let mut work = inputs.into_iter().zip(dx_chunks);
+        let mut dw_sum: Option<Buf> = None;
+        let mut db_sum = vec![0.0; o.c];
+        loop {
+            let wave: Vec<_> = work.by_ref().take(threads).collect();
+            if wave.is_empty() {
+                break;
+            }
+            let partials: Vec<(Buf, Vec<f32>)> = wave.into_par_iter().map(&chunk_grad).collect();
+            for (dw, db) in partials {
+                for (a, b) in db_sum.iter_mut().zip(&db) {
+                    *a += b;
+                }
+                match dw_sum.as_mut() {
+                    None => dw_sum = Some(dw),
+                    Some(sum) => {
+                        for (a, b) in sum.iter_mut().zip(dw.iter()) {
+                            *a += b;
+                        }
                     }
                 }
-                (dw, db)
-            })
-            .collect();
-        let mut dw_sum = Buf::zeros(self.weight.value.len());
-        for (dw, db) in &partials {
-            for (a, b) in dw_sum.iter_mut().zip(dw.iter()) {
-                *a += b;
             }
-            for (a, b) in self.bias.grad.iter_mut().zip(db) {
-                *a += b;
-            }
+        }
+        let dw_sum = dw_sum.expect("a batch has at least one chunk");
+        for (a, b) in self.bias.grad.iter_mut().zip(&db_sum) {
+            *a += b;
         }
         let dw_eff = if sparse {
             // The sparse partials are K × C_out: transpose once.
@@ -464,6 +519,8 @@ impl Conv2d {
                 *g += d;
             }
         }
+        drop(x);
+        self.release_weights();
         dx
     }
 }
@@ -505,6 +562,9 @@ fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usi
     let hi = (in_w + pad).saturating_sub(kx).min(out_w).max(lo);
     (lo, hi)
 }
+
+/// One backward chunk's inputs and output gradients.
+type ChunkIn<'a> = (&'a [f32], &'a [f32]);
 
 /// Fixed number of batch chunks whose weight gradients are computed in parallel.
 pub const GRAD_CHUNKS: usize = 4;

@@ -41,10 +41,12 @@ impl Param {
             grad: Vec::new(),
         }
     }
-    /// Allocates a zero gradient if there is none (backward passes call this first).
+    /// Allocates a zero gradient if there is none (backward passes call this first), from
+    /// the buffer pool: STDL allocates and frees every stage's gradients at every step.
     pub fn ensure_grad(&mut self) {
         if self.grad.len() != self.value.len() {
-            self.grad = vec![0.0; self.value.len()];
+            crate::pool::give(std::mem::take(&mut self.grad));
+            self.grad = crate::pool::zeros(self.value.len());
         }
     }
     /// Zeroes the gradient, keeping its memory (BPTT: one update per sequence).
@@ -54,7 +56,7 @@ impl Param {
     /// Frees the gradient (STDL: a stage's gradients live only from its backward pass to its
     /// update, so the stages' gradients are never resident together).
     pub fn release_grad(&mut self) {
-        self.grad = Vec::new();
+        crate::pool::give(std::mem::take(&mut self.grad));
     }
 }
 
@@ -208,19 +210,25 @@ impl Layer {
         match self {
             Layer::Conv(l) => {
                 m.kept_per_step = b * l.in_dims.len() * f;
-                // im2col and its gradient per worker thread, the per-chunk weight-gradient
-                // partials, and the standardised weights.
+                // One im2col buffer per worker thread (forward, and the weight gradient's in
+                // backward), one more per chunk in flight for the input gradient; the
+                // weight-gradient partials of one wave of chunks plus the running sum; the
+                // effective weights.
                 let col = l.in_dims.c * l.k * l.k * l.out_dims.h * l.out_dims.w * f;
-                let threads = rayon::current_num_threads()
-                    .clamp(1, conv::GRAD_CHUNKS)
-                    .min(b.max(1));
+                let threads = rayon::current_num_threads().max(1).min(b.max(1));
                 let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
-                m.workspace = threads * 2 * col + (chunks + 2) * (l.weight.value.len() + l.out_dims.c) * f;
+                let in_flight = threads.min(chunks);
+                let partials = if chunks > in_flight { in_flight + 1 } else { chunks };
+                let dcols = if l.input_grad { in_flight } else { 0 };
+                let w = l.weight.value.len() * f;
+                m.workspace = (threads + dcols) * col + partials * (w + l.out_dims.c * f) + w;
             }
             Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
             Layer::Lif(l) => {
                 m.kept_per_step = b * l.dims.len() * f;
                 m.state = b * l.dims.len() * f;
+                // Spikes overwrite the input current, gradients the output gradient.
+                m.output = 0;
             }
             Layer::BatchNorm(l) => m.kept_per_step = b * l.dims.len() * f,
             Layer::Pool(_) | Layer::Flatten(_) => {}
