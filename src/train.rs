@@ -63,11 +63,14 @@ impl FrameSet {
 /// Step `t` of samples given as rows of `T × dims.len()` counts, as a batch.
 pub fn step_batch(rows: &[&[u8]], dims: Dims, t: usize) -> Tensor {
     let n = dims.len();
-    let mut data = Vec::with_capacity(rows.len() * n);
-    for r in rows {
-        data.extend(r[t * n..(t + 1) * n].iter().map(|&c| c as f32));
+    // From the buffer pool, like every other per-step tensor (no allocator churn).
+    let mut x = Tensor::uninit(rows.len(), dims);
+    for (dst, r) in x.data.chunks_exact_mut(n).zip(rows) {
+        for (d, &c) in dst.iter_mut().zip(&r[t * n..(t + 1) * n]) {
+            *d = f32::from(c);
+        }
     }
-    Tensor::from_vec(rows.len(), dims, data)
+    x
 }
 
 /// Every step of samples given as rows of `t_bins × dims.len()` counts.

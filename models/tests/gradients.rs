@@ -353,3 +353,45 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
         );
     }
 }
+
+#[test]
+fn conv_results_do_not_depend_on_the_number_of_threads() {
+    use stdl_models::layers::InputPath;
+    let mut rng = Rng::new(21);
+    // Small weights: the weight gradient is split over the batch; large ones (64·9·120 ≥
+    // CHANNEL_SPLIT_MIN_WEIGHTS): over output channels.
+    for (d, c_out) in [(Dims::new(6, 10, 9), 13), (Dims::new(64, 5, 4), 120)] {
+        let base = Conv2d::new(d, c_out, 3, 1, 1, true, &mut rng);
+        let x = Tensor::from_vec(
+            5,
+            d,
+            (0..5 * d.len())
+                .map(|_| (rng.next_f32() < 0.15) as u8 as f32)
+                .collect(),
+        );
+        let dy = rand_tensor(5, base.out_dims, &mut Rng::new(8), 1.0);
+        for path in [InputPath::Dense, InputPath::Sparse] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut c = base.clone();
+                    c.path = path;
+                    let y = c.forward(x.clone(), true);
+                    let dx = c.backward(dy.clone());
+                    let grads: Vec<Vec<f32>> = c.params().iter().map(|p| p.grad.clone()).collect();
+                    (y.into_data(), dx.into_data(), grads)
+                })
+            };
+            let one = run(1);
+            for threads in [2, 3, 4] {
+                assert!(
+                    run(threads) == one,
+                    "{path:?}, {c_out} channels: {threads} threads differ from 1"
+                );
+            }
+        }
+    }
+}

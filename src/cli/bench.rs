@@ -154,10 +154,11 @@ fn synthetic_frame(
     density: f32,
     rng: &mut stdl_models::Rng,
 ) -> stdl_models::Tensor {
-    let data = (0..b * dims.len())
-        .map(|_| (rng.next_f32() < density) as u8 as f32)
-        .collect();
-    stdl_models::Tensor::from_vec(b, dims, data)
+    let mut x = stdl_models::Tensor::uninit(b, dims);
+    for v in x.data.iter_mut() {
+        *v = (rng.next_f32() < density) as u8 as f32;
+    }
+    x
 }
 
 fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::Dims, stdl_models::Preset)> {

@@ -410,9 +410,117 @@ impl Conv2d {
         y
     }
 
-    /// Backward pass (recomputes im2col from the kept input). The batch is cut into at
-    /// most [`GRAD_CHUNKS`] fixed chunks whose weight-gradient partials are summed in
-    /// order, so results are identical for any number of threads.
+    /// The weight gradient (`C_out × K`) over blocks of output channels, one per thread:
+    /// each block sums over the whole batch, samples in order, so there are no partial
+    /// copies of the gradient, and the result does not depend on the number of threads.
+    /// Every thread scans every sample's input, which costs little beside large weights.
+    fn weight_grad_by_channel(&self, x: &Tensor, dy: &Tensor, sparse: bool, threads: usize) -> Buf {
+        let (o, kk) = (self.out_dims, self.fan_in());
+        let p = o.h * o.w;
+        let (in_len, out_len) = (self.in_dims.len(), o.len());
+        let per_c = o.c.div_ceil(threads.min(o.c)).max(1);
+        let samples = || x.data.chunks_exact(in_len).zip(dy.data.chunks_exact(out_len));
+        if sparse {
+            // Per block, K × C_b (the scatter's natural layout), then transposed into place.
+            let blocks: Vec<Buf> = (0..o.c.div_ceil(per_c))
+                .into_par_iter()
+                .map(|blk| {
+                    let (c0, c1) = (blk * per_c, ((blk + 1) * per_c).min(o.c));
+                    let cb = c1 - c0;
+                    let mut dwt = Buf::zeros(kk * cb);
+                    let mut dyt = Buf::take(p * cb);
+                    for (xb, dyb) in samples() {
+                        transpose(&dyb[c0 * p..c1 * p], cb, p, &mut dyt);
+                        sparse_weight_grad(self, xb, &dyt, cb, &mut dwt);
+                    }
+                    dwt
+                })
+                .collect();
+            let mut dw = Buf::take(self.weight.value.len());
+            for (dwt, out) in blocks.iter().zip(dw.chunks_mut(per_c * kk)) {
+                transpose(dwt, kk, out.len() / kk, out);
+            }
+            dw
+        } else {
+            let mut dw = Buf::zeros(self.weight.value.len());
+            dw.par_chunks_mut(per_c * kk).enumerate().for_each(|(blk, out)| {
+                let (c0, cb) = (blk * per_c, out.len() / kk);
+                let mut col = Buf::take(kk * p);
+                for (xb, dyb) in samples() {
+                    self.im2col(xb, &mut col);
+                    matmul(
+                        cb,
+                        p,
+                        kk,
+                        1.0,
+                        &dyb[c0 * p..(c0 + cb) * p],
+                        false,
+                        &col,
+                        true,
+                        1.0,
+                        out,
+                    );
+                }
+            });
+            dw
+        }
+    }
+
+    /// The weight gradient (`C_out × K`) over [`GRAD_CHUNKS`] fixed chunks of the batch, run
+    /// in waves of one chunk per thread, whose partial gradients are added to a running sum
+    /// in chunk order (the first partial is the sum: `0 + a = a` exactly): the result does not
+    /// depend on the number of threads, and at most one partial per thread is alive. Each
+    /// sample's input is scanned once; suits small weights.
+    fn weight_grad_by_batch(&self, x: &Tensor, dy: &Tensor, sparse: bool, threads: usize) -> Buf {
+        let (o, kk) = (self.out_dims, self.fan_in());
+        let p = o.h * o.w;
+        let (in_len, out_len) = (self.in_dims.len(), o.len());
+        let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
+        let chunk_grad = |(xs, dys): (&[f32], &[f32])| {
+            let mut dw = Buf::zeros(self.weight.value.len());
+            let mut buf = Buf::take(if sparse { p * o.c } else { kk * p });
+            for (xb, dyb) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)) {
+                if sparse {
+                    // dw is accumulated transposed here (K × C_out) and turned back below.
+                    transpose(dyb, o.c, p, &mut buf);
+                    sparse_weight_grad(self, xb, &buf, o.c, &mut dw);
+                } else {
+                    self.im2col(xb, &mut buf);
+                    matmul(o.c, p, kk, 1.0, dyb, false, &buf, true, 1.0, &mut dw);
+                }
+            }
+            dw
+        };
+        let mut work = x.data.chunks(per * in_len).zip(dy.data.chunks(per * out_len));
+        let mut sum: Option<Buf> = None;
+        loop {
+            let wave: Vec<_> = work.by_ref().take(threads).collect();
+            if wave.is_empty() {
+                break;
+            }
+            let partials: Vec<Buf> = wave.into_par_iter().map(chunk_grad).collect();
+            for dw in partials {
+                match sum.as_mut() {
+                    None => sum = Some(dw),
+                    Some(acc) => acc.iter_mut().zip(dw.iter()).for_each(|(a, b)| *a += b),
+                }
+            }
+        }
+        let sum = sum.expect("a batch has at least one chunk");
+        if !sparse {
+            return sum;
+        }
+        let mut t = Buf::take(sum.len());
+        transpose(&sum, kk, o.c, &mut t);
+        t
+    }
+
+    /// Backward pass (recomputes im2col from the kept input).
+    ///
+    /// The weight gradient is split over blocks of output channels for large weights
+    /// ([`CHANNEL_SPLIT_MIN_WEIGHTS`]), over chunks of the batch for small ones; either way
+    /// the result is the same for any number of threads. The input gradient (when wanted)
+    /// is split over samples.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
         self.weight.ensure_grad();
         self.gain.ensure_grad();
@@ -425,93 +533,33 @@ impl Conv2d {
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
         let (in_len, out_len) = (self.in_dims.len(), o.len());
+        for dyb in dy.data.chunks_exact(out_len) {
+            for (g, row) in self.bias.grad.iter_mut().zip(dyb.chunks_exact(p)) {
+                *g += crate::math::sum(row);
+            }
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let dw_eff = if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
+            self.weight_grad_by_channel(&x, &dy, sparse, threads)
+        } else {
+            self.weight_grad_by_batch(&x, &dy, sparse, threads)
+        };
+        let this = &*self;
         // Without an input gradient, an empty batch is returned (nothing is allocated).
         let mut dx = Tensor::zeros(if self.input_grad { x.b } else { 0 }, self.in_dims);
-        let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
-        let this = &*self;
-        let inputs: Vec<(&[f32], &[f32])> = x
-            .data
-            .chunks(per * in_len)
-            .zip(dy.data.chunks(per * out_len))
-            .collect();
-        let mut dx_chunks: Vec<Option<&mut [f32]>> = dx.data.chunks_mut(per * in_len).map(Some).collect();
-        dx_chunks.resize_with(inputs.len(), || None);
-        // Chunks run in waves of one per thread; their partials are added to a running sum
-        // in chunk order (the first partial is the sum: 0 + a = a exactly), so the result is
-        // the same for any number of threads while at most one partial per thread is alive.
-        let chunk_grad = |((xs, dys), mut dxs): (ChunkIn, Option<&mut [f32]>)| {
-            let mut col = if sparse {
-                Buf(Vec::new())
-            } else {
-                Buf::take(kk * p)
-            };
-            let mut dcol = if this.input_grad {
-                Buf::take(kk * p)
-            } else {
-                Buf(Vec::new())
-            };
-            let mut dw = Buf::zeros(this.weight.value.len());
-            let mut db = vec![0.0; o.c];
-            let mut dyt = if sparse {
-                Buf::take(p * o.c)
-            } else {
-                Buf(Vec::new())
-            };
-            for (i, (xb, dyb)) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)).enumerate() {
-                for (co, row) in dyb.chunks_exact(p).enumerate() {
-                    db[co] += crate::math::sum(row);
-                }
-                if sparse {
-                    transpose(dyb, o.c, p, &mut dyt);
-                    // dw is accumulated transposed here (K × C_out) and turned back below.
-                    sparse_weight_grad(this, xb, &dyt, &mut dw);
-                } else {
-                    this.im2col(xb, &mut col);
-                    matmul(o.c, p, kk, 1.0, dyb, false, &col, true, 1.0, &mut dw);
-                }
-                if let Some(dxs) = dxs.as_deref_mut() {
-                    matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
-                    this.col2im(&dcol, &mut dxs[i * in_len..(i + 1) * in_len]);
-                }
-            }
-            (dw, db)
-        };
-        let threads = rayon::current_num_threads().max(1);
-        let mut work = inputs.into_iter().zip(dx_chunks);
-        let mut dw_sum: Option<Buf> = None;
-        let mut db_sum = vec![0.0; o.c];
-        loop {
-            let wave: Vec<_> = work.by_ref().take(threads).collect();
-            if wave.is_empty() {
-                break;
-            }
-            let partials: Vec<(Buf, Vec<f32>)> = wave.into_par_iter().map(&chunk_grad).collect();
-            for (dw, db) in partials {
-                for (a, b) in db_sum.iter_mut().zip(&db) {
-                    *a += b;
-                }
-                match dw_sum.as_mut() {
-                    None => dw_sum = Some(dw),
-                    Some(sum) => {
-                        for (a, b) in sum.iter_mut().zip(dw.iter()) {
-                            *a += b;
-                        }
+        if self.input_grad {
+            let per = x.b.div_ceil(threads).max(1);
+            dx.data
+                .par_chunks_mut(per * in_len)
+                .zip(dy.data.par_chunks(per * out_len))
+                .for_each(|(dxs, dys)| {
+                    let mut dcol = Buf::take(kk * p);
+                    for (dxb, dyb) in dxs.chunks_exact_mut(in_len).zip(dys.chunks_exact(out_len)) {
+                        matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
+                        this.col2im(&dcol, dxb);
                     }
-                }
-            }
+                });
         }
-        let dw_sum = dw_sum.expect("a batch has at least one chunk");
-        for (a, b) in self.bias.grad.iter_mut().zip(&db_sum) {
-            *a += b;
-        }
-        let dw_eff = if sparse {
-            // The sparse partials are K × C_out: transpose once.
-            let mut t = Buf::take(dw_sum.len());
-            transpose(&dw_sum, kk, o.c, &mut t);
-            t
-        } else {
-            dw_sum
-        };
         if self.ws {
             self.ws_backward(&dw_eff);
         } else {
@@ -524,6 +572,19 @@ impl Conv2d {
         dx
     }
 }
+
+/// Input density (fraction of non-zero values) the memory model assumes when it predicts
+/// which path a convolution takes: spiking layers fire at a few percent to a few tens.
+pub const PLAN_INPUT_DENSITY: f64 = 0.1;
+
+/// Fixed number of batch chunks whose weight gradients are computed in parallel
+/// ([`Conv2d::weight_grad_by_batch`]).
+pub const GRAD_CHUNKS: usize = 4;
+
+/// From this many weights up, the weight gradient is split over output channels rather
+/// than over the batch: per-thread partial gradients would cost more memory than the
+/// repeated input scans cost time (`stdl bench memory` / `stdl bench train`, README).
+pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
 
 crate::math::widest! {
     /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
@@ -541,13 +602,13 @@ crate::math::widest! {
 }
 
 crate::math::widest! {
-    /// Sparse weight gradient of one sample: `dwt` (`C_in·k·k × C_out`) gets
-    /// `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the output gradient as `P × C_out`.
-    fn sparse_weight_grad(conv: &Conv2d, xs: &[f32], dyt: &[f32], dwt: &mut [f32]) {
-        let c_out = conv.out_dims.c;
+    /// Sparse weight gradient of one sample for a block of `cb` output channels: `dwt`
+    /// (`C_in·k·k × cb`) gets `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the block's
+    /// output gradient as `P × cb`.
+    fn sparse_weight_grad(conv: &Conv2d, xs: &[f32], dyt: &[f32], cb: usize, dwt: &mut [f32]) {
         conv.for_each_nonzero_tap(xs, |row, p, v| {
-            let d = &dyt[p * c_out..][..c_out];
-            for (a, &dv) in dwt[row * c_out..][..c_out].iter_mut().zip(d) {
+            let d = &dyt[p * cb..][..cb];
+            for (a, &dv) in dwt[row * cb..][..cb].iter_mut().zip(d) {
                 *a += v * dv;
             }
         });
@@ -562,12 +623,6 @@ fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usi
     let hi = (in_w + pad).saturating_sub(kx).min(out_w).max(lo);
     (lo, hi)
 }
-
-/// One backward chunk's inputs and output gradients.
-type ChunkIn<'a> = (&'a [f32], &'a [f32]);
-
-/// Fixed number of batch chunks whose weight gradients are computed in parallel.
-pub const GRAD_CHUNKS: usize = 4;
 
 /// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights.
 fn ws_stats(w: &[f32]) -> (f32, f32) {

@@ -183,7 +183,10 @@ impl Lif {
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims.len(), self.dims.len(), "lif input size");
         if self.state.len() != x.data.len() {
-            self.state = vec![0.0; x.data.len()];
+            // After a reset: zeros in the same allocation (no churn of membrane-sized
+            // buffers from one sequence to the next).
+            self.state.clear();
+            self.state.resize(x.data.len(), 0.0);
         }
         let p = self.params;
         let lambda = p.lambda();
@@ -236,7 +239,8 @@ impl Lif {
             }
             TimeMode::Bptt => {
                 if self.carry.len() != sg.len() {
-                    self.carry = vec![0.0; sg.len()];
+                    self.carry.clear();
+                    self.carry.resize(sg.len(), 0.0);
                 }
                 let (theta, lambda) = (self.params.threshold, self.params.lambda());
                 for ((d, g), c) in di.data.iter_mut().zip(sg.iter()).zip(self.carry.iter_mut()) {

@@ -211,17 +211,32 @@ impl Layer {
             Layer::Conv(l) => {
                 m.kept_per_step = b * l.in_dims.len() * f;
                 // One im2col buffer per worker thread (forward, and the weight gradient's in
-                // backward), one more per chunk in flight for the input gradient; the
-                // weight-gradient partials of one wave of chunks plus the running sum; the
-                // effective weights.
-                let col = l.in_dims.c * l.k * l.k * l.out_dims.h * l.out_dims.w * f;
+                // backward) and one more for the input gradient; the weight gradient: split
+                // over channels, itself and (sparse path) its transposed blocks; split over
+                // the batch, one partial per chunk in flight besides the running sum, and the
+                // transpose; the effective weights.
+                let p = l.out_dims.h * l.out_dims.w;
+                let col = l.in_dims.c * l.k * l.k * p * f;
                 let threads = rayon::current_num_threads().max(1).min(b.max(1));
-                let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
-                let in_flight = threads.min(chunks);
-                let partials = if chunks > in_flight { in_flight + 1 } else { chunks };
-                let dcols = if l.input_grad { in_flight } else { 0 };
+                // Which path the layer takes depends on its input's density; the model
+                // assumes PLAN_INPUT_DENSITY (the sparse path needs a P × C_out buffer per
+                // thread instead of im2col's K × P).
+                let nnz = (conv::PLAN_INPUT_DENSITY * (b * l.in_dims.len()) as f64) as usize;
+                let scratch = if l.predicted_sparse_faster(b, nnz) {
+                    p * l.out_dims.c * f
+                } else {
+                    col
+                };
+                let cols = threads * scratch + if l.input_grad { threads * col } else { 0 };
                 let w = l.weight.value.len() * f;
-                m.workspace = (threads + dcols) * col + partials * (w + l.out_dims.c * f) + w;
+                let grads = if l.weight.value.len() >= conv::CHANNEL_SPLIT_MIN_WEIGHTS {
+                    2
+                } else {
+                    let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
+                    let in_flight = threads.min(chunks);
+                    (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
+                };
+                m.workspace = cols + (grads + 1) * w;
             }
             Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
             Layer::Lif(l) => {
