@@ -578,7 +578,7 @@ impl Conv2d {
 pub const PLAN_INPUT_DENSITY: f64 = 0.1;
 
 /// Fixed number of batch chunks whose weight gradients are computed in parallel
-/// ([`Conv2d::weight_grad_by_batch`]).
+/// (small weights; see [`CHANNEL_SPLIT_MIN_WEIGHTS`]).
 pub const GRAD_CHUNKS: usize = 4;
 
 /// From this many weights up, the weight gradient is split over output channels rather
