@@ -10,19 +10,15 @@ fn main() -> ExitCode {
 }
 
 /// glibc malloc settings (README, "Memory"); any given in the environment
-/// (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`) wins.
+/// (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`) wins.
 ///
-/// - One arena: glibc gives every thread that allocates its own arena, and each keeps the
-///   memory its thread freed; with the worker threads' scratch buffers that was 6–10 MiB of
-///   resident memory on `dvs-gesture` that no other thread could reuse.
-/// - Blocks below 32 MiB from the heap, and the heap trimmed only when 64 MiB are free at
-///   its top: otherwise the GEMM crate's packing buffers, allocated and freed at every
-///   product, were mapped and unmapped (or trimmed off the heap) each time and faulted back
-///   in (−25% speed on `nmnist`). Peak memory does not change.
+/// Blocks below 32 MiB come from the heap, and the heap is trimmed only when 64 MiB are free
+/// at its top: otherwise the GEMM crate's packing buffers, allocated and freed at every
+/// product, were mapped and unmapped (or trimmed off the heap) each time and faulted back in
+/// (−25% speed on `nmnist`). Peak memory does not change: what a step frees, the next reuses.
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     for (var, param, value) in [
-        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 1),
         ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20),
         ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 64 << 20),
     ] {

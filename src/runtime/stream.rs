@@ -869,6 +869,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             eprintln!("no checkpoint in {}; starting fresh", dir.display());
         }
     }
+    // Both convolution paths' buffers allocated before the first bin (flat memory).
+    model.warm_up(1);
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let rows: Vec<LabelRow> = match &cfg.labels_csv {

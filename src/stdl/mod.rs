@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use stdl_models::loss::cross_entropy;
 use stdl_models::network::{NetworkSpec, Sequential};
 use stdl_models::optim::{OptimConfig, Optimizer};
-use stdl_models::{Rng, Tensor};
+use stdl_models::{Dims, Layer, Rng, Tensor};
 
 pub use plan::{build_stage_layers, plan, Plan, SubnetPlan};
 
@@ -201,6 +201,59 @@ impl StdlModel {
         })
     }
 
+    /// Runs one training step of every stage on an all-zero batch of `batch` through each
+    /// convolution path in turn (dense, then sparse), without any update, then clears
+    /// membranes, caches and gradients and restores everything it touched (paths, batch-norm
+    /// statistics). Afterwards the buffers of both paths are in the buffer pool, and the GEMM
+    /// crate's packing buffers have been through the heap once: a stream's memory is at its
+    /// plateau from its first bin, instead of rising the first time a layer's input density
+    /// moves it onto its other path, 10,000 or more steps in (README, "Streaming").
+    pub fn warm_up(&mut self, batch: usize) {
+        use stdl_models::layers::InputPath;
+        let p = &self.spec.preset;
+        let dims = Dims::new(p.input[0], p.input[1], p.input[2]);
+        let labels = vec![0; batch];
+        let saved: Vec<Vec<Layer>> = self
+            .stages
+            .iter()
+            .map(|st| {
+                st.body
+                    .layers
+                    .iter()
+                    .chain(&st.head.layers)
+                    .filter(|l| keeps_state(l))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        for path in [InputPath::Dense, InputPath::Sparse] {
+            let mut x = Tensor::zeros(batch, dims);
+            for st in &mut self.stages {
+                let originals: Vec<InputPath> = convs_mut(st)
+                    .map(|c| std::mem::replace(&mut c.path, path))
+                    .collect();
+                let (h, _, _) = st.step(x, Some(&labels), 1.0);
+                for (c, orig) in convs_mut(st).zip(originals) {
+                    c.path = orig;
+                }
+                for p in st.body.params_mut().into_iter().chain(st.head.params_mut()) {
+                    p.release_grad();
+                }
+                x = h;
+            }
+            self.reset_state();
+        }
+        // Batch normalisation updated its running statistics in those steps: put them back.
+        for (st, saved) in self.stages.iter_mut().zip(saved) {
+            let mut saved = saved.into_iter();
+            for l in st.body.layers.iter_mut().chain(st.head.layers.iter_mut()) {
+                if keeps_state(l) {
+                    *l = saved.next().expect("one saved copy per batch-norm layer");
+                }
+            }
+        }
+    }
+
     /// Clears every membrane and cache (a new sample or stream).
     pub fn reset_state(&mut self) {
         for s in &mut self.stages {
@@ -260,4 +313,22 @@ impl StdlModel {
             st.load_optimizer(k, named);
         }
     }
+}
+
+/// Layers whose training-mode forward pass changes more than caches: batch normalisation's
+/// running statistics.
+fn keeps_state(l: &Layer) -> bool {
+    matches!(l, Layer::BatchNorm(_))
+}
+
+/// The convolutions of a stage, body then head.
+fn convs_mut(st: &mut Stage) -> impl Iterator<Item = &mut stdl_models::layers::Conv2d> {
+    st.body
+        .layers
+        .iter_mut()
+        .chain(st.head.layers.iter_mut())
+        .filter_map(|l| match l {
+            Layer::Conv(c) => Some(c),
+            _ => None,
+        })
 }

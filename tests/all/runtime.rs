@@ -74,3 +74,28 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn warm_up_changes_no_number() {
+    let (mut plain, dims) = tiny_model(1);
+    let mut warmed = plain.clone();
+    warmed.warm_up(4);
+    let mut rng = Rng::new(5);
+    for t in 0..8 {
+        let x = Tensor::from_vec(
+            4,
+            dims,
+            (0..4 * dims.len())
+                .map(|_| (rng.next_f32() < 0.2) as u8 as f32)
+                .collect(),
+        );
+        let labels = [t % 4, 1, 2, 3];
+        let a = plain.step(x.clone(), Some(&labels)).0;
+        let b = warmed.step(x, Some(&labels)).0;
+        assert_eq!(a, b, "step {t}: logits differ after warm_up");
+    }
+    assert!(
+        plain.named_params() == warmed.named_params(),
+        "weights differ after warm_up"
+    );
+}
