@@ -65,9 +65,8 @@ pub struct Conv2d {
     /// Whether backward computes the input gradient. The first layer of a subnetwork does
     /// not need it: its input is detached.
     pub input_grad: bool,
-    w_eff: Vec<f32>,
-    /// `w_eff` transposed to `(C_in·k·k) × C_out`, for the sparse path.
-    w_t: Vec<f32>,
+    /// The effective weights, from the pool while a forward or kept step needs them.
+    w_eff: Buf,
     pub(crate) caches: Vec<Tensor>,
 }
 
@@ -103,8 +102,7 @@ impl Conv2d {
             bias: Param::new("bias", uniform(cout, bound, rng)),
             path: InputPath::Auto,
             input_grad: true,
-            w_eff: Vec::new(),
-            w_t: Vec::new(),
+            w_eff: Buf(Vec::new()),
             caches: Vec::new(),
         }
     }
@@ -319,7 +317,7 @@ impl Conv2d {
 
     /// Calls `f(weight_row, p, v)` for every non-zero input `v` of one sample and every
     /// output position `p` it reaches, where `weight_row = (c_in·k² + tap)` indexes the
-    /// `C_in·k·k` rows of `w_t` (and of the transposed weight gradient).
+    /// `C_in·k·k` rows of the transposed weights (and of the transposed weight gradient).
     #[inline(always)]
     fn for_each_nonzero_tap(&self, xs: &[f32], mut f: impl FnMut(usize, usize, f32)) {
         let (i, kk2) = (self.in_dims, self.k * self.k);
@@ -334,25 +332,15 @@ impl Conv2d {
         }
     }
 
-    /// Computes the effective weights (and their transpose for the sparse path) into
-    /// buffers from the pool.
-    fn refresh_weights(&mut self, sparse: bool) {
+    /// Computes the effective weights into a buffer from the pool.
+    fn refresh_weights(&mut self) {
         let n = self.weight.value.len();
-        let mut w_eff = std::mem::take(&mut self.w_eff);
-        if w_eff.capacity() < n {
-            crate::pool::give(w_eff);
-            w_eff = crate::pool::take(n);
+        if self.w_eff.len() != n {
+            self.w_eff = Buf::take(n);
         }
+        let mut w_eff = std::mem::replace(&mut self.w_eff, Buf(Vec::new()));
         self.effective_weight_into(&mut w_eff);
         self.w_eff = w_eff;
-        if sparse {
-            if self.w_t.capacity() < n {
-                crate::pool::give(std::mem::take(&mut self.w_t));
-                self.w_t = crate::pool::take(n);
-            }
-            self.w_t.resize(n, 0.0);
-            transpose(&self.w_eff, self.out_dims.c, self.fan_in(), &mut self.w_t);
-        }
     }
 
     /// Returns the effective weights to the pool once no kept step needs them for an input
@@ -360,7 +348,7 @@ impl Conv2d {
     /// between), and a network's copies would otherwise stay resident beside the weights.
     fn release_weights(&mut self) {
         if self.caches.is_empty() || !self.input_grad {
-            crate::pool::give(std::mem::take(&mut self.w_eff));
+            self.w_eff = Buf(Vec::new());
         }
     }
 
@@ -370,9 +358,16 @@ impl Conv2d {
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
         let sparse = self.sparse(&x);
-        self.refresh_weights(sparse);
+        self.refresh_weights();
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
+        // The sparse path scatters rows of the effective weights transposed to K × C_out;
+        // they serve only this forward pass.
+        let w_t = sparse.then(|| {
+            let mut t = Buf::take(self.w_eff.len());
+            transpose(&self.w_eff, o.c, kk, &mut t);
+            t
+        });
         // Every output value is written below (transpose or bias), so no zeroing.
         let mut y = Tensor::uninit(x.b, o);
         let (in_len, out_len) = (self.in_dims.len(), o.len());
@@ -384,8 +379,8 @@ impl Conv2d {
             .for_each(|(ys, xs)| {
                 let mut buf = Buf::take(if sparse { p * o.c } else { kk * p });
                 for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
-                    if sparse {
-                        sparse_forward(this, xs, &mut buf);
+                    if let Some(w_t) = &w_t {
+                        sparse_forward(this, w_t, xs, &mut buf);
                         transpose(&buf, p, o.c, ys);
                         for (co, row) in ys.chunks_exact_mut(p).enumerate() {
                             let b = this.bias.value[co];
@@ -400,9 +395,7 @@ impl Conv2d {
                     }
                 }
             });
-        // The transposed weights serve only this forward pass; the effective weights only a
-        // backward pass that computes an input gradient.
-        crate::pool::give(std::mem::take(&mut self.w_t));
+        // The effective weights serve a backward pass only when it computes an input gradient.
         if train {
             self.caches.push(x);
         }
@@ -530,7 +523,7 @@ impl Conv2d {
         let x = self.caches.pop().expect("conv backward without forward");
         let sparse = self.sparse(&x);
         if self.input_grad && self.w_eff.len() != self.weight.value.len() {
-            self.refresh_weights(false);
+            self.refresh_weights();
         }
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
@@ -590,12 +583,12 @@ pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
 
 crate::math::widest! {
     /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
-    /// non-zero input `v`.
-    fn sparse_forward(conv: &Conv2d, xs: &[f32], acc: &mut [f32]) {
+    /// non-zero input `v`; `w_t` is the effective weights as `C_in·k·k × C_out`.
+    fn sparse_forward(conv: &Conv2d, w_t: &[f32], xs: &[f32], acc: &mut [f32]) {
         let c_out = conv.out_dims.c;
         acc.iter_mut().for_each(|v| *v = 0.0);
         conv.for_each_nonzero_tap(xs, |row, p, v| {
-            let w = &conv.w_t[row * c_out..][..c_out];
+            let w = &w_t[row * c_out..][..c_out];
             for (a, &wv) in acc[p * c_out..][..c_out].iter_mut().zip(w) {
                 *a += v * wv;
             }
