@@ -318,6 +318,15 @@ pub struct StreamCheckpoint {
     pub preset: String,
 }
 
+/// Loads the weights and optimiser state [`save_checkpoint`] wrote into `dir`.
+fn load_weights(model: &mut StdlModel, dir: &std::path::Path) -> Result<()> {
+    model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
+    model.load_optimizer_state(&stdl_models::checkpoint::load(
+        &dir.join("optimizer.safetensors"),
+    )?);
+    Ok(())
+}
+
 fn save_checkpoint(
     dir: &std::path::Path,
     state: &crate::runtime::pipeline::StageState,
@@ -684,10 +693,7 @@ pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
         let ck: StreamCheckpoint = serde_json::from_value(state)
             .with_context(|| format!("{} is not a checkpoint state", state_path.display()))?;
         let mut m = new_model(&StreamConfig::new(Source::Stdin, ck.preset))?;
-        m.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
-        m.load_optimizer_state(&stdl_models::checkpoint::load(
-            &dir.join("optimizer.safetensors"),
-        )?);
+        load_weights(&mut m, dir)?;
         m
     };
     for s in &mut model.stages {
@@ -854,10 +860,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         if state.exists() {
             let ck: StreamCheckpoint = serde_json::from_str(&std::fs::read_to_string(&state)?)
                 .with_context(|| format!("reading {}", state.display()))?;
-            model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
-            model.load_optimizer_state(&stdl_models::checkpoint::load(
-                &dir.join("optimizer.safetensors"),
-            )?);
+            load_weights(&mut model, dir)?;
             eprintln!(
                 "resuming from {} at step {} (t = {} us)",
                 dir.display(),
