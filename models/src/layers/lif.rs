@@ -95,12 +95,19 @@ pub enum TimeMode {
 /// The pure function the layer is built on (and the one the voltage-trace test checks).
 pub fn lif_step(input: &[f32], state: &mut [f32], spikes: &mut [f32], p: &LifParams) {
     let lambda = p.lambda();
-    for ((i, u_hat), s) in input.iter().zip(state.iter_mut()).zip(spikes.iter_mut()) {
-        let u = lambda * *u_hat + i;
-        let fire = (u >= p.threshold) as u8 as f32;
-        *s = fire;
-        *u_hat = u - p.threshold * fire;
+    for ((&i, u_hat), s) in input.iter().zip(state.iter_mut()).zip(spikes.iter_mut()) {
+        *s = update(i, u_hat, lambda, p.threshold).0;
     }
+}
+
+/// One neuron, one step: updates `û` and returns the spike and `u − θ`. Every forward path
+/// of the layer (and [`lif_step`]) runs this.
+#[inline(always)]
+fn update(i: f32, u_hat: &mut f32, lambda: f32, threshold: f32) -> (f32, f32) {
+    let u = lambda * *u_hat + i;
+    let fire = if u >= threshold { 1.0 } else { 0.0 };
+    *u_hat = u - threshold * fire;
+    (fire, u - threshold)
 }
 
 crate::math::widest! {
@@ -121,11 +128,9 @@ crate::math::widest! {
 fn step_with(v: &mut [f32], u_hat: &mut [f32], sg: &mut [f32], p: &LifParams, grad: impl Fn(f32) -> f32) {
     let lambda = p.lambda();
     for ((v, u_hat), g) in v.iter_mut().zip(u_hat.iter_mut()).zip(sg.iter_mut()) {
-        let u = lambda * *u_hat + *v;
-        let fire = if u >= p.threshold { 1.0 } else { 0.0 };
+        let (fire, x) = update(*v, u_hat, lambda, p.threshold);
         *v = fire;
-        *u_hat = u - p.threshold * fire;
-        *g = grad(u - p.threshold);
+        *g = grad(x);
     }
 }
 
@@ -215,10 +220,7 @@ impl Lif {
             train_step(&mut s.data[..n], &mut self.state[..n], &mut sg[..n], &p);
         } else {
             for (v, u_hat) in s.data.iter_mut().zip(self.state.iter_mut()) {
-                let u = lambda * *u_hat + *v;
-                let fire = (u >= p.threshold) as u8 as f32;
-                *v = fire;
-                *u_hat = u - p.threshold * fire;
+                *v = update(*v, u_hat, lambda, p.threshold).0;
             }
         }
         if train {
