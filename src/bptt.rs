@@ -42,14 +42,19 @@ impl BpttModel {
         })
     }
 
-    /// Trains on one sequence of frames (`frames[t]` is a batch); returns the summed
+    /// Trains on one sequence of `t_len` steps (`frame(t)` is step `t`'s batch, made when
+    /// the forward pass reaches it); returns the summed
     /// logits and the loss. Keeps all `T` steps' activations until the backward pass.
-    pub fn train_sequence(&mut self, frames: &[Tensor], labels: &[usize]) -> (Tensor, f32) {
+    pub fn train_sequence(
+        &mut self,
+        t_len: usize,
+        mut frame: impl FnMut(usize) -> Tensor,
+        labels: &[usize],
+    ) -> (Tensor, f32) {
         self.net.reset();
-        let t_len = frames.len();
         let mut sum: Option<Tensor> = None;
-        for x in frames {
-            let y = self.net.forward(x.clone(), true);
+        for t in 0..t_len {
+            let y = self.net.forward(frame(t), true);
             match &mut sum {
                 Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),
                 None => sum = Some(y),
@@ -72,12 +77,12 @@ impl BpttModel {
         (sum, loss)
     }
 
-    /// Inference over a sequence; returns the summed logits.
-    pub fn infer_sequence(&mut self, frames: &[Tensor]) -> Tensor {
+    /// Inference over a sequence of `t_len` steps; returns the summed logits.
+    pub fn infer_sequence(&mut self, t_len: usize, mut frame: impl FnMut(usize) -> Tensor) -> Tensor {
         self.net.reset();
         let mut sum: Option<Tensor> = None;
-        for x in frames {
-            let y = self.net.forward(x.clone(), false);
+        for t in 0..t_len {
+            let y = self.net.forward(frame(t), false);
             match &mut sum {
                 Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),
                 None => sum = Some(y),

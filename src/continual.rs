@@ -23,7 +23,8 @@ use stdl_io::datasets::{Dataset, Sample, Split};
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Rng, Tensor};
 
-use crate::train::{load_frames, peak_rss_bytes, sequence_of_rows, FrameSet, Method, Model, TrainConfig};
+use crate::data::{step_of_rows, Row, SampleSet};
+use crate::train::{peak_rss_bytes, Method, Model, TrainConfig};
 
 /// How tasks relate to the label space.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -121,21 +122,31 @@ impl ReplayBuffer {
     }
 
     /// Offers a sample from the stream; it is kept with probability `capacity / seen`,
-    /// replacing a uniformly chosen one.
+    /// replacing a uniformly chosen one. `write` fills the slot it gets (called only when the
+    /// sample is kept, so an offer costs no copy of the sample otherwise).
+    pub fn offer_with(&mut self, label: usize, write: impl FnOnce(&mut [u8])) {
+        self.seen += 1;
+        let slot = if self.labels.len() < self.capacity {
+            let n = self.data.len();
+            self.data.resize(n + self.item_bytes, 0);
+            self.labels.push(label);
+            self.labels.len() - 1
+        } else {
+            let j = self.rng.below_u64(self.seen);
+            if j >= self.capacity as u64 {
+                return;
+            }
+            let j = j as usize;
+            self.labels[j] = label;
+            j
+        };
+        write(&mut self.data[slot * self.item_bytes..(slot + 1) * self.item_bytes]);
+    }
+
+    /// [`ReplayBuffer::offer_with`] for a sample already in counts.
     pub fn offer(&mut self, item: &[u8], label: usize) {
         assert_eq!(item.len(), self.item_bytes, "replay sample of the wrong size");
-        self.seen += 1;
-        if self.labels.len() < self.capacity {
-            self.data.extend_from_slice(item);
-            self.labels.push(label);
-            return;
-        }
-        let j = self.rng.below_u64(self.seen);
-        if j < self.capacity as u64 {
-            let j = j as usize;
-            self.data[j * self.item_bytes..(j + 1) * self.item_bytes].copy_from_slice(item);
-            self.labels[j] = label;
-        }
+        self.offer_with(label, |slot| slot.copy_from_slice(item));
     }
 
     /// Up to `k` distinct held samples, chosen uniformly.
@@ -315,21 +326,31 @@ fn masked_argmax(logits: &Tensor, cols: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Accuracy on samples `idx` of `set` (labels already mapped), predicting among `cols`.
-fn accuracy(model: &mut Model, set: &FrameSet, idx: &[usize], cols: &[usize], batch: usize) -> f32 {
+/// Accuracy on samples `idx` of `set`, whose labels map through `target`, predicting among
+/// `cols`.
+fn accuracy(
+    model: &mut Model,
+    set: &SampleSet,
+    idx: &[usize],
+    cols: &[usize],
+    target: &[usize],
+    t_bins: usize,
+    batch: usize,
+) -> Result<f32> {
     if idx.is_empty() {
-        return 0.0;
+        return Ok(0.0);
     }
     let mut correct = 0;
-    for chunk in idx.chunks(batch.max(1)) {
-        let pred = masked_argmax(&model.infer_batch(&set.sequence(chunk)), cols);
+    for b in set.loader(idx.to_vec(), batch) {
+        let b = b?;
+        let pred = masked_argmax(&model.infer_batch(t_bins, |t| b.step(t, t_bins, set.dims)), cols);
         correct += pred
             .iter()
-            .zip(chunk)
-            .filter(|(p, &i)| **p == set.labels[i])
+            .zip(&b.samples)
+            .filter(|(p, s)| **p == target[s.label])
             .count();
     }
-    correct as f32 / idx.len() as f32
+    Ok(correct as f32 / idx.len() as f32)
 }
 
 /// Samples of a split whose class is in the experiment, at most `cap` per class, in the
@@ -393,13 +414,13 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let train_s = select(ds.split(Split::Train), &all, cfg.samples_per_class);
     let test_s = select(ds.split(Split::Test), &all, cfg.samples_per_class);
-    let mut train_set = load_frames(&ds, &train_s, cfg.t_bins, dims)?;
-    let mut test_set = load_frames(&ds, &test_s, cfg.t_bins, dims)?;
-    let class_of_train = train_set.labels.clone();
-    let class_of_test = test_set.labels.clone();
-    for l in train_set.labels.iter_mut().chain(test_set.labels.iter_mut()) {
-        *l = target[*l];
-    }
+    // Samples are read by a loader thread and binned per step as they are learned
+    // (src/data.rs): neither T nor the dataset's size sets the memory.
+    let ds = std::sync::Arc::new(ds);
+    let train_set = SampleSet::new(ds.clone(), train_s, dims);
+    let test_set = SampleSet::new(ds, test_s, dims);
+    let class_of_train = train_set.labels();
+    let class_of_test = test_set.labels();
     let per_task = |classes: &[usize], of: &[usize]| -> Vec<usize> {
         (0..of.len()).filter(|&i| classes.contains(&of[i])).collect()
     };
@@ -440,13 +461,13 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         None
     };
 
-    let eval_all = |model: &mut Model| -> Vec<f32> {
+    let eval_all = |model: &mut Model| -> Result<Vec<f32>> {
         test_idx
             .iter()
-            .map(|idx| accuracy(model, &test_set, idx, &cols, cfg.batch))
+            .map(|idx| accuracy(model, &test_set, idx, &cols, &target, cfg.t_bins, cfg.batch))
             .collect()
     };
-    let initial_accuracy = eval_all(&mut model);
+    let initial_accuracy = eval_all(&mut model)?;
     let mut matrix = Vec::with_capacity(cfg.tasks.len());
     let mut stream_accuracy = Vec::with_capacity(cfg.tasks.len());
     let mut rng = Rng::new(cfg.seed ^ 0xC0_47_1A_0A);
@@ -457,29 +478,30 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         let mut b = 0;
         for pass in 0..cfg.epochs_per_task {
             rng.shuffle(&mut order);
-            for chunk in order.chunks(cfg.batch) {
-                let mut rows: Vec<&[u8]> = chunk.iter().map(|&i| train_set.row(i)).collect();
-                let mut labels: Vec<usize> = chunk.iter().map(|&i| train_set.labels[i]).collect();
+            for batch in train_set.loader(order.clone(), cfg.batch) {
+                let batch = batch?;
+                let n = batch.samples.len();
+                let mut rows = batch.rows();
+                let mut labels: Vec<usize> = batch.samples.iter().map(|s| target[s.label]).collect();
                 let picked = match replay.as_mut() {
-                    Some(buf) => buf.sample(chunk.len()),
+                    Some(buf) => buf.sample(n),
                     None => Vec::new(),
                 };
                 if let Some(buf) = replay.as_ref() {
-                    rows.extend(picked.iter().map(|&j| buf.item(j)));
+                    rows.extend(picked.iter().map(|&j| Row::Counts(buf.item(j))));
                     labels.extend(picked.iter().map(|&j| buf.label(j)));
                 }
-                let (sum, _loss) = model.train_batch(&sequence_of_rows(&rows, cfg.t_bins, dims), &labels);
+                let (sum, _loss) =
+                    model.train_batch(cfg.t_bins, |t| step_of_rows(&rows, t, cfg.t_bins, dims), &labels);
                 let pred = masked_argmax(&sum, &cols);
-                correct += pred[..chunk.len()]
-                    .iter()
-                    .zip(&labels[..chunk.len()])
-                    .filter(|(a, b)| a == b)
-                    .count();
-                seen += chunk.len();
+                correct += pred[..n].iter().zip(&labels[..n]).filter(|(a, b)| a == b).count();
+                seen += n;
                 if pass == 0 {
                     if let Some(buf) = replay.as_mut() {
-                        for &i in chunk {
-                            buf.offer(train_set.row(i), train_set.labels[i]);
+                        for s in &batch.samples {
+                            buf.offer_with(target[s.label], |slot| {
+                                s.write_counts(cfg.t_bins, dims.len(), slot)
+                            });
                         }
                     }
                 }
@@ -488,7 +510,7 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
             }
         }
         stream_accuracy.push(correct as f32 / seen.max(1) as f32);
-        matrix.push(eval_all(&mut model));
+        matrix.push(eval_all(&mut model)?);
     }
     let (average_accuracy, forgetting, backward_transfer, forward_transfer) =
         summarize(&matrix, &initial_accuracy);

@@ -9,6 +9,7 @@ pub use stdl_models as models;
 
 pub mod bptt;
 pub mod continual;
+pub mod data;
 pub mod runtime;
 pub mod stdl;
 pub mod train;

@@ -3,145 +3,20 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use stdl_io::datasets::{Dataset, Sample, Split};
-use stdl_io::frames::{frames_from_events, Channels, Edge, Geometry, Slicing};
-use stdl_io::SensorSize;
 use stdl_models::loss::{argmax, cross_entropy};
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Rng, Tensor};
 
 use crate::bptt::BpttModel;
+use crate::data::SampleSet;
 use crate::stdl::{plan, StdlModel};
-
-/// Frames of a set of samples, `T` per sample, stored as saturating `u8` counts.
-#[derive(Clone, Debug)]
-pub struct FrameSet {
-    /// Time bins per sample.
-    pub t_bins: usize,
-    /// Frame shape.
-    pub dims: Dims,
-    /// `n × T × dims.len()` counts.
-    pub counts: Vec<u8>,
-    /// Labels.
-    pub labels: Vec<usize>,
-}
-
-impl FrameSet {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-    /// Whether there is no sample.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// The `T × dims.len()` counts of sample `i`.
-    pub fn row(&self, i: usize) -> &[u8] {
-        let per = self.t_bins * self.dims.len();
-        &self.counts[i * per..(i + 1) * per]
-    }
-
-    /// Frames of step `t` of the samples `idx`, as a batch.
-    pub fn batch(&self, idx: &[usize], t: usize) -> Tensor {
-        let rows: Vec<&[u8]> = idx.iter().map(|&i| self.row(i)).collect();
-        step_batch(&rows, self.dims, t)
-    }
-
-    /// Every step of the samples `idx`.
-    pub fn sequence(&self, idx: &[usize]) -> Vec<Tensor> {
-        let rows: Vec<&[u8]> = idx.iter().map(|&i| self.row(i)).collect();
-        sequence_of_rows(&rows, self.t_bins, self.dims)
-    }
-}
-
-/// Step `t` of samples given as rows of `T × dims.len()` counts, as a batch.
-pub fn step_batch(rows: &[&[u8]], dims: Dims, t: usize) -> Tensor {
-    let n = dims.len();
-    // From the buffer pool, like every other per-step tensor (no allocator churn).
-    let mut x = Tensor::uninit(rows.len(), dims);
-    for (dst, r) in x.data.chunks_exact_mut(n).zip(rows) {
-        for (d, &c) in dst.iter_mut().zip(&r[t * n..(t + 1) * n]) {
-            *d = f32::from(c);
-        }
-    }
-    x
-}
-
-/// Every step of samples given as rows of `t_bins × dims.len()` counts.
-pub fn sequence_of_rows(rows: &[&[u8]], t_bins: usize, dims: Dims) -> Vec<Tensor> {
-    (0..t_bins).map(|t| step_batch(rows, dims, t)).collect()
-}
-
-/// Cuts each sample into `t_bins` event-count bins (remainder in the last, as SpikingJelly),
-/// two polarity channels, resized to the preset's input.
-pub fn load_frames(ds: &Dataset, samples: &[Sample], t_bins: usize, dims: Dims) -> Result<FrameSet> {
-    anyhow::ensure!(
-        dims.c == 2,
-        "frames have 2 polarity channels; the preset's input has {}",
-        dims.c
-    );
-    let per = t_bins * dims.len();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = samples.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<u8>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = samples
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || -> Result<Vec<u8>> {
-                    let mut out = Vec::with_capacity(part.len() * per);
-                    for smp in part {
-                        let loaded = ds
-                            .load(smp)
-                            .with_context(|| format!("loading {}", smp.path.display()))?;
-                        let target = SensorSize::new(dims.w as u16, dims.h as u16);
-                        let geom = if loaded.sensor == target {
-                            Geometry::new(loaded.sensor, Channels::Split)?
-                        } else if loaded.sensor.width >= target.width && loaded.sensor.height >= target.height
-                        {
-                            Geometry::resized(loaded.sensor, target, Channels::Split)?
-                        } else {
-                            // Smaller than the input (N-Caltech101 extents vary): place at the origin.
-                            Geometry::new(target, Channels::Split)?
-                        };
-                        let frames = frames_from_events(
-                            &loaded.events,
-                            &geom,
-                            Slicing::EventBins {
-                                n: t_bins,
-                                overlap: 0.0,
-                            },
-                            Edge::ToLast,
-                        )?;
-                        for f in frames {
-                            out.extend(f.data.iter().map(|&v| v.min(255.0) as u8));
-                        }
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("frame loader thread"))
-            .collect()
-    });
-    let mut counts = Vec::with_capacity(samples.len() * per);
-    for p in parts {
-        counts.extend(p?);
-    }
-    Ok(FrameSet {
-        t_bins,
-        dims,
-        counts,
-        labels: samples.iter().map(|s| s.label).collect(),
-    })
-}
 
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -251,8 +126,15 @@ impl Model {
         })
     }
 
-    /// Trains on one batch of sequences; returns summed readout logits and the mean loss.
-    pub fn train_batch(&mut self, frames: &[Tensor], labels: &[usize]) -> (Tensor, f32) {
+    /// Trains on one batch of sequences of `t_bins` steps, `frame(t)` making step `t`'s
+    /// batch when it is learned; returns the summed readout logits and the mean loss.
+    pub fn train_batch(
+        &mut self,
+        t_bins: usize,
+        mut frame: impl FnMut(usize) -> Tensor,
+        labels: &[usize],
+    ) -> (Tensor, f32) {
+        assert!(t_bins > 0, "a sequence has at least one step");
         match self {
             Model::Stdl(m) if m.pipeline && m.stages.len() > 1 => {
                 // The subnetworks as pipeline stages on their own threads, overlapping
@@ -265,48 +147,49 @@ impl Model {
                     let collector = s.spawn(|| {
                         let mut sum: Option<Tensor> = None;
                         let mut loss = 0.0;
-                        for _ in frames {
+                        for _ in 0..t_bins {
                             let out = pipe.recv().expect("pipeline stage failed");
                             loss += out.loss.unwrap_or(0.0);
                             add_into(&mut sum, out.logits);
                         }
                         (sum, loss)
                     });
-                    for x in frames {
-                        pipe.send(x.clone(), Some(labels.to_vec()));
+                    for t in 0..t_bins {
+                        pipe.send(frame(t), Some(labels.to_vec()));
                     }
                     collector.join().expect("pipeline collector")
                 });
                 m.stages = pipe.finish();
-                (sum.expect("at least one frame"), loss / frames.len() as f32)
+                (sum.expect("at least one frame"), loss / t_bins as f32)
             }
             Model::Stdl(m) => {
                 m.reset_state();
                 let mut sum: Option<Tensor> = None;
                 let mut loss = 0.0;
-                for x in frames {
-                    let (logits, losses) = m.step(x.clone(), Some(labels));
+                for t in 0..t_bins {
+                    let (logits, losses) = m.step(frame(t), Some(labels));
                     loss += losses.last().copied().unwrap_or(0.0);
                     add_into(&mut sum, logits);
                 }
-                (sum.unwrap(), loss / frames.len() as f32)
+                (sum.expect("at least one frame"), loss / t_bins as f32)
             }
-            Model::Bptt(m) => m.train_sequence(frames, labels),
+            Model::Bptt(m) => m.train_sequence(t_bins, frame, labels),
         }
     }
 
-    /// Summed readout logits of a batch of sequences, no learning.
-    pub fn infer_batch(&mut self, frames: &[Tensor]) -> Tensor {
+    /// Summed readout logits of a batch of sequences of `t_bins` steps, no learning.
+    pub fn infer_batch(&mut self, t_bins: usize, mut frame: impl FnMut(usize) -> Tensor) -> Tensor {
+        assert!(t_bins > 0, "a sequence has at least one step");
         match self {
             Model::Stdl(m) => {
                 m.reset_state();
                 let mut sum = None;
-                for x in frames {
-                    add_into(&mut sum, m.step(x.clone(), None).0);
+                for t in 0..t_bins {
+                    add_into(&mut sum, m.step(frame(t), None).0);
                 }
-                sum.unwrap()
+                sum.expect("at least one frame")
             }
-            Model::Bptt(m) => m.infer_sequence(frames),
+            Model::Bptt(m) => m.infer_sequence(t_bins, frame),
         }
     }
 
@@ -443,22 +326,26 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Accuracy and loss of a model on a frame set.
-pub fn evaluate(model: &mut Model, set: &FrameSet, batch: usize) -> (f32, f32) {
+/// Accuracy and loss of a model on a set of samples, read by a [`Loader`] `batch` at a time
+/// and binned into `t_bins` steps as they are learned.
+///
+/// # Errors
+/// A sample that cannot be read.
+pub fn evaluate(model: &mut Model, set: &SampleSet, t_bins: usize, batch: usize) -> Result<(f32, f32)> {
     let (mut correct, mut loss) = (0usize, 0.0f64);
-    let idx: Vec<usize> = (0..set.len()).collect();
-    for chunk in idx.chunks(batch.max(1)) {
-        let labels: Vec<usize> = chunk.iter().map(|&i| set.labels[i]).collect();
-        let sum = model.infer_batch(&set.sequence(chunk));
+    for b in set.loader((0..set.len()).collect(), batch) {
+        let b = b?;
+        let labels = b.labels();
+        let sum = model.infer_batch(t_bins, |t| b.step(t, t_bins, set.dims));
         correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
         let mut mean = sum;
-        mean.data.iter_mut().for_each(|v| *v /= set.t_bins as f32);
-        loss += cross_entropy(&mean, &labels, 1.0).0 as f64 * chunk.len() as f64;
+        mean.data.iter_mut().for_each(|v| *v /= t_bins as f32);
+        loss += cross_entropy(&mean, &labels, 1.0).0 as f64 * labels.len() as f64;
     }
-    (
+    Ok((
         correct as f32 / set.len().max(1) as f32,
         (loss / set.len().max(1) as f64) as f32,
-    )
+    ))
 }
 
 /// Training state saved with each checkpoint.
@@ -573,8 +460,11 @@ pub fn train(
     if train_s.is_empty() {
         bail!("no training samples in {}", cfg.root.display());
     }
-    let train_set = load_frames(&ds, &train_s, cfg.t_bins, dims)?;
-    let test_set = load_frames(&ds, &test_s, cfg.t_bins, dims)?;
+    // Samples are read per epoch by a loader thread and binned per step as they are learned:
+    // neither T nor the dataset's size sets the memory (src/data.rs).
+    let ds = Arc::new(ds);
+    let train_set = SampleSet::new(ds.clone(), train_s, dims);
+    let test_set = SampleSet::new(ds, test_s, dims);
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -590,9 +480,10 @@ pub fn train(
         Rng::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
         let (mut correct, mut loss_sum, mut batches) = (0usize, 0.0f64, 0usize);
         let n_batches = order.len().div_ceil(cfg.batch);
-        for (bi, chunk) in order.chunks(cfg.batch).enumerate() {
-            let labels: Vec<usize> = chunk.iter().map(|&i| train_set.labels[i]).collect();
-            let (sum, loss) = model.train_batch(&train_set.sequence(chunk), &labels);
+        for (bi, b) in train_set.loader(order, cfg.batch).enumerate() {
+            let b = b?;
+            let labels = b.labels();
+            let (sum, loss) = model.train_batch(cfg.t_bins, |t| b.step(t, cfg.t_bins, dims), &labels);
             correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
             loss_sum += loss as f64;
             batches += 1;
@@ -601,7 +492,7 @@ pub fn train(
         let (test_accuracy, test_loss) = if test_set.is_empty() {
             (0.0, 0.0)
         } else {
-            evaluate(&mut model, &test_set, cfg.batch)
+            evaluate(&mut model, &test_set, cfg.t_bins, cfg.batch)?
         };
         let m = EpochMetrics {
             epoch: epoch + 1,

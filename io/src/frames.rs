@@ -139,6 +139,26 @@ impl Geometry {
         };
         Some((c * self.out.height as usize + y) * self.out.width as usize + x)
     }
+
+    /// Adds one count per event to its cell of `frame` (`C × H × W`, [`Geometry::frame_len`]
+    /// values); returns how many events were counted and how many were off the sensor.
+    ///
+    /// # Panics
+    /// If `frame` is shorter than [`Geometry::frame_len`].
+    pub fn accumulate(&self, events: &[Event], frame: &mut [f32]) -> (u64, u64) {
+        let frame = &mut frame[..self.frame_len()];
+        let (mut n, mut off) = (0, 0);
+        for e in events {
+            match self.index(e) {
+                Some(i) => {
+                    frame[i] += 1.0;
+                    n += 1;
+                }
+                None => off += 1,
+            }
+        }
+        (n, off)
+    }
 }
 
 fn check_nonempty(sensor: SensorSize, out: SensorSize) -> Result<()> {
@@ -166,17 +186,7 @@ pub struct Frame {
 impl Frame {
     fn accumulate(geom: &Geometry, t_start_us: u64, t_end_us: u64, events: &[Event]) -> (Frame, u64) {
         let mut data = vec![0f32; geom.frame_len()];
-        let mut n = 0;
-        let mut off = 0;
-        for e in events {
-            match geom.index(e) {
-                Some(i) => {
-                    data[i] += 1.0;
-                    n += 1;
-                }
-                None => off += 1,
-            }
-        }
+        let (n, off) = geom.accumulate(events, &mut data);
         (
             Frame {
                 t_start_us,
@@ -290,17 +300,9 @@ pub fn bin_ranges(
             by_time(&mut out, t0, stride, window, n, t_last);
         }
         Slicing::EventBins { n, overlap } => {
-            if n == 0 {
-                return Err(Error::InvalidArgument("number of bins must be positive".into()));
-            }
-            let stride = n_ev / n;
-            let window = widen(stride as u64, overlap)? as usize;
+            let bins = EventBins::new(n_ev, n, overlap, edge)?;
             for i in 0..n {
-                let a = (i * stride).min(n_ev);
-                let mut b = (a + window).min(n_ev);
-                if edge == Edge::ToLast && i + 1 == n {
-                    b = n_ev;
-                }
+                let (a, b) = (bins.range(i).start, bins.range(i).end);
                 let t = |k: usize| events.get(k).map_or(0, |e| e.t_us);
                 let end_t = if b > a { events[b - 1].t_us + 1 } else { t(a) };
                 out.push((a..b, t(a), end_t));
@@ -308,6 +310,64 @@ pub fn bin_ranges(
         }
     }
     Ok(out)
+}
+
+/// The event index ranges of `n` bins of equal event count over a sample of `n_events`
+/// events ([`Slicing::EventBins`]), one bin at a time: a trainer that makes each time step's
+/// frame when it learns that step needs no more than this and the sample's events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventBins {
+    n_events: usize,
+    n: usize,
+    stride: usize,
+    window: usize,
+    edge: Edge,
+}
+
+impl EventBins {
+    /// `n` bins over `n_events` events: bin `i` starts at event `i · ⌊n_events / n⌋` and
+    /// spans that many events widened by `overlap`; with [`Edge::ToLast`] the last bin runs
+    /// to the end of the sample.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `n` is 0 or `overlap` is outside `[0, 1)`.
+    pub fn new(n_events: usize, n: usize, overlap: f32, edge: Edge) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::InvalidArgument("number of bins must be positive".into()));
+        }
+        let stride = n_events / n;
+        let window = widen(stride as u64, overlap)? as usize;
+        Ok(Self {
+            n_events,
+            n,
+            stride,
+            window,
+            edge,
+        })
+    }
+
+    /// Number of bins.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there is no bin (never: `n` is positive).
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The event indices of bin `i` (empty past the last bin).
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        if i >= self.n {
+            return self.n_events..self.n_events;
+        }
+        let a = i.saturating_mul(self.stride).min(self.n_events);
+        let mut b = a.saturating_add(self.window).min(self.n_events);
+        if self.edge == Edge::ToLast && i + 1 == self.n {
+            b = self.n_events;
+        }
+        a..b
+    }
 }
 
 /// Cuts a time-sorted sample into frames.

@@ -187,9 +187,8 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::D
     Ok((model, dims, preset))
 }
 
-/// Trains one batch of `t` steps on synthetic input. STDL in sequence consumes frames as
-/// they are made (a stream); BPTT needs the whole sequence, and so does STDL with
-/// `--pipeline` (its stages take the steps as `stdl train --pipeline` hands them over).
+/// Trains one batch of `t` steps on synthetic input, each step's frame made when it is
+/// learned (as `stdl train` makes them from a sample's events).
 fn run_batch(
     model: &mut stdl::train::Model,
     a: &BenchModelArgs,
@@ -198,21 +197,11 @@ fn run_batch(
     rng: &mut stdl_models::Rng,
 ) {
     let labels: Vec<usize> = (0..a.batch).map(|i| i % classes).collect();
-    match model {
-        stdl::train::Model::Stdl(m) if !m.pipeline => {
-            m.reset_state();
-            for _ in 0..a.t_bins {
-                let x = synthetic_frame(a.batch, dims, a.density, rng);
-                std::hint::black_box(m.step(x, Some(&labels)));
-            }
-        }
-        _ => {
-            let frames: Vec<_> = (0..a.t_bins)
-                .map(|_| synthetic_frame(a.batch, dims, a.density, rng))
-                .collect();
-            std::hint::black_box(model.train_batch(&frames, &labels));
-        }
-    }
+    std::hint::black_box(model.train_batch(
+        a.t_bins,
+        |_| synthetic_frame(a.batch, dims, a.density, rng),
+        &labels,
+    ));
 }
 
 /// `stdl bench memory`: peak resident memory of training in this (fresh) process.

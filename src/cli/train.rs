@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use stdl::stdl::plan;
-use stdl::train::{evaluate, load_checkpoint, load_frames, parse_budget, train, Method, TrainConfig};
+use stdl::train::{evaluate, load_checkpoint, parse_budget, train, Method, TrainConfig};
 use stdl_io::datasets::{Dataset, Split};
 use stdl_models::network::NetworkSpec;
 use stdl_models::{Dims, Preset};
@@ -254,8 +254,8 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         .cloned()
         .collect();
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
-    let set = load_frames(&ds, &samples, state.config.t_bins, dims).context("loading frames")?;
-    let (acc, loss) = evaluate(&mut model, &set, state.config.batch);
+    let set = stdl::data::SampleSet::new(std::sync::Arc::new(ds), samples, dims);
+    let (acc, loss) = evaluate(&mut model, &set, state.config.t_bins, state.config.batch)?;
     println!(
         "{}",
         serde_json::json!({
