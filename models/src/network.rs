@@ -112,9 +112,18 @@ impl Sequential {
         persistent + step
     }
 
+    /// What each worker thread beyond the first adds to [`Sequential::step_memory_of`]: its
+    /// workspaces in every layer (they stay pooled between steps, like the first thread's).
+    pub fn workspace_per_thread_of(parts: &[&Sequential], b: usize) -> usize {
+        parts
+            .iter()
+            .flat_map(|s| s.layers.iter().map(|l| l.memory(b).workspace_per_thread))
+            .sum()
+    }
+
     /// The two parts of [`Sequential::step_memory_of`]: persistent bytes (parameters,
     /// optimiser state, membrane state, and the gradients alive at the peak) and per-step
-    /// bytes (kept activations and transients).
+    /// bytes (kept activations and transients), on one thread.
     pub fn memory_split(parts: &[&Sequential], b: usize, optimizer_floats: usize) -> (usize, usize) {
         let mems: Vec<LayerMemory> = parts
             .iter()

@@ -37,7 +37,14 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
     let budget = a.aux_budget.as_deref().map(parse_budget).transpose()?;
     let p = plan(&spec, batch, budget.as_ref(), 2)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&p)?);
+        // The plan, plus what this machine's worker threads add to it.
+        let threads = rayon::current_num_threads();
+        let mut v = serde_json::to_value(&p)?;
+        v["threads"] = serde_json::json!({
+            "count": threads,
+            "peak_sequential_bytes": p.peak_sequential_bytes_on(threads),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let dims = spec.unit_dims()?;
@@ -68,19 +75,23 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
             format!("aux: copies of units {:?} + global pool + linear", s.aux_units)
         };
         println!(
-            "subnetwork {k}: units {:?}, {head}; predicted {} per step (bare {}), params {} + {}",
+            "subnetwork {k}: units {:?}, {head}; predicted {} per step (bare {}; +{} per extra thread), params {} + {}",
             s.units,
             mib(s.bytes),
             mib(s.bare_bytes),
+            mib(s.workspace_per_thread_bytes),
             s.body_params,
             s.head_params
         );
     }
+    let threads = rayon::current_num_threads();
     println!(
-        "peak: {} in sequence, {} as concurrent pipeline stages",
+        "peak: {} in sequence on 1 thread ({} on this machine's {threads}), {} as concurrent pipeline stages",
         mib(p.peak_sequential_bytes),
+        mib(p.peak_sequential_bytes_on(threads)),
         mib(p.peak_pipelined_bytes)
     );
+    println!("(the plan is chosen from the 1-thread figures: it is the same on any number of threads)");
     Ok(())
 }
 

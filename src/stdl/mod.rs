@@ -178,11 +178,8 @@ impl StdlModel {
         let mut rng = Rng::new(seed);
         let mut stages = Vec::new();
         for sp in &plan.subnets {
-            let (mut body, head) = plan::build_stage_layers(&spec, sp, &mut rng)?;
-            // A subnetwork's input is detached: its first layer needs no input gradient.
-            if let Some(stdl_models::Layer::Conv(c)) = body.layers.first_mut() {
-                c.input_grad = false;
-            }
+            // As planned: a subnetwork's first convolution computes no input gradient.
+            let (body, head) = plan::build_stage_layers(&spec, sp, &mut rng)?;
             stages.push(Stage {
                 update_every: update_every.max(1),
                 labelled_steps: 0,

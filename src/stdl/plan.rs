@@ -12,7 +12,7 @@ use std::ops::Range;
 use serde::Serialize;
 use stdl_models::network::{spaced_subset, NetworkSpec, Sequential};
 use stdl_models::preset::Budget;
-use stdl_models::{Rng, TimeMode};
+use stdl_models::{Layer, Rng, TimeMode};
 
 /// The plan of one subnetwork.
 #[derive(Clone, Debug, Serialize)]
@@ -30,6 +30,9 @@ pub struct SubnetPlan {
     /// Of `bytes`, what stays allocated between steps: parameters, gradients, optimiser
     /// state and membranes.
     pub persistent_bytes: u64,
+    /// What each worker thread beyond the first adds to `bytes` (its own workspaces). Not
+    /// part of the choice of the auxiliary network, so the plan is the same on any machine.
+    pub workspace_per_thread_bytes: u64,
     /// Parameters of the body and of the head.
     pub body_params: usize,
     /// Parameters of the head.
@@ -52,6 +55,16 @@ pub struct Plan {
     pub peak_sequential_bytes: u64,
     /// Peak when they run as concurrent pipeline stages (their step memory adds up).
     pub peak_pipelined_bytes: u64,
+    /// What each worker thread beyond the first adds to the sequential peak (the largest
+    /// subnetwork's per-thread workspaces; [`Plan::peak_sequential_bytes_on`]).
+    pub workspace_per_thread_bytes: u64,
+}
+
+impl Plan {
+    /// The sequential peak with `threads` worker threads.
+    pub fn peak_sequential_bytes_on(&self, threads: usize) -> u64 {
+        self.peak_sequential_bytes + threads.saturating_sub(1) as u64 * self.workspace_per_thread_bytes
+    }
 }
 
 /// Predicted bytes of one training step of `body` + `head`.
@@ -59,6 +72,8 @@ pub fn cost(body: &Sequential, head: &Sequential, batch: usize, opt_floats: usiz
     Sequential::step_memory_of(&[body, head], batch, opt_floats) as u64
 }
 
+/// A subnetwork's layers as the trainer runs them: its input is detached, so its first
+/// convolution computes no input gradient (and the memory model counts none).
 fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> anyhow::Result<Sequential> {
     let dims = spec.unit_dims()?;
     let mut s = Sequential::default();
@@ -67,6 +82,9 @@ fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> anyhow:
             spec.build_unit(spec.units[u], dims[u], TimeMode::Detached, rng)
                 .layers,
         );
+    }
+    if let Some(Layer::Conv(c)) = s.layers.first_mut() {
+        c.input_grad = false;
     }
     Ok(s)
 }
@@ -143,6 +161,8 @@ pub fn plan(
         let (persistent, _) = Sequential::memory_split(&[&bodies[i], &head], batch, opt_floats);
         subnets.push(SubnetPlan {
             persistent_bytes: persistent as u64,
+            workspace_per_thread_bytes: Sequential::workspace_per_thread_of(&[&bodies[i], &head], batch)
+                as u64,
             units: r.clone(),
             aux_units: chosen.0,
             is_last,
@@ -163,6 +183,11 @@ pub fn plan(
                 .max()
                 .unwrap_or(0),
         peak_pipelined_bytes: subnets.iter().map(|s| s.bytes).sum(),
+        workspace_per_thread_bytes: subnets
+            .iter()
+            .map(|s| s.workspace_per_thread_bytes)
+            .max()
+            .unwrap_or(0),
         subnets,
     })
 }

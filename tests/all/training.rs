@@ -282,3 +282,58 @@ fn pipelined_training_gives_the_same_weights_bit_for_bit() {
     };
     assert!(weights(true) == weights(false), "pipelined training differs");
 }
+
+#[test]
+fn the_plan_and_checkpoints_do_not_depend_on_the_number_of_threads() {
+    // The plan is chosen from one thread's figures: the same on any machine.
+    let plan_on = |threads: &str| -> serde_json::Value {
+        let o = stdl()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["plan", "dvs-gesture", "--json", "--batch", "8"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_object_mut().unwrap().remove("threads");
+        v
+    };
+    let one = plan_on("1");
+    assert_eq!(one, plan_on("2"));
+    assert_eq!(one, plan_on("16"));
+    assert!(one["workspace_per_thread_bytes"].as_u64().unwrap() > 0);
+    // A checkpoint trained on 1 thread continues on 16, and the other way round.
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    for (first, then) in [("1", "16"), ("16", "1")] {
+        let out = tmp.path().join(format!("from{first}"));
+        for (threads, epochs, resume) in [(first, "1", false), (then, "2", true)] {
+            let mut c = stdl();
+            c.env("RAYON_NUM_THREADS", threads)
+                .args([
+                    "train",
+                    "--dataset",
+                    "nmnist",
+                    "--preset",
+                    "dvs-gesture",
+                    "--quiet",
+                ])
+                .args(["--batch", "8", "--t-bins", "2", "--limit-samples", "16"])
+                .args(["--epochs", epochs])
+                .arg("--root")
+                .arg(&root)
+                .arg("--out")
+                .arg(&out);
+            if resume {
+                c.arg("--resume");
+            }
+            let o = c.output().unwrap();
+            assert!(
+                o.status.success(),
+                "{threads} threads after {first}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert_eq!(json(&out.join("checkpoint/state.json"))["epoch"], 2);
+    }
+}

@@ -68,8 +68,12 @@ pub struct LayerMemory {
     pub kept_per_step: usize,
     /// Persistent state (membrane potentials).
     pub state: usize,
-    /// Scratch buffers alive only inside one call.
+    /// Scratch buffers alive only inside one call, on one thread.
     pub workspace: usize,
+    /// What each worker thread beyond the first adds to `workspace` (its own im2col or
+    /// scatter buffer, and a partial weight gradient where the batch is split). Kept apart
+    /// so that the plan, which is chosen from the other figures, is the same on any machine.
+    pub workspace_per_thread: usize,
     /// The output tensor.
     pub output: usize,
     /// Parameters.
@@ -210,14 +214,13 @@ impl Layer {
         match self {
             Layer::Conv(l) => {
                 m.kept_per_step = b * l.in_dims.len() * f;
-                // One im2col buffer per worker thread (forward, and the weight gradient's in
-                // backward) and one more for the input gradient; the weight gradient: split
+                // Per thread: one im2col buffer (forward, and the weight gradient's in
+                // backward) and one more for the input gradient. The weight gradient: split
                 // over channels, itself and (sparse path) its transposed blocks; split over
                 // the batch, one partial per chunk in flight besides the running sum, and the
-                // transpose; the effective weights.
+                // transpose. And the effective weights.
                 let p = l.out_dims.h * l.out_dims.w;
                 let col = l.in_dims.c * l.k * l.k * p * f;
-                let threads = rayon::current_num_threads().max(1).min(b.max(1));
                 // Which path the layer takes depends on its input's density; the model
                 // assumes PLAN_INPUT_DENSITY (the sparse path needs a P × C_out buffer per
                 // thread instead of im2col's K × P).
@@ -227,16 +230,24 @@ impl Layer {
                 } else {
                     col
                 };
-                let cols = threads * scratch + if l.input_grad { threads * col } else { 0 };
+                let input_grad_col = if l.input_grad { col } else { 0 };
+                let per_thread_cols = scratch + input_grad_col;
                 let w = l.weight.value.len() * f;
-                let grads = if l.weight.value.len() >= conv::CHANNEL_SPLIT_MIN_WEIGHTS {
-                    2
-                } else {
-                    let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
-                    let in_flight = threads.min(chunks);
-                    (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
+                let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
+                // Weight-gradient buffers with `threads` workers.
+                let grads = |threads: usize| {
+                    if l.weight.value.len() >= conv::CHANNEL_SPLIT_MIN_WEIGHTS {
+                        2
+                    } else {
+                        let in_flight = threads.min(chunks);
+                        (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
+                    }
                 };
-                m.workspace = cols + (grads + 1) * w;
+                m.workspace = per_thread_cols + (grads(1) + 1) * w;
+                // A second thread adds its columns only if the batch gives it a sample.
+                if b > 1 {
+                    m.workspace_per_thread = per_thread_cols + (grads(2) - grads(1)) * w;
+                }
             }
             Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
             Layer::Lif(l) => {
