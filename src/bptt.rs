@@ -22,8 +22,6 @@ pub struct BpttModel {
 impl BpttModel {
     /// Builds the network, seeded.
     pub fn new(spec: NetworkSpec, seed: u64, opt: OptimConfig) -> anyhow::Result<Self> {
-        // Activations live for the whole sequence: a tight fit wastes least.
-        stdl_models::pool::set_fit(2);
         let mut rng = Rng::new(seed);
         let dims = spec.unit_dims()?;
         let mut net = Sequential::default();

@@ -10,6 +10,7 @@ pub use stdl_models as models;
 pub mod bptt;
 pub mod continual;
 pub mod data;
+pub mod heap;
 pub mod runtime;
 pub mod stdl;
 pub mod train;

@@ -4,6 +4,10 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// Counts live heap bytes (`stdl stream --summary`'s `heap_bytes_at_steps`, `bench soak`).
+#[global_allocator]
+static ALLOC: stdl::heap::Counting = stdl::heap::Counting;
+
 fn main() -> ExitCode {
     tune_malloc();
     cli::run()

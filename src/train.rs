@@ -120,9 +120,16 @@ impl Model {
                 let p = plan(&spec, cfg.batch, budget.as_ref(), opt_floats)?;
                 let mut m = StdlModel::new(spec, p, cfg.seed, cfg.optimizer, cfg.update_every)?;
                 m.pipeline = cfg.pipeline;
+                // One subnetwork after another: they share spares of similar sizes. As
+                // overlapping pipeline stages, each keeps to its own (pool::set_fit).
+                stdl_models::pool::set_fit(if cfg.pipeline { 1 } else { 4 });
                 Model::Stdl(Box::new(m))
             }
-            Method::Bptt => Model::Bptt(Box::new(BpttModel::new(spec, cfg.seed, cfg.optimizer)?)),
+            Method::Bptt => {
+                // Activations live for the whole sequence: a spare 4× too large would be pinned.
+                stdl_models::pool::set_fit(1);
+                Model::Bptt(Box::new(BpttModel::new(spec, cfg.seed, cfg.optimizer)?))
+            }
         })
     }
 
@@ -142,7 +149,10 @@ impl Model {
                 // same numbers bit for bit (tests/all/runtime.rs); faster on 2 cores, but the
                 // stages' step memory adds up.
                 m.reset_state();
-                let pipe = crate::runtime::Pipeline::start(std::mem::take(&mut m.stages), 4);
+                let pipe = crate::runtime::Pipeline::start(
+                    std::mem::take(&mut m.stages),
+                    crate::runtime::stream::PIPELINE_QUEUE,
+                );
                 let (sum, loss) = std::thread::scope(|s| {
                     let collector = s.spawn(|| {
                         let mut sum: Option<Tensor> = None;
@@ -472,6 +482,12 @@ pub fn train(
         .with_context(|| format!("opening {}/metrics.jsonl", out.display()))?;
     if start_epoch == 0 {
         metrics_file.set_len(0)?;
+    }
+    // Both convolution paths' buffers before the first batch: the steady state from the start
+    // (no number changes; tests/all/stream.rs).
+    if let Model::Stdl(m) = &mut model {
+        let pipelined = m.pipeline.then_some(crate::runtime::stream::PIPELINE_QUEUE);
+        m.warm_up(cfg.batch, pipelined);
     }
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();

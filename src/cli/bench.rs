@@ -424,23 +424,34 @@ pub fn soak(a: &BenchSoakArgs) -> Result<()> {
     };
     let (p0, p1) = (at(early), at(a.steps));
     let growth = (p1 as f64 - p0 as f64) / p0.max(1) as f64;
+    let heap = |n: u64| {
+        s.heap_bytes_at_steps
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| *v)
+    };
+    let (h0, h1) = (heap(early), heap(a.steps));
     let out = serde_json::json!({
         "preset": a.preset, "steps": s.steps, "events": s.events, "seconds": s.seconds,
         "peak_rss_bytes_at_1e4": p0, "peak_rss_bytes_at_end": p1, "growth": growth,
-        "accuracy": s.accuracy,
+        "heap_bytes_at_1e4": h0, "heap_bytes_at_end": h1,
+        "accuracy": s.accuracy, "cpu": cpu_model(),
     });
     if a.json {
         println!("{out}");
     } else {
         println!(
-            "{} steps ({} events, {:.0} s): peak RSS {:.1} MiB after {early} steps, {:.1} MiB after {} ({:+.1}%)",
+            "{} steps ({} events, {:.0} s on {}): peak RSS {:.2} MiB after {early} steps, {:.2} MiB after {} ({:+.2}%); live heap {} B and {} B",
             s.steps,
             s.events,
             s.seconds,
+            cpu_model(),
             p0 as f64 / 1048576.0,
             p1 as f64 / 1048576.0,
             s.steps,
-            growth * 100.0
+            growth * 100.0,
+            h0.map_or("?".into(), |v| v.to_string()),
+            h1.map_or("?".into(), |v| v.to_string()),
         );
     }
     Ok(())
@@ -502,4 +513,29 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CPU's model name (`/proc/cpuinfo`) and the widest vector extension our kernels use
+/// on it, for the figures benchmarks print.
+pub fn cpu_model() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let simd = if std::arch::is_x86_feature_detected!("avx512f") {
+        " (AVX-512)"
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        " (AVX2)"
+    } else {
+        ""
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = "";
+    let name = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{name}{simd}")
 }

@@ -84,6 +84,11 @@ pub struct StreamArgs {
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
+    /// Record peak RSS and live heap bytes when these step counts are reached (comma
+    /// separated; the summary's `peak_rss_at_steps` and `heap_bytes_at_steps`), e.g.
+    /// `1000,10000`.
+    #[arg(long, value_delimiter = ',')]
+    pub report_at_steps: Vec<u64>,
     #[command(flatten)]
     pub read: super::ReadArgs,
 }
@@ -138,6 +143,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         live_labels: a.live_labels.clone(),
         overload: a.overload,
         checkpoint: a.checkpoint.clone(),
+        report_at_steps: a.report_at_steps.clone(),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

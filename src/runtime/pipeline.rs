@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use std::time::Duration;
 use stdl_models::Tensor;
 
 use crate::stdl::Stage;
@@ -47,19 +48,52 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts one thread per stage; channels between them hold at most `capacity` steps.
     pub fn start(stages: Vec<Stage>, capacity: usize) -> Self {
+        Self::start_with(stages, capacity, false)
+    }
+
+    /// [`Pipeline::start`] for a long run (a stream): each channel's lists of waiting threads
+    /// are allocated now, not the first time a thread happens to wait on that side, which can
+    /// be far into a stream (a few hundred bytes, but then the heap is not constant). Costs a
+    /// few milliseconds.
+    pub fn start_primed(stages: Vec<Stage>, capacity: usize) -> Self {
+        Self::start_with(stages, capacity, true)
+    }
+
+    fn start_with(stages: Vec<Stage>, capacity: usize, primed: bool) -> Self {
         let n = stages.len();
-        let (input, mut rx) = bounded::<Msg>(capacity.max(1));
-        let (out_tx, output) = bounded::<StageOutput>(capacity.max(1));
+        let cap = capacity.max(1);
+        let channel = || {
+            let (tx, rx) = bounded::<Msg>(cap);
+            if primed {
+                prime(&tx, &rx, || Msg::Reset, cap);
+            }
+            (tx, rx)
+        };
+        let (input, mut rx) = channel();
+        let (out_tx, output) = bounded::<StageOutput>(cap);
+        if primed {
+            let empty = || StageOutput {
+                logits: Tensor::zeros(0, stdl_models::Dims::flat(1)),
+                loss: None,
+            };
+            prime(&out_tx, &output, empty, cap);
+        }
         let mut handles = Vec::with_capacity(n);
         for (k, mut stage) in stages.into_iter().enumerate() {
             let is_last = k + 1 == n;
-            let (tx, next_rx) = bounded::<Msg>(capacity.max(1));
+            let (tx, next_rx) = channel();
             let out_tx = out_tx.clone();
             let my_rx = std::mem::replace(&mut rx, next_rx);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("stdl-stage-{k}"))
                     .spawn(move || {
+                        if primed {
+                            // crossbeam's per-thread waiting context, made the first time the
+                            // thread waits: now, not at some step far into the stream.
+                            let (_tx, rx) = bounded::<()>(1);
+                            let _ = rx.recv_timeout(PRIME_WAIT);
+                        }
                         for msg in my_rx {
                             match msg {
                                 Msg::Step { x, labels } => {
@@ -179,4 +213,19 @@ impl Pipeline {
         let _ = drain.join();
         stages
     }
+}
+
+/// Longer than crossbeam spins before it registers a waiting thread.
+const PRIME_WAIT: Duration = Duration::from_millis(2);
+
+/// Makes both of a channel's wait lists allocate: a receiver waits on it empty, a sender on it
+/// full (each until a short timeout), then it is emptied again. crossbeam keeps the list's
+/// allocation afterwards.
+fn prime<T>(tx: &Sender<T>, rx: &Receiver<T>, filler: impl Fn() -> T, cap: usize) {
+    let _ = rx.recv_timeout(PRIME_WAIT);
+    for _ in 0..cap {
+        let _ = tx.try_send(filler());
+    }
+    let _ = tx.send_timeout(filler(), PRIME_WAIT);
+    while rx.try_recv().is_ok() {}
 }

@@ -384,6 +384,9 @@ pub struct Summary {
     pub stream_seconds: f64,
     /// `(step, peak_rss_bytes)` at the requested step counts.
     pub peak_rss_at_steps: Vec<(u64, u64)>,
+    /// `(step, live heap bytes)` at the requested step counts, taken with no step in flight
+    /// (where the program counts its heap: the `stdl` binary does).
+    pub heap_bytes_at_steps: Vec<(u64, u64)>,
 }
 
 /// What the source thread says besides events (events travel in the ring).
@@ -714,6 +717,9 @@ pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
     StdlModel::new(spec, p, cfg.seed, opt, 1)
 }
 
+/// Steps queued between the stream's pipeline stages (and before the first).
+pub const PIPELINE_QUEUE: usize = 4;
+
 /// A bin on its way to the learner.
 struct Bin {
     x: Tensor,
@@ -740,6 +746,7 @@ struct Sink<'a> {
     ck_steps: u64,
     ck_time: Instant,
     rss_at: Vec<(u64, u64)>,
+    heap_at: Vec<(u64, u64)>,
 }
 
 impl Sink<'_> {
@@ -765,7 +772,13 @@ impl Sink<'_> {
         self.last_bin_end = bin.t_end_us;
         self.maybe_checkpoint()?;
         if self.cfg.report_at_steps.contains(&self.steps) {
+            // With no step in flight: what the learner keeps between steps (and what waits
+            // in the binner).
+            self.drain(0)?;
             self.rss_at.push((self.steps, peak_rss()));
+            if let Some(b) = crate::heap::live_bytes() {
+                self.heap_at.push((self.steps, b));
+            }
         }
         Ok(None)
     }
@@ -873,7 +886,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         }
     }
     // Both convolution paths' buffers allocated before the first bin (flat memory).
-    model.warm_up(1);
+    model.warm_up(1, Some(PIPELINE_QUEUE));
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let rows: Vec<LabelRow> = match &cfg.labels_csv {
@@ -934,7 +947,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut sink = Sink {
         cfg,
         preset_name: preset.name.clone(),
-        pipe: Pipeline::start(stages, 4),
+        pipe: Pipeline::start_primed(stages, PIPELINE_QUEUE),
         pending: VecDeque::new(),
         pred: Predictor {
             ema: None,
@@ -949,6 +962,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         ck_steps: steps0,
         ck_time: Instant::now(),
         rss_at: Vec::new(),
+        heap_at: Vec::new(),
     };
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     // Label changes of a labelled source, by time: a bin takes the label at its middle.
@@ -1081,6 +1095,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         steps,
         events,
         rss_at,
+        heap_at,
         ..
     } = sink;
     model.stages = pipe.finish();
@@ -1101,6 +1116,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         seconds: start.elapsed().as_secs_f64(),
         stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
         peak_rss_at_steps: rss_at,
+        heap_bytes_at_steps: heap_at,
     };
     if let Some(p) = &cfg.summary {
         stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;

@@ -173,8 +173,6 @@ impl StdlModel {
         opt: OptimConfig,
         update_every: usize,
     ) -> anyhow::Result<Self> {
-        // One stage's step buffers are alive at a time: let stages share pooled spares.
-        stdl_models::pool::set_fit(4);
         let mut rng = Rng::new(seed);
         let mut stages = Vec::new();
         for sp in &plan.subnets {
@@ -202,10 +200,15 @@ impl StdlModel {
     /// convolution path in turn (dense, then sparse), without any update, then clears
     /// membranes, caches and gradients and restores everything it touched (paths, batch-norm
     /// statistics). Afterwards the buffers of both paths are in the buffer pool, and the GEMM
-    /// crate's packing buffers have been through the heap once: a stream's memory is at its
-    /// plateau from its first bin, instead of rising the first time a layer's input density
-    /// moves it onto its other path, 10,000 or more steps in (README, "Streaming").
-    pub fn warm_up(&mut self, batch: usize) {
+    /// crate's packing buffers have been through the heap once: memory is at its plateau from
+    /// the first step, instead of rising the first time a layer's input density moves it onto
+    /// its other path, 10,000 or more steps in (README, "Streaming").
+    ///
+    /// With `pipelined` (the stages will run on their own threads, [`crate::runtime::Pipeline`]
+    /// with queues of `queue` steps), the pool also reserves what every stage needs at its peak
+    /// at the same time, plus the steps queued between stages: however the stages' steps come
+    /// to overlap, none needs a new buffer (`tests/steady_heap.rs`).
+    pub fn warm_up(&mut self, batch: usize, pipelined: Option<usize>) {
         use stdl_models::layers::InputPath;
         let p = &self.spec.preset;
         let dims = Dims::new(p.input[0], p.input[1], p.input[2]);
@@ -223,22 +226,49 @@ impl StdlModel {
                     .collect()
             })
             .collect();
+        // Per stage, its peak use of each buffer class over both paths.
+        let mut peaks: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); self.stages.len()];
         for path in [InputPath::Dense, InputPath::Sparse] {
             let mut x = Tensor::zeros(batch, dims);
-            for st in &mut self.stages {
+            let n = self.stages.len();
+            for (k, (st, peak)) in self.stages.iter_mut().zip(&mut peaks).enumerate() {
                 let originals: Vec<InputPath> = convs_mut(st)
                     .map(|c| std::mem::replace(&mut c.path, path))
                     .collect();
-                let (h, _, _) = st.step(x, Some(&labels), 1.0);
+                let x_len = x.data.len();
+                let ((h, logits, _), used) = stdl_models::pool::measure(|| st.step(x, Some(&labels), 1.0));
+                for (class, n) in used {
+                    let e = peak.entry(class).or_default();
+                    *e = (*e).max(n);
+                }
                 for (c, orig) in convs_mut(st).zip(originals) {
                     c.path = orig;
                 }
                 for p in st.body.params_mut().into_iter().chain(st.head.params_mut()) {
                     p.release_grad();
                 }
+                // Queued into each stage and out of the last: up to `queue` steps waiting and
+                // one being handed over.
+                if let Some(queue) = pipelined {
+                    *peak.entry(stdl_models::pool::class_of(x_len)).or_default() += queue + 1;
+                    if k + 1 == n {
+                        *peak
+                            .entry(stdl_models::pool::class_of(logits.data.len()))
+                            .or_default() += queue + 1;
+                    }
+                }
                 x = h;
             }
             self.reset_state();
+        }
+        if pipelined.is_some() {
+            // Overlapping stages keep to their own buffer classes (see pool::set_fit).
+            stdl_models::pool::set_fit(1);
+            let mut total = BTreeMap::new();
+            for (class, n) in peaks.into_iter().flatten() {
+                *total.entry(class).or_default() += n;
+            }
+            stdl_models::pool::reserve(&total);
         }
         // Batch normalisation updated its running statistics in those steps: put them back.
         for (st, saved) in self.stages.iter_mut().zip(saved) {

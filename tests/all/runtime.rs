@@ -79,7 +79,7 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
 fn warm_up_changes_no_number() {
     let (mut plain, dims) = tiny_model(1);
     let mut warmed = plain.clone();
-    warmed.warm_up(4);
+    warmed.warm_up(4, Some(4));
     let mut rng = Rng::new(5);
     for t in 0..8 {
         let x = Tensor::from_vec(

@@ -65,6 +65,9 @@ pub struct Conv2d {
     /// Whether backward computes the input gradient. The first layer of a subnetwork does
     /// not need it: its input is detached.
     pub input_grad: bool,
+    /// Forward passes taken by the dense and by the sparse path (diagnostics: which path
+    /// [`InputPath::Auto`] picks as the input's density moves).
+    pub path_calls: [u64; 2],
     /// The effective weights, from the pool while a forward or kept step needs them.
     w_eff: Buf,
     pub(crate) caches: Vec<Tensor>,
@@ -102,6 +105,7 @@ impl Conv2d {
             bias: Param::new("bias", uniform(cout, bound, rng)),
             path: InputPath::Auto,
             input_grad: true,
+            path_calls: [0; 2],
             w_eff: Buf(Vec::new()),
             caches: Vec::new(),
         }
@@ -358,6 +362,7 @@ impl Conv2d {
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
         let sparse = self.sparse(&x);
+        self.path_calls[sparse as usize] += 1;
         self.refresh_weights();
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;

@@ -204,7 +204,9 @@ impl Layer {
     /// Memory this layer needs for a batch of `b` during training.
     pub fn memory(&self, b: usize) -> LayerMemory {
         let f = 4;
-        let out = b * self.out_dims().len() * f;
+        // Bytes of a pooled buffer of `n` values: its size class (crate::pool).
+        let pooled = |n: usize| crate::pool::class_of(n) * f;
+        let out = pooled(b * self.out_dims().len());
         let params: usize = self.params().iter().map(|p| p.value.len() * f).sum();
         let mut m = LayerMemory {
             output: out,
@@ -213,26 +215,26 @@ impl Layer {
         };
         match self {
             Layer::Conv(l) => {
-                m.kept_per_step = b * l.in_dims.len() * f;
+                m.kept_per_step = pooled(b * l.in_dims.len());
                 // Per thread: one im2col buffer (forward, and the weight gradient's in
                 // backward) and one more for the input gradient. The weight gradient: split
                 // over channels, itself and (sparse path) its transposed blocks; split over
                 // the batch, one partial per chunk in flight besides the running sum, and the
                 // transpose. And the effective weights.
                 let p = l.out_dims.h * l.out_dims.w;
-                let col = l.in_dims.c * l.k * l.k * p * f;
+                let col = pooled(l.in_dims.c * l.k * l.k * p);
                 // Which path the layer takes depends on its input's density; the model
                 // assumes PLAN_INPUT_DENSITY (the sparse path needs a P × C_out buffer per
                 // thread instead of im2col's K × P).
                 let nnz = (conv::PLAN_INPUT_DENSITY * (b * l.in_dims.len()) as f64) as usize;
                 let scratch = if l.predicted_sparse_faster(b, nnz) {
-                    p * l.out_dims.c * f
+                    pooled(p * l.out_dims.c)
                 } else {
                     col
                 };
                 let input_grad_col = if l.input_grad { col } else { 0 };
                 let per_thread_cols = scratch + input_grad_col;
-                let w = l.weight.value.len() * f;
+                let w = pooled(l.weight.value.len());
                 let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
                 // Weight-gradient buffers with `threads` workers.
                 let grads = |threads: usize| {
@@ -249,14 +251,14 @@ impl Layer {
                     m.workspace_per_thread = per_thread_cols + (grads(2) - grads(1)) * w;
                 }
             }
-            Layer::Linear(l) => m.kept_per_step = b * l.inputs * f,
+            Layer::Linear(l) => m.kept_per_step = pooled(b * l.inputs),
             Layer::Lif(l) => {
-                m.kept_per_step = b * l.dims.len() * f;
+                m.kept_per_step = pooled(b * l.dims.len());
                 m.state = b * l.dims.len() * f;
                 // Spikes overwrite the input current, gradients the output gradient.
                 m.output = 0;
             }
-            Layer::BatchNorm(l) => m.kept_per_step = b * l.dims.len() * f,
+            Layer::BatchNorm(l) => m.kept_per_step = pooled(b * l.dims.len()),
             Layer::Pool(_) | Layer::Flatten(_) => {}
         }
         m

@@ -1,0 +1,205 @@
+//! No heap growth in the steady state: after a warm-up, a learned time step allocates nothing
+//! that outlives it. Live heap bytes (a counting allocator) after step 1,000 and after step
+//! 10,000 are identical, for the `tiny`, `demo` and `dvs-gesture` presets, on 1 and 2
+//! threads, online (batch 1, the subnetworks as pipeline stages, as `stdl stream` runs them)
+//! and in batches (as `stdl train` runs them), while the convolutions switch between their
+//! sparse and dense paths (the input alternates between sparse event frames and dense ones).
+//!
+//! Its own test binary; each configuration runs in a child process of its own, so nothing
+//! else allocates while it counts.
+
+use stdl::data::frame_geometry;
+use stdl::io::sources::synthetic::{SyntheticConfig, SyntheticScene};
+use stdl::runtime::Pipeline;
+use stdl::stdl::{plan, StdlModel};
+use stdl::train::Model;
+use stdl_models::network::NetworkSpec;
+use stdl_models::optim::OptimConfig;
+use stdl_models::{Dims, Layer, Preset, Tensor};
+
+#[global_allocator]
+static A: stdl::heap::Counting = stdl::heap::Counting;
+
+/// Labelled 10 ms frames of the synthetic scene, resized to `dims`; every `phase` frames the
+/// input switches between the scene (a few percent of pixels active) and a dense one (the
+/// scene plus every third pixel), so that each convolution's input density crosses its
+/// sparse/dense boundary.
+struct Frames {
+    scene: SyntheticScene,
+    geom: stdl::io::frames::Geometry,
+    dims: Dims,
+    n: u64,
+    phase: u64,
+}
+
+impl Frames {
+    fn new(dims: Dims, classes: usize, phase: u64) -> Self {
+        let cfg = SyntheticConfig {
+            classes,
+            segment_us: 100_000,
+            ..Default::default()
+        };
+        let geom = frame_geometry(cfg.size, dims).unwrap();
+        Self {
+            scene: SyntheticScene::new(cfg),
+            geom,
+            dims,
+            n: 0,
+            phase,
+        }
+    }
+
+    /// The next frame for each of `b` samples, and their labels.
+    fn next(&mut self, b: usize) -> (Tensor, Vec<usize>) {
+        let mut x = Tensor::zeros(b, self.dims);
+        let mut labels = Vec::with_capacity(b);
+        let dense = (self.n / self.phase) % 2 == 1;
+        self.n += 1;
+        for f in x.data.chunks_exact_mut(self.dims.len()) {
+            for _ in 0..10 {
+                let (events, _) = self.scene.next_tick();
+                self.geom.accumulate(&events, f);
+            }
+            if dense {
+                f.iter_mut().step_by(3).for_each(|v| *v += 1.0);
+            }
+            labels.push(self.scene.label());
+        }
+        (x, labels)
+    }
+}
+
+fn path_calls(m: &StdlModel) -> Vec<[u64; 2]> {
+    m.stages
+        .iter()
+        .flat_map(|s| s.body.layers.iter().chain(&s.head.layers))
+        .filter_map(|l| match l {
+            Layer::Conv(c) => Some(c.path_calls),
+            _ => None,
+        })
+        .collect()
+}
+
+const AT: [u64; 2] = [1_000, 10_000];
+
+/// Online, batch 1, stages on their own threads (`stdl stream`): live heap after each of
+/// [`AT`] steps, with the pipeline drained.
+fn online(preset: &Preset) -> (Vec<u64>, Vec<[u64; 2]>) {
+    let spec = NetworkSpec::new(preset).unwrap();
+    let p = plan(&spec, 1, None, 2).unwrap();
+    let mut model = StdlModel::new(spec.clone(), p, 1, OptimConfig::default(), 1).unwrap();
+    model.warm_up(1, Some(4));
+    let mut frames = Frames::new(spec.input, preset.classes, 1_500);
+    let pipe = Pipeline::start_primed(std::mem::take(&mut model.stages), 4);
+    let (mut in_flight, mut live) = (0usize, Vec::with_capacity(AT.len()));
+    for step in 1..=AT[1] {
+        let (x, labels) = frames.next(1);
+        pipe.send(x, Some(labels));
+        in_flight += 1;
+        if in_flight > 4 {
+            drop(pipe.recv().unwrap());
+            in_flight -= 1;
+        }
+        if AT.contains(&step) {
+            for _ in 0..in_flight {
+                drop(pipe.recv().unwrap());
+            }
+            in_flight = 0;
+            live.push(stdl::heap::live_bytes().unwrap());
+        }
+    }
+    model.stages = pipe.finish();
+    (live, path_calls(&model))
+}
+
+/// In batches of sequences of T = 10 steps (4 a batch; 2 for `dvs-gesture`), stages in
+/// sequence (`stdl train`): live heap after each of [`AT`] steps.
+fn batched(preset: &Preset) -> (Vec<u64>, Vec<[u64; 2]>) {
+    let spec = NetworkSpec::new(preset).unwrap();
+    let b = if preset.name == "dvs-gesture" { 2 } else { 4 };
+    let p = plan(&spec, b, None, 2).unwrap();
+    let mut m = StdlModel::new(spec.clone(), p, 1, OptimConfig::default(), 1).unwrap();
+    m.warm_up(b, None);
+    let mut model = Model::Stdl(Box::new(m));
+    let mut frames = Frames::new(spec.input, preset.classes, 500);
+    let mut live = Vec::with_capacity(AT.len());
+    let t_bins = 10;
+    for batch in 1..=AT[1] / t_bins as u64 {
+        let (first, labels) = frames.next(b);
+        let mut first = Some(first);
+        drop(model.train_batch(
+            t_bins,
+            |_| first.take().unwrap_or_else(|| frames.next(b).0),
+            &labels,
+        ));
+        if AT.contains(&(batch * t_bins as u64)) {
+            live.push(stdl::heap::live_bytes().unwrap());
+        }
+    }
+    let Model::Stdl(m) = model else { unreachable!() };
+    (live, path_calls(&m))
+}
+
+/// Runs one configuration (`PRESET MODE`) in this process and prints its result line.
+fn child(cfg: &str) {
+    let (name, mode) = cfg.split_once(' ').expect("PRESET MODE");
+    let preset = Preset::load(name).unwrap();
+    let (live, calls) = match mode {
+        "online" => online(&preset),
+        _ => batched(&preset),
+    };
+    println!("RESULT {} {} {calls:?}", live[0], live[1]);
+}
+
+#[test]
+fn a_learned_step_allocates_nothing_that_outlives_it() {
+    if let Ok(cfg) = std::env::var("STDL_STEADY_HEAP_CHILD") {
+        return child(&cfg);
+    }
+    // Each configuration in a fresh process: its worker threads are the global rayon pool's
+    // (`RAYON_NUM_THREADS`), as in `stdl stream` and `stdl train`, and nothing another
+    // configuration left behind is freed while this one counts.
+    let mut failures = Vec::new();
+    for name in ["tiny", "demo", "dvs-gesture"] {
+        for threads in ["1", "2"] {
+            for mode in ["online", "batched"] {
+                let o = std::process::Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "a_learned_step_allocates_nothing_that_outlives_it",
+                        "--nocapture",
+                    ])
+                    .env("STDL_STEADY_HEAP_CHILD", format!("{name} {mode}"))
+                    .env("RAYON_NUM_THREADS", threads)
+                    .output()
+                    .unwrap();
+                let out = String::from_utf8_lossy(&o.stdout);
+                let result = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RESULT "))
+                    .unwrap_or_else(|| panic!("{name} {mode}: {out}{}", String::from_utf8_lossy(&o.stderr)));
+                let mut parts = result.splitn(3, ' ');
+                let l0: u64 = parts.next().unwrap().parse().unwrap();
+                let l1: u64 = parts.next().unwrap().parse().unwrap();
+                let calls = parts.next().unwrap();
+                let line = format!(
+                    "{name}, {threads} thread(s), {mode}: live heap {l0} B after step {}, {l1} B after step {} ({:+} B); conv calls [dense, sparse] {calls}",
+                    AT[0],
+                    AT[1],
+                    l1 as i64 - l0 as i64
+                );
+                eprintln!("{line}");
+                // Both paths ran in a convolution whose input density varies.
+                let switched = calls
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split("], [")
+                    .any(|c| c.split(", ").all(|n| n.parse::<u64>().unwrap() > 0));
+                assert!(switched, "{line}: no convolution switched paths");
+                if l0 != l1 {
+                    failures.push(line);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "heap grew:\n{}", failures.join("\n"));
+}
