@@ -17,6 +17,7 @@ pub mod optim;
 pub mod pool;
 pub mod preset;
 pub mod tensor;
+pub mod workspace;
 
 pub use layers::{Layer, LifParams, Param, Surrogate, TimeMode};
 pub use network::{Sequential, Unit};

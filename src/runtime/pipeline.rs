@@ -88,6 +88,8 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("stdl-stage-{k}"))
                     .spawn(move || {
+                        // A batch too small to split runs its workspaces on this thread.
+                        stdl_models::workspace::reserve(stage.workspace_len());
                         if primed {
                             // crossbeam's per-thread waiting context, made the first time the
                             // thread waits: now, not at some step far into the stream.

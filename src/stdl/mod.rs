@@ -78,6 +78,20 @@ impl Stage {
         (h, Some(logits), loss)
     }
 
+    /// The largest per-thread workspace of its layers (values; [`stdl_models::workspace`]).
+    pub fn workspace_len(&self) -> usize {
+        self.body
+            .layers
+            .iter()
+            .chain(&self.head.layers)
+            .filter_map(|l| match l {
+                Layer::Conv(c) => Some(c.workspace_len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Adds this stage's parameters as `s{k}.body.{i}.{name}` / `s{k}.head.{i}.{name}`.
     pub fn save_params(&self, k: usize, out: &mut BTreeMap<String, Vec<f32>>) {
         for (part, seq) in [("body", &self.body), ("head", &self.head)] {
@@ -226,6 +240,11 @@ impl StdlModel {
                     .collect()
             })
             .collect();
+        // Every worker thread's scratch (and this thread's: a batch too small to split runs
+        // on the calling thread) as large as the largest workspace of any layer.
+        let scratch = self.stages.iter().map(Stage::workspace_len).max().unwrap_or(0);
+        rayon::broadcast(|_| stdl_models::workspace::reserve(scratch));
+        stdl_models::workspace::reserve(scratch);
         // Per stage, its peak use of each buffer class over both paths.
         let mut peaks: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); self.stages.len()];
         for path in [InputPath::Dense, InputPath::Sparse] {

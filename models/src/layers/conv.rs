@@ -16,6 +16,7 @@ use crate::gemm::matmul;
 use crate::math::transpose;
 use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
+use crate::workspace;
 
 const WS_EPS: f32 = 1e-4;
 
@@ -336,6 +337,13 @@ impl Conv2d {
         }
     }
 
+    /// The largest per-thread workspace a call needs (values): im2col columns, or the sparse
+    /// path's `P × C_out` accumulator ([`crate::workspace`]).
+    pub fn workspace_len(&self) -> usize {
+        let p = self.out_dims.h * self.out_dims.w;
+        (self.fan_in() * p).max(p * self.out_dims.c)
+    }
+
     /// Computes the effective weights into a buffer from the pool.
     fn refresh_weights(&mut self) {
         let n = self.weight.value.len();
@@ -382,23 +390,24 @@ impl Conv2d {
             .par_chunks_mut(per * out_len)
             .zip(x.data.par_chunks(per * in_len))
             .for_each(|(ys, xs)| {
-                let mut buf = Buf::take(if sparse { p * o.c } else { kk * p });
-                for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
-                    if let Some(w_t) = &w_t {
-                        sparse_forward(this, w_t, xs, &mut buf);
-                        transpose(&buf, p, o.c, ys);
-                        for (co, row) in ys.chunks_exact_mut(p).enumerate() {
-                            let b = this.bias.value[co];
-                            row.iter_mut().for_each(|v| *v += b);
+                workspace::with(if sparse { p * o.c } else { kk * p }, |buf| {
+                    for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
+                        if let Some(w_t) = &w_t {
+                            sparse_forward(this, w_t, xs, buf);
+                            transpose(buf, p, o.c, ys);
+                            for (co, row) in ys.chunks_exact_mut(p).enumerate() {
+                                let b = this.bias.value[co];
+                                row.iter_mut().for_each(|v| *v += b);
+                            }
+                        } else {
+                            this.im2col(xs, buf);
+                            for (co, row) in ys.chunks_exact_mut(p).enumerate() {
+                                row.fill(this.bias.value[co]);
+                            }
+                            matmul(o.c, kk, p, 1.0, &this.w_eff, false, buf, false, 1.0, ys);
                         }
-                    } else {
-                        this.im2col(xs, &mut buf);
-                        for (co, row) in ys.chunks_exact_mut(p).enumerate() {
-                            row.fill(this.bias.value[co]);
-                        }
-                        matmul(o.c, kk, p, 1.0, &this.w_eff, false, &buf, false, 1.0, ys);
                     }
-                }
+                });
             });
         // The effective weights serve a backward pass only when it computes an input gradient.
         if train {
@@ -428,11 +437,12 @@ impl Conv2d {
                     let (c0, c1) = (blk * per_c, ((blk + 1) * per_c).min(o.c));
                     let cb = c1 - c0;
                     let mut dwt = Buf::zeros(kk * cb);
-                    let mut dyt = Buf::take(p * cb);
-                    for (xb, dyb) in samples() {
-                        transpose(&dyb[c0 * p..c1 * p], cb, p, &mut dyt);
-                        sparse_weight_grad(self, xb, &dyt, cb, &mut dwt);
-                    }
+                    workspace::with(p * cb, |dyt| {
+                        for (xb, dyb) in samples() {
+                            transpose(&dyb[c0 * p..c1 * p], cb, p, dyt);
+                            sparse_weight_grad(self, xb, dyt, cb, &mut dwt);
+                        }
+                    });
                     dwt
                 })
                 .collect();
@@ -445,22 +455,23 @@ impl Conv2d {
             let mut dw = Buf::zeros(self.weight.value.len());
             dw.par_chunks_mut(per_c * kk).enumerate().for_each(|(blk, out)| {
                 let (c0, cb) = (blk * per_c, out.len() / kk);
-                let mut col = Buf::take(kk * p);
-                for (xb, dyb) in samples() {
-                    self.im2col(xb, &mut col);
-                    matmul(
-                        cb,
-                        p,
-                        kk,
-                        1.0,
-                        &dyb[c0 * p..(c0 + cb) * p],
-                        false,
-                        &col,
-                        true,
-                        1.0,
-                        out,
-                    );
-                }
+                workspace::with(kk * p, |col| {
+                    for (xb, dyb) in samples() {
+                        self.im2col(xb, col);
+                        matmul(
+                            cb,
+                            p,
+                            kk,
+                            1.0,
+                            &dyb[c0 * p..(c0 + cb) * p],
+                            false,
+                            col,
+                            true,
+                            1.0,
+                            out,
+                        );
+                    }
+                });
             });
             dw
         }
@@ -478,17 +489,18 @@ impl Conv2d {
         let per = x.b.div_ceil(GRAD_CHUNKS).max(1);
         let chunk_grad = |(xs, dys): (&[f32], &[f32])| {
             let mut dw = Buf::zeros(self.weight.value.len());
-            let mut buf = Buf::take(if sparse { p * o.c } else { kk * p });
-            for (xb, dyb) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)) {
-                if sparse {
-                    // dw is accumulated transposed here (K × C_out) and turned back below.
-                    transpose(dyb, o.c, p, &mut buf);
-                    sparse_weight_grad(self, xb, &buf, o.c, &mut dw);
-                } else {
-                    self.im2col(xb, &mut buf);
-                    matmul(o.c, p, kk, 1.0, dyb, false, &buf, true, 1.0, &mut dw);
+            workspace::with(if sparse { p * o.c } else { kk * p }, |buf| {
+                for (xb, dyb) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)) {
+                    if sparse {
+                        // dw is accumulated transposed here (K × C_out) and turned back below.
+                        transpose(dyb, o.c, p, buf);
+                        sparse_weight_grad(self, xb, buf, o.c, &mut dw);
+                    } else {
+                        self.im2col(xb, buf);
+                        matmul(o.c, p, kk, 1.0, dyb, false, buf, true, 1.0, &mut dw);
+                    }
                 }
-            }
+            });
             dw
         };
         let mut work = x.data.chunks(per * in_len).zip(dy.data.chunks(per * out_len));
@@ -553,11 +565,12 @@ impl Conv2d {
                 .par_chunks_mut(per * in_len)
                 .zip(dy.data.par_chunks(per * out_len))
                 .for_each(|(dxs, dys)| {
-                    let mut dcol = Buf::take(kk * p);
-                    for (dxb, dyb) in dxs.chunks_exact_mut(in_len).zip(dys.chunks_exact(out_len)) {
-                        matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, &mut dcol);
-                        this.col2im(&dcol, dxb);
-                    }
+                    workspace::with(kk * p, |dcol| {
+                        for (dxb, dyb) in dxs.chunks_exact_mut(in_len).zip(dys.chunks_exact(out_len)) {
+                            matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, dcol);
+                            this.col2im(dcol, dxb);
+                        }
+                    });
                 });
         }
         if self.ws {

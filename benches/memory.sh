@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The README's memory tables, measured in one run on this machine:
+#   1. peak RSS of STDL and BPTT training (synthetic spike input, `stdl bench memory`, each in
+#      a fresh process) for nmnist at batch 16 and dvs-gesture at batch 8, T = 10, 20, 100,
+#      with the BPTT / STDL ratio;
+#   2. `stdl train` on the real N-MNIST samples (128 training samples, 1 epoch, batch 16)
+#      at T = 10 .. 1000: peak RSS of the whole run (dataset loader included);
+#   3. `stdl bench soak`: a long synthetic stream with learning on, peak RSS and live heap
+#      after 10^4 steps and at the end (demo preset, SOAK_STEPS steps; dvs-gesture,
+#      SOAK_DVS_STEPS steps).
+# Usage: benches/memory.sh [DATA_DIR]   (default ../shared/data)
+# Environment: SOAK_STEPS (default 1000000), SOAK_DVS_STEPS (default 100000); 0 skips a soak.
+# Takes about 45 minutes on 2 cores with the default soak lengths.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data}
+cargo build --release --quiet
+python3 - target/release/stdl "$DATA" "${SOAK_STEPS:-1000000}" "${SOAK_DVS_STEPS:-100000}" <<'EOF'
+import json, os, subprocess, sys, tempfile
+
+stdl, data, soak_steps, soak_dvs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mib = lambda b: f"{b / 1048576:.1f} MiB"
+
+def run(*args):
+    out = subprocess.run([stdl, *args], check=True, capture_output=True, text=True)
+    return out.stdout
+
+cpu = json.loads(run("bench", "soak", "--steps", "1", "--json"))["cpu"]
+print(f"CPU: {cpu}, {os.cpu_count()} cores\n")
+
+print("## Peak RSS of training, STDL vs BPTT (stdl bench memory, synthetic input at density 0.1)\n")
+print("| preset | batch | T | STDL | BPTT | BPTT / STDL |")
+print("|---|---:|---:|---:|---:|---:|")
+for preset, batch in [("nmnist", 16), ("dvs-gesture", 8)]:
+    for t in [10, 20, 100]:
+        peak = {}
+        for method in ["stdl", "bptt"]:
+            r = json.loads(run("bench", "memory", "--json", "--preset", preset, "--method", method,
+                               "--t-bins", str(t), "--batch", str(batch)))
+            peak[method] = r["peak_rss_bytes"]
+        print(f"| {preset} | {batch} | {t} | {mib(peak['stdl'])} | {mib(peak['bptt'])} | "
+              f"**{peak['bptt'] / peak['stdl']:.1f}×** |", flush=True)
+
+print("\n## stdl train on the real N-MNIST samples (128 samples, 1 epoch, batch 16): peak RSS\n")
+root = os.path.join(data, "nmnist/slayer_NMNISTsmall")
+print("| T | STDL | BPTT |")
+print("|---:|---:|---:|")
+first = None
+with tempfile.TemporaryDirectory() as tmp:
+    for t in [10, 100, 400, 1000]:
+        row = {}
+        for method in ["stdl", "bptt"]:
+            if method == "bptt" and t > 400:
+                row[method] = "(not run: ~12 GiB)"
+                continue
+            out = os.path.join(tmp, f"{method}{t}")
+            run("train", "--dataset", "nmnist", "--root", root, "--preset", "nmnist", "--method", method,
+                "--epochs", "1", "--batch", "16", "--limit-samples", "128", "--t-bins", str(t),
+                "--quiet", "--out", out)
+            peak = json.load(open(os.path.join(out, "result.json")))["peak_rss_bytes"]
+            if method == "stdl":
+                first = first or peak
+                row[method] = f"{mib(peak)} ({(peak - first) / first * 100:+.1f}% vs T = 10)"
+            else:
+                row[method] = mib(peak)
+        print(f"| {t} | {row['stdl']} | {row['bptt']} |", flush=True)
+
+print("\n## Long streams with learning on (stdl bench soak)\n")
+print("| preset | steps | peak RSS after 10^4 | at the end | growth | live heap after 10^4 | at the end |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for preset, steps in [("demo", soak_steps), ("dvs-gesture", soak_dvs)]:
+    if steps <= 0:
+        continue
+    r = json.loads(run("bench", "soak", "--json", "--preset", preset, "--steps", str(steps)))
+    print(f"| {preset} | {steps} | {mib(r['peak_rss_bytes_at_1e4'])} | {mib(r['peak_rss_bytes_at_end'])} | "
+          f"{r['growth'] * 100:+.2f}% | {r['heap_bytes_at_1e4']} B | {r['heap_bytes_at_end']} B |", flush=True)
+EOF
