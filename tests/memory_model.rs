@@ -87,8 +87,11 @@ fn real_frames(data: &std::path::Path, dims: Dims, b: usize) -> Tensor {
 fn measure(spec: &NetworkSpec, p: &stdl::stdl::Plan, k: usize, x: &Tensor, labels: &[usize]) -> f64 {
     let sp = &p.subnets[k];
     let mut rng = Rng::new(3);
-    // Spares pooled by earlier subnetworks would serve this one for free: start empty.
+    // Spares pooled, and scratch grown, by earlier subnetworks would serve this one for
+    // free: start empty.
     stdl_models::pool::clear();
+    rayon::broadcast(|_| stdl_models::workspace::clear());
+    stdl_models::workspace::clear();
     let base = stdl::heap::reset_peak();
     {
         let (body, head) = build_stage_layers(spec, sp, &mut rng).unwrap();
@@ -100,6 +103,9 @@ fn measure(spec: &NetworkSpec, p: &stdl::stdl::Plan, k: usize, x: &Tensor, label
             update_every: 1,
             labelled_steps: 0,
         };
+        // Every worker's scratch sized up front, as the trainer's warm-up does.
+        let scratch = st.workspace_len();
+        rayon::broadcast(|_| stdl_models::workspace::reserve(scratch));
         for _ in 0..2 {
             let (h, _, _) = st.step(x.clone(), Some(labels), 1.0);
             st.update();

@@ -115,10 +115,20 @@ impl Sequential {
     /// What each worker thread beyond the first adds to [`Sequential::step_memory_of`]: its
     /// workspaces in every layer (they stay pooled between steps, like the first thread's).
     pub fn workspace_per_thread_of(parts: &[&Sequential], b: usize) -> usize {
-        parts
+        let mems: Vec<LayerMemory> = parts
             .iter()
-            .flat_map(|s| s.layers.iter().map(|l| l.memory(b).workspace_per_thread))
-            .sum()
+            .flat_map(|s| s.layers.iter().map(|l| l.memory(b)))
+            .collect();
+        // Each thread's scratch is the largest one layer needs; the rest adds up.
+        let scratch = mems.iter().map(|m| m.scratch).max().unwrap_or(0);
+        mems.iter()
+            .map(|m| m.workspace_per_thread.saturating_sub(m.scratch))
+            .sum::<usize>()
+            + if mems.iter().any(|m| m.workspace_per_thread > 0) {
+                scratch
+            } else {
+                0
+            }
     }
 
     /// The two parts of [`Sequential::step_memory_of`]: persistent bytes (parameters,
@@ -141,7 +151,8 @@ impl Sequential {
             + earlier.iter().map(|m| m.params).max().unwrap_or(0);
         // Outputs and workspaces return to the buffer pool (crate::pool) and stay there for
         // the next step: every layer's are counted, not only the largest.
-        let mut transient: usize = mems.iter().map(|m| m.workspace + m.output).sum();
+        let mut transient: usize = mems.iter().map(|m| m.workspace + m.output).sum::<usize>()
+            + mems.iter().map(|m| m.scratch).max().unwrap_or(0);
         // A subnetwork's output goes on to the next one and, copied, into its head.
         if parts.len() > 1 {
             transient += parts[0].layers.last().map_or(0, |l| b * l.out_dims().len() * 4);

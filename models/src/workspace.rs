@@ -42,3 +42,12 @@ pub fn reserve(len: usize) {
         }
     });
 }
+
+/// Frees this thread's scratch (tests that measure a step's memory from nothing).
+pub fn clear() {
+    SCRATCH.with(|s| {
+        if let Ok(mut v) = s.try_borrow_mut() {
+            *v = Vec::new();
+        }
+    });
+}

@@ -68,8 +68,12 @@ pub struct LayerMemory {
     pub kept_per_step: usize,
     /// Persistent state (membrane potentials).
     pub state: usize,
-    /// Scratch buffers alive only inside one call, on one thread.
+    /// Pooled buffers alive only inside one call, on one thread (partial weight gradients,
+    /// effective weights).
     pub workspace: usize,
+    /// The per-thread scratch one call needs ([`crate::workspace`]): a thread keeps one, as
+    /// large as the largest any layer needs, so a network counts the largest, once.
+    pub scratch: usize,
     /// What each worker thread beyond the first adds to `workspace` (its own im2col or
     /// scatter buffer, and a partial weight gradient where the batch is split). Kept apart
     /// so that the plan, which is chosen from the other figures, is the same on any machine.
@@ -216,24 +220,11 @@ impl Layer {
         match self {
             Layer::Conv(l) => {
                 m.kept_per_step = pooled(b * l.in_dims.len());
-                // Per thread: one im2col buffer (forward, and the weight gradient's in
-                // backward) and one more for the input gradient. The weight gradient: split
-                // over channels, itself and (sparse path) its transposed blocks; split over
-                // the batch, one partial per chunk in flight besides the running sum, and the
-                // transpose. And the effective weights.
-                let p = l.out_dims.h * l.out_dims.w;
-                let col = pooled(l.in_dims.c * l.k * l.k * p);
-                // Which path the layer takes depends on its input's density; the model
-                // assumes PLAN_INPUT_DENSITY (the sparse path needs a P × C_out buffer per
-                // thread instead of im2col's K × P).
-                let nnz = (conv::PLAN_INPUT_DENSITY * (b * l.in_dims.len()) as f64) as usize;
-                let scratch = if l.predicted_sparse_faster(b, nnz) {
-                    pooled(p * l.out_dims.c)
-                } else {
-                    col
-                };
-                let input_grad_col = if l.input_grad { col } else { 0 };
-                let per_thread_cols = scratch + input_grad_col;
+                // Per thread, one scratch buffer for whichever path the layer takes (im2col
+                // columns or the sparse accumulator; the larger, since a stream warms up
+                // both). The weight gradient: split over channels, itself and (sparse path)
+                // its transposed blocks; split over the batch, one partial per chunk in
+                // flight besides the running sum, and the transpose. And the effective weights.
                 let w = pooled(l.weight.value.len());
                 let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
                 // Weight-gradient buffers with `threads` workers.
@@ -245,10 +236,12 @@ impl Layer {
                         (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
                     }
                 };
-                m.workspace = per_thread_cols + (grads(1) + 1) * w;
-                // A second thread adds its columns only if the batch gives it a sample.
+                // The scratch is one buffer per thread, not pooled: no class rounding.
+                m.scratch = l.workspace_len() * f;
+                m.workspace = (grads(1) + 1) * w;
+                // A second thread adds its scratch only if the batch gives it a sample.
                 if b > 1 {
-                    m.workspace_per_thread = per_thread_cols + (grads(2) - grads(1)) * w;
+                    m.workspace_per_thread = m.scratch + (grads(2) - grads(1)) * w;
                 }
             }
             Layer::Linear(l) => m.kept_per_step = pooled(b * l.inputs),
