@@ -51,10 +51,10 @@ impl Pipeline {
         Self::start_with(stages, capacity, false)
     }
 
-    /// [`Pipeline::start`] for a long run (a stream): each channel's lists of waiting threads
-    /// are allocated now, not the first time a thread happens to wait on that side, which can
-    /// be far into a stream (a few hundred bytes, but then the heap is not constant). Costs a
-    /// few milliseconds.
+    /// [`Pipeline::start`] for a long run (a stream): each channel's lists of waiting threads,
+    /// and each thread's waiting context, are allocated now, not the first time a thread
+    /// happens to wait there, which can be thousands of steps into a stream (a few hundred
+    /// bytes, but then the heap is not constant). Costs about 0.2 s.
     pub fn start_primed(stages: Vec<Stage>, capacity: usize) -> Self {
         Self::start_with(stages, capacity, true)
     }
@@ -62,26 +62,32 @@ impl Pipeline {
     fn start_with(stages: Vec<Stage>, capacity: usize, primed: bool) -> Self {
         let n = stages.len();
         let cap = capacity.max(1);
-        let channel = || {
-            let (tx, rx) = bounded::<Msg>(cap);
-            if primed {
-                prime(&tx, &rx, || Msg::Reset, cap);
-            }
-            (tx, rx)
-        };
-        let (input, mut rx) = channel();
+        // The input channel, one after each stage but the last, and the output channel.
+        let links: Vec<(Sender<Msg>, Receiver<Msg>)> = (0..n).map(|_| bounded::<Msg>(cap)).collect();
         let (out_tx, output) = bounded::<StageOutput>(cap);
         if primed {
-            let empty = || StageOutput {
-                logits: Tensor::zeros(0, stdl_models::Dims::flat(1)),
-                loss: None,
-            };
-            prime(&out_tx, &output, empty, cap);
+            // All at once, each on a helper thread (the lists belong to the channel, whichever
+            // thread waits), and this thread's own waiting context.
+            std::thread::scope(|s| {
+                for (tx, rx) in &links {
+                    s.spawn(move || prime(tx, rx, || Msg::Reset, cap));
+                }
+                let empty = || StageOutput {
+                    logits: Tensor::zeros(0, stdl_models::Dims::flat(1)),
+                    loss: None,
+                };
+                let (out_tx, output) = (&out_tx, &output);
+                s.spawn(move || prime(out_tx, output, empty, cap));
+                prime_context();
+            });
         }
+        let mut links = links.into_iter();
+        let (input, mut rx) = links.next().expect("at least one stage");
         let mut handles = Vec::with_capacity(n);
         for (k, mut stage) in stages.into_iter().enumerate() {
             let is_last = k + 1 == n;
-            let (tx, next_rx) = channel();
+            // After the last stage, an unused channel stands in for the next stage's input.
+            let (tx, next_rx) = links.next().unwrap_or_else(|| bounded::<Msg>(1));
             let out_tx = out_tx.clone();
             let my_rx = std::mem::replace(&mut rx, next_rx);
             handles.push(
@@ -91,10 +97,7 @@ impl Pipeline {
                         // A batch too small to split runs its workspaces on this thread.
                         stdl_models::workspace::reserve(stage.workspace_len());
                         if primed {
-                            // crossbeam's per-thread waiting context, made the first time the
-                            // thread waits: now, not at some step far into the stream.
-                            let (_tx, rx) = bounded::<()>(1);
-                            let _ = rx.recv_timeout(PRIME_WAIT);
+                            prime_context();
                         }
                         for msg in my_rx {
                             match msg {
@@ -217,8 +220,16 @@ impl Pipeline {
     }
 }
 
-/// Longer than crossbeam spins before it registers a waiting thread.
-const PRIME_WAIT: Duration = Duration::from_millis(2);
+/// Longer than crossbeam spins and yields before it registers a waiting thread, even on a
+/// loaded machine (where each yield can cost a scheduler time slice).
+const PRIME_WAIT: Duration = Duration::from_millis(100);
+
+/// Makes crossbeam's per-thread waiting context now (it is made the first time a thread
+/// waits on a channel, and kept): not at some step far into a stream.
+fn prime_context() {
+    let (_tx, rx) = bounded::<()>(1);
+    let _ = rx.recv_timeout(PRIME_WAIT);
+}
 
 /// Makes both of a channel's wait lists allocate: a receiver waits on it empty, a sender on it
 /// full (each until a short timeout), then it is emptied again. crossbeam keeps the list's
