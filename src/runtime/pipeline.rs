@@ -225,10 +225,11 @@ impl Pipeline {
 const PRIME_WAIT: Duration = Duration::from_millis(100);
 
 /// Makes crossbeam's per-thread waiting context now (it is made the first time a thread
-/// waits on a channel, and kept): not at some step far into a stream.
+/// waits on a channel, and kept): not at some step far into a stream. A zero-capacity
+/// channel waits at once, without spinning first, so this does not depend on timing.
 fn prime_context() {
-    let (_tx, rx) = bounded::<()>(1);
-    let _ = rx.recv_timeout(PRIME_WAIT);
+    let (_tx, rx) = bounded::<()>(0);
+    let _ = rx.recv_timeout(Duration::from_millis(1));
 }
 
 /// Makes both of a channel's wait lists allocate: a receiver waits on it empty, a sender on it
