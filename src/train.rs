@@ -336,7 +336,7 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Accuracy and loss of a model on a set of samples, read by a [`Loader`] `batch` at a time
+/// Accuracy and loss of a model on a set of samples, read by a [`crate::data::Loader`] `batch` at a time
 /// and binned into `t_bins` steps as they are learned.
 ///
 /// # Errors
