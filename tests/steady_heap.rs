@@ -206,9 +206,9 @@ fn a_learned_step_allocates_nothing_that_outlives_it() {
                     .split("], [")
                     .any(|c| c.split(", ").all(|n| n.parse::<u64>().unwrap() > 0));
                 assert!(switched, "{line}: no convolution switched paths");
-                // Open point: `dvs-gesture` online has read ±48 B apart (one crossbeam wait
-                // context, 48 B, allocated or freed between the readings; the cause is not found
-                // yet). Anything larger, or any other configuration that differs, fails.
+                // Open point: `dvs-gesture` online has read ±48 B apart (probably one crossbeam
+                // wait context, 48 B, made or freed between the readings; not found yet).
+                // Anything larger, or any other configuration that differs, fails.
                 let open_point = name == "dvs-gesture" && mode == "online" && l0.abs_diff(l1) <= 48;
                 if l0 != l1 && !open_point {
                     failures.push(line);
