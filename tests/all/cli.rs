@@ -1,12 +1,8 @@
 //! The `stdl` program as a user runs it.
 
-use std::process::Command;
-
 use crate::data;
 
-fn stdl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stdl"))
-}
+use crate::common::stdl;
 
 #[test]
 fn info_json_has_the_documented_keys() {

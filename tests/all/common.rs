@@ -2,8 +2,14 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::process::Command;
 
 use stdl::io::{Event, EventReader, Format, ReadOptions, ReadStats};
+
+/// The `stdl` binary under test.
+pub fn stdl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stdl"))
+}
 
 /// `../shared/data`, or `None` (with a printed reason) when it is absent outside CI.
 /// Under `CI=true` a missing directory fails the test.

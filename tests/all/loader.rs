@@ -3,7 +3,6 @@
 //! training memory depends neither on T nor on the dataset's size.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use stdl::data::{frame_geometry, SampleCells, SampleSet};
@@ -180,9 +179,7 @@ fn the_loader_follows_its_order_and_names_a_bad_sample() {
     assert!(errs[0].contains(&bad.display().to_string()), "{}", errs[0]);
 }
 
-fn stdl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stdl"))
-}
+use crate::common::stdl;
 
 /// Peak RSS (`result.json`) of one STDL epoch of `stdl train` on `root`.
 fn train_peak_rss(root: &Path, t_bins: usize, limit: Option<usize>, out: &Path) -> u64 {

@@ -5,9 +5,7 @@ use std::process::{Command, Stdio};
 use crate::common::{json_lines, last_json_line};
 use crate::data;
 
-fn stdl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stdl"))
-}
+use crate::common::stdl;
 
 #[test]
 fn synthetic_stream_learns_above_chance_and_summarises() {

@@ -1,8 +1,6 @@
 //! Training on real data with a reduced budget (the full accuracy run is
 //! `benches/accuracy_nmnist.sh`), checkpoints and resume, evaluation, the memory claims.
 
-use std::process::Command;
-
 use stdl::stdl::{plan, StdlModel};
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
@@ -10,9 +8,7 @@ use stdl_models::{Dims, Preset, Rng, Tensor};
 
 use crate::data;
 
-fn stdl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stdl"))
-}
+use crate::common::stdl;
 
 fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
