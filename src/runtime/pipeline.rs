@@ -105,6 +105,10 @@ impl Pipeline {
                                     let (h, logits, loss) =
                                         stage.advance(x, labels.as_deref().map(|v| v.as_slice()), is_last);
                                     let sent = if is_last {
+                                        // Everything the step brought is freed before its
+                                        // output is seen: a caller that has drained the
+                                        // pipeline finds the heap as it was before the step.
+                                        drop(labels);
                                         out_tx
                                             .send(StageOutput {
                                                 logits: logits.expect("last stage logits"),
