@@ -396,6 +396,28 @@ pub struct BinnerStats {
     pub late_events: u64,
     /// Events off the sensor, dropped.
     pub off_sensor: u64,
+    /// Jumps in event time larger than the binner's maximum gap, forwards or backwards
+    /// (see [`StreamBinner::with_max_gap`]): the binner resynchronised at each.
+    pub time_jumps: u64,
+    /// Empty bins a forward jump did not produce.
+    pub skipped_bins: u64,
+}
+
+/// What [`StreamBinner::next`] found.
+#[derive(Debug)]
+pub enum Binned {
+    /// A bin closed.
+    Frame(Frame),
+    /// Event time jumped from `from_us` (the open bin's start) to `to_us` by more than the
+    /// maximum gap; bins go on from `to_us`.
+    Jump {
+        /// Start of the bin that was open.
+        from_us: u64,
+        /// The event time that jumped.
+        to_us: u64,
+    },
+    /// Every event given was consumed without closing a bin.
+    NeedMore,
 }
 
 /// Streaming binner: fixed time bins closed on event time, optionally overlapping.
@@ -412,6 +434,7 @@ pub struct StreamBinner {
     ring: std::collections::VecDeque<(Vec<f32>, u64)>,
     cur: Vec<f32>,
     cur_events: u64,
+    max_gap_us: Option<u64>,
     stats: BinnerStats,
 }
 
@@ -437,8 +460,19 @@ impl StreamBinner {
             ring: Default::default(),
             cur: vec![0.0; geom.frame_len()],
             cur_events: 0,
+            max_gap_us: None,
             stats: BinnerStats::default(),
         })
+    }
+
+    /// Resynchronises instead of binning a jump in event time: an event more than `gap_us`
+    /// after the open bin's end (or more than `gap_us` before its start) closes the open bin
+    /// if it holds events, drops the empty bins between, and starts the next bin at the
+    /// event ([`Binned::Jump`], counted in [`BinnerStats::time_jumps`]). `None` (the
+    /// default) bins every gap, one empty bin at a time.
+    pub fn with_max_gap(mut self, gap_us: Option<u64>) -> Self {
+        self.max_gap_us = gap_us;
+        self
     }
 
     /// The geometry frames are made with.
@@ -456,7 +490,7 @@ impl StreamBinner {
         self.start_us
     }
 
-    fn close(&mut self, emit: &mut impl FnMut(Frame)) {
+    fn close(&mut self) -> Frame {
         let start = self.start_us.expect("a bin is open");
         let end = start + self.stride_us;
         let fresh = std::mem::replace(&mut self.cur, vec![0.0; self.geom.frame_len()]);
@@ -492,19 +526,57 @@ impl StreamBinner {
         self.stats.frames += 1;
         self.stats.empty_frames += (n == 0) as u64;
         self.start_us = Some(end);
-        emit(frame);
+        frame
     }
 
-    /// Adds events; calls `emit` for every bin they close, empty bins included.
-    pub fn push(&mut self, events: &[Event], mut emit: impl FnMut(Frame)) {
-        for e in events {
+    /// Adds events; calls `emit` for every bin they close, empty bins included (jumps, with
+    /// [`StreamBinner::with_max_gap`], resynchronise silently; they are counted).
+    pub fn push(&mut self, mut events: &[Event], mut emit: impl FnMut(Frame)) {
+        loop {
+            let (n, b) = self.next(events);
+            events = &events[n..];
+            match b {
+                Binned::Frame(f) => emit(f),
+                Binned::Jump { .. } => {}
+                Binned::NeedMore => return,
+            }
+        }
+    }
+
+    /// Adds events until the first bin closes (or time jumps): returns how many of `events`
+    /// were consumed and what happened. Call again with the rest. One call does a bounded
+    /// amount of work however far apart two events are, so that a caller can stop between
+    /// any two bins of a long gap.
+    pub fn next(&mut self, events: &[Event]) -> (usize, Binned) {
+        for (i, e) in events.iter().enumerate() {
             let start = *self.start_us.get_or_insert(e.t_us);
+            let end = start + self.stride_us;
+            let jumped = self
+                .max_gap_us
+                .is_some_and(|g| e.t_us.saturating_sub(end) > g || start.saturating_sub(e.t_us) > g);
+            if jumped {
+                if self.cur_events > 0 {
+                    // The bin before the jump is real: emit it, then resynchronise.
+                    return (i, Binned::Frame(self.close()));
+                }
+                self.stats.time_jumps += 1;
+                if e.t_us > end {
+                    self.stats.skipped_bins += (e.t_us - end) / self.stride_us + 1;
+                }
+                self.ring.clear();
+                self.start_us = Some(e.t_us);
+                return (
+                    i,
+                    Binned::Jump {
+                        from_us: start,
+                        to_us: e.t_us,
+                    },
+                );
+            }
             if e.t_us < start {
                 self.stats.late_events += 1;
-            } else {
-                while e.t_us >= self.start_us.unwrap() + self.stride_us {
-                    self.close(&mut emit);
-                }
+            } else if e.t_us >= end {
+                return (i, Binned::Frame(self.close()));
             }
             match self.geom.index(e) {
                 Some(i) => {
@@ -515,25 +587,14 @@ impl StreamBinner {
                 None => self.stats.off_sensor += 1,
             }
         }
-    }
-
-    /// Advances event time to `t_us` without events (a live source's heartbeat): closes
-    /// every bin that ends at or before it.
-    pub fn advance_to(&mut self, t_us: u64, mut emit: impl FnMut(Frame)) {
-        if let Some(start) = self.start_us {
-            if t_us >= start {
-                while t_us >= self.start_us.unwrap() + self.stride_us {
-                    self.close(&mut emit);
-                }
-            }
-        }
+        (events.len(), Binned::NeedMore)
     }
 
     /// Ends the stream. With `emit_partial`, the open bin is emitted (its `t_end_us` is
     /// still the full bin's end); otherwise its events are discarded.
     pub fn finish(mut self, emit_partial: bool, mut emit: impl FnMut(Frame)) -> BinnerStats {
         if emit_partial && self.start_us.is_some() {
-            self.close(&mut emit);
+            emit(self.close());
         }
         self.stats
     }

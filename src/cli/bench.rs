@@ -122,7 +122,7 @@ pub struct BenchModelArgs {
     #[arg(long, default_value_t = 3)]
     pub batches: usize,
     /// Fraction of input pixels with an event in a frame (synthetic input, seeded).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = super::density)]
     pub density: f32,
     /// STDL: run the subnetworks as pipeline stages on their own threads (as `stdl stream`
     /// does; identical numbers), overlapping consecutive time steps.

@@ -28,10 +28,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 100)]
     pub segment_ms: u64,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::positive::<f32>)]
     pub lr: f32,
     /// Prediction smoothing (steps).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::positive::<f32>)]
     pub ema_steps: f32,
     /// Seed of the scenes and the network.
     #[arg(long, default_value_t = 0)]

@@ -136,6 +136,56 @@ impl ReadArgs {
     }
 }
 
+/// A float flag that must be finite and above zero (`--lr`, `--speed`, seconds).
+pub(crate) fn positive<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+    let v: T = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {s:?}"))?;
+    let f: f64 = v.into();
+    if f.is_finite() && f > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a finite number above 0, got {s}"))
+    }
+}
+
+/// A float flag that must be finite and not negative (`--metrics-every-s`: 0 is every batch).
+pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("expected a number, got {s:?}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a finite number, 0 or above, got {s}"))
+    }
+}
+
+/// A fraction in `[0, 1)` (`--overlap`).
+pub(crate) fn fraction(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {s:?}"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be at least 0 and below 1, got {s}"))
+    }
+}
+
+/// A fraction in `(0, 1]` (`--density`).
+pub(crate) fn density(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {s:?}"))?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be above 0 and at most 1, got {s}"))
+    }
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse().map_err(|e: stdl_io::Error| e.to_string())
 }

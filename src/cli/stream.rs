@@ -42,16 +42,16 @@ pub struct StreamArgs {
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Pace a replay at real time × SPEED (default: as fast as possible).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive::<f64>)]
     pub speed: Option<f64>,
     /// Prediction smoothing horizon in steps (exponential moving average of the logits).
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = super::positive::<f32>)]
     pub ema_steps: f32,
     /// Seed of the network.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::positive::<f32>)]
     pub lr: f32,
     /// Predictions as JSON lines to this file (default: stdout).
     #[arg(long)]
@@ -63,7 +63,7 @@ pub struct StreamArgs {
     #[arg(long)]
     pub summary: Option<PathBuf>,
     /// Seconds between metric lines.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::non_negative)]
     pub metrics_every_s: f64,
     /// Write checkpoints (weights, optimiser state, stream position) to this directory.
     #[arg(long)]
@@ -89,6 +89,20 @@ pub struct StreamArgs {
     /// `1000,10000`.
     #[arg(long, value_delimiter = ',')]
     pub report_at_steps: Vec<u64>,
+    /// A jump in event time larger than this many microseconds (a long pause, a corrupt time
+    /// word) is skipped: bins resume at the next event, and the summary counts `time_jumps`.
+    /// 0: bin every gap, one empty bin per step.
+    #[arg(long, default_value_t = stdl::runtime::stream::DEFAULT_MAX_GAP_US)]
+    pub max_gap_us: u64,
+    /// Treat a time jump beyond --max-gap-us as an error (exit 1 after the summary).
+    #[arg(long)]
+    pub strict: bool,
+    /// dv-tcp://: seconds to wait for the server to accept a connection.
+    #[arg(long, default_value_t = 5.0, value_parser = super::positive::<f64>)]
+    pub connect_timeout_s: f64,
+    /// dv-tcp://: seconds without a byte from the server before reconnecting.
+    #[arg(long, default_value_t = 10.0, value_parser = super::positive::<f64>)]
+    pub read_timeout_s: f64,
     #[command(flatten)]
     pub read: super::ReadArgs,
 }
@@ -144,11 +158,19 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         overload: a.overload,
         checkpoint: a.checkpoint.clone(),
         report_at_steps: a.report_at_steps.clone(),
+        max_gap_us: (a.max_gap_us > 0).then_some(a.max_gap_us),
+        strict: a.strict,
+        connect_timeout: std::time::Duration::from_secs_f64(a.connect_timeout_s.min(1e6)),
+        read_timeout: std::time::Duration::from_secs_f64(a.read_timeout_s.min(1e6)),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
     stdl::runtime::interrupt::install();
     let s = run(&cfg)?;
     eprintln!("{}", serde_json::to_string(&s)?);
-    Ok(())
+    match &s.error {
+        // After the summary, which records it: what was learned before the failure is kept.
+        Some(e) => anyhow::bail!("the stream failed after {} steps: {e}", s.steps),
+        None => Ok(()),
+    }
 }

@@ -120,7 +120,7 @@ pub struct LearnArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Learning rate (default: the preset's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive::<f32>)]
     pub lr: Option<f32>,
     /// STDL: accumulate gradients over N labelled steps per update (1: every step).
     #[arg(long)]

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use crossbeam_channel::bounded;
 use serde::Serialize;
 use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
-use stdl_io::frames::{Channels, Geometry, StreamBinner};
+use stdl_io::frames::{Binned, Channels, Geometry, StreamBinner};
 use stdl_io::sources::{SyntheticConfig, SyntheticScene};
 use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
 use stdl_models::network::NetworkSpec;
@@ -175,7 +175,20 @@ pub struct StreamConfig {
     pub overload: Overload,
     /// Start from this trained model instead of a fresh `preset` network (see [`load_model`]).
     pub checkpoint: Option<PathBuf>,
+    /// A jump in event time larger than this (a pause in a recording, a corrupt time word)
+    /// is skipped: the binner resynchronises at the next event and counts a `time_jumps`.
+    /// `None` bins every gap (lazily: one empty bin per step).
+    pub max_gap_us: Option<u64>,
+    /// A time jump is an error instead (the stream stops and exits 1 after its summary).
+    pub strict: bool,
+    /// DV network streams: how long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// DV network streams: how long to wait for bytes before reconnecting.
+    pub read_timeout: Duration,
 }
+
+/// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
+pub const DEFAULT_MAX_GAP_US: u64 = 10_000_000;
 
 /// One live label command: from time `t_us` (or the current stream time) on, `label`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +314,10 @@ impl StreamConfig {
             live_labels: None,
             overload: Overload::Auto,
             checkpoint: None,
+            max_gap_us: Some(DEFAULT_MAX_GAP_US),
+            strict: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -387,6 +404,15 @@ pub struct Summary {
     /// `(step, live heap bytes)` at the requested step counts, taken with no step in flight
     /// (where the program counts its heap: the `stdl` binary does).
     pub heap_bytes_at_steps: Vec<(u64, u64)>,
+    /// Jumps in event time beyond `--max-gap-us`, skipped.
+    pub time_jumps: u64,
+    /// Empty bins those jumps did not produce.
+    pub skipped_bins: u64,
+    /// Whether Ctrl-C or SIGTERM stopped the stream.
+    pub interrupted: bool,
+    /// Why the stream failed (the source's error after its last good event, or a time jump
+    /// under `--strict`); `stdl stream` then exits 1.
+    pub error: Option<String>,
 }
 
 /// What the source thread says besides events (events travel in the ring).
@@ -458,30 +484,23 @@ fn spawn_source(
     let source = cfg.source.clone();
     let (format, size, speed, max_steps, bin_us) =
         (cfg.format, cfg.sensor_size, cfg.speed, cfg.max_steps, cfg.bin_us);
+    let (connect_timeout, read_timeout) = (cfg.connect_timeout, cfg.read_timeout);
     let resume_t = resume_t_us;
     let h = std::thread::spawn(move || {
-        let send_reader = |out: &mut SourceOut, mut r: EventReader<'_>| {
-            if let Err(e) = r.read_header() {
-                out.fail(format!("{e}"));
-                return;
-            }
+        // Events of one reader until its end (Ok) or its failure (the message).
+        let send_reader = |out: &mut SourceOut, mut r: EventReader<'_>| -> std::result::Result<(), String> {
+            r.read_header().map_err(|e| e.to_string())?;
             match size.or(r.sensor_size()) {
                 Some(s) => {
                     out.size(s);
                 }
-                None => {
-                    out.fail("the source states no sensor size; pass --sensor-size WxH");
-                    return;
-                }
+                None => return Err("the source states no sensor size; pass --sensor-size WxH".into()),
             }
             let start = Instant::now();
             let mut t0 = None;
             let mut buf = Vec::new();
             while let Some(res) = r.read_into(&mut buf) {
-                if let Err(e) = res {
-                    out.fail(format!("{e}"));
-                    return;
-                }
+                res.map_err(|e| e.to_string())?;
                 if resume_t > 0 {
                     buf.retain(|e| e.t_us >= resume_t);
                     if buf.is_empty() {
@@ -496,10 +515,11 @@ fn spawn_source(
                     }
                 }
                 if !out.events(&buf, None) {
-                    return;
+                    return Ok(());
                 }
                 buf.clear();
             }
+            Ok(())
         };
         let opts = ReadOptions {
             chunk_bytes: 64 << 10,
@@ -507,27 +527,38 @@ fn spawn_source(
             ..ReadOptions::default()
         };
         match source {
-            Source::File(p) => match EventReader::open_as(&p, format, &opts) {
-                Ok(r) => send_reader(&mut out, r),
-                Err(e) => out.fail(format!("{e}")),
-            },
-            Source::Stdin => match EventReader::from_reader(std::io::stdin(), format, &opts) {
-                Ok(r) => send_reader(&mut out, r),
-                Err(e) => out.fail(format!("{e}")),
-            },
+            Source::File(p) => {
+                if let Err(m) = EventReader::open_as(&p, format, &opts)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| send_reader(&mut out, r))
+                {
+                    out.fail(m);
+                }
+            }
+            Source::Stdin => {
+                if let Err(m) = EventReader::from_reader(std::io::stdin(), format, &opts)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| send_reader(&mut out, r))
+                {
+                    out.fail(format!("standard input: {m}"));
+                }
+            }
             Source::DvTcp(addr) => {
                 // Reconnect with backoff when the server goes away.
                 let mut backoff = Duration::from_millis(200);
                 loop {
-                    match std::net::TcpStream::connect(&addr) {
+                    match connect(&addr, connect_timeout, read_timeout) {
                         Ok(s) => {
                             eprintln!("connected to {addr}");
                             backoff = Duration::from_millis(200);
-                            match EventReader::from_reader(s, Some(Format::Aedat4), &opts) {
-                                Ok(r) => send_reader(&mut out, r),
-                                Err(e) => eprintln!("dv-tcp {addr}: {e}"),
+                            // A failure here is the connection's, not the stream's: reconnect.
+                            match EventReader::from_reader(s, Some(Format::Aedat4), &opts)
+                                .map_err(|e| e.to_string())
+                                .and_then(|r| send_reader(&mut out, r))
+                            {
+                                Ok(()) => eprintln!("dv-tcp {addr}: stream ended; reconnecting"),
+                                Err(m) => eprintln!("dv-tcp {addr}: {m}; reconnecting"),
                             }
-                            eprintln!("dv-tcp {addr}: stream ended; reconnecting");
                         }
                         Err(e) => eprintln!("dv-tcp {addr}: {e}; retrying in {:.1} s", backoff.as_secs_f64()),
                     }
@@ -606,6 +637,24 @@ fn spawn_source(
         }
     });
     (reader, ctl_rx, h)
+}
+
+/// Connects to a DV server within `timeout` (each of its addresses in turn); reads on the
+/// socket then time out after `read_timeout` without a byte (a stalled server is reconnected).
+fn connect(addr: &str, timeout: Duration, read_timeout: Duration) -> std::io::Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                s.set_read_timeout(Some(read_timeout))?;
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
 }
 
 /// Smoothed predictions and their running accuracy.
@@ -929,19 +978,29 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let cfg = &cfg;
     let policy = cfg.overload.resolve(&cfg.source);
     let (mut ring, ctl, source_thread) = spawn_source(cfg, resumed.as_ref().map_or(0, |c| c.t_us));
-    let sensor = match ctl.recv() {
-        Ok(Control::Size(s)) => s,
-        Ok(Control::Failed(m)) => bail!("source: {m}"),
-        _ => bail!("the source ended before its first events"),
-    };
     let target = SensorSize::new(dims.w as u16, dims.h as u16);
+    // Until the source states its size (a server that is down or silent, a FIFO without a
+    // writer), Ctrl-C still stops the stream, with its summary: nothing was binned.
+    let sensor = loop {
+        match ctl.recv_timeout(Duration::from_millis(50)) {
+            Ok(Control::Size(s)) => break s,
+            Ok(Control::Failed(m)) => bail!("source: {m}"),
+            Ok(Control::Label(..)) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if crate::runtime::interrupt::requested() {
+                    break target;
+                }
+            }
+            Err(_) => bail!("the source ended before its first events"),
+        }
+    };
     let geom = if sensor == target {
         Geometry::new(sensor, Channels::Split)?
     } else {
         Geometry::resized(sensor, target, Channels::Split)
             .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
     };
-    let mut binner = StreamBinner::new(geom, cfg.bin_us)?;
+    let mut binner = StreamBinner::new(geom, cfg.bin_us)?.with_max_gap(cfg.max_gap_us);
     let start = Instant::now();
     let (events0, steps0) = resumed.as_ref().map_or((0, 0), |c| (c.events, c.steps));
     let mut sink = Sink {
@@ -974,7 +1033,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut backlog: VecDeque<Bin> = VecDeque::new();
     let (mut bins, mut dropped, mut coalesced) = (0u64, 0u64, 0u64);
     let mut batch: Vec<Event> = Vec::new();
-    let mut frames = Vec::new();
+    // The source's failure, or a time jump under --strict: the stream exits 1 after its
+    // summary.
+    let mut error: Option<String> = None;
     let mut last_metrics = Instant::now();
     let mut stop = false;
     'outer: loop {
@@ -985,7 +1046,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             match c {
                 // The source sends a label only when it changes.
                 Control::Label(t, l) => label_changes.push_back((t, Some(l))),
-                Control::Failed(m) => eprintln!("source: {m}"),
+                Control::Failed(m) => {
+                    eprintln!("source: {m}");
+                    error = Some(m);
+                }
                 Control::Size(_) => {}
             }
         }
@@ -1007,8 +1071,29 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             // Commands may name times out of order: keep the changes sorted by time.
             label_changes.make_contiguous().sort_by_key(|c| c.0);
         }
-        binner.push(&batch, |f| frames.push(f));
-        for f in frames.drain(..) {
+        // One bin at a time, however far apart the events are: a gap is binned lazily, with
+        // the step limit and the stop flag looked at between every two bins.
+        let mut rest = &batch[..];
+        loop {
+            let (n, binned) = binner.next(rest);
+            rest = &rest[n..];
+            let f = match binned {
+                Binned::NeedMore => break,
+                Binned::Frame(f) => f,
+                Binned::Jump { from_us, to_us } => {
+                    let m = format!(
+                        "event time jumped from {from_us} us to {to_us} us, more than --max-gap-us {}",
+                        cfg.max_gap_us.unwrap_or(0)
+                    );
+                    if cfg.strict {
+                        error = Some(format!("{m} (--strict)"));
+                        stop = true;
+                        break 'outer;
+                    }
+                    eprintln!("{m}: resynchronised");
+                    continue;
+                }
+            };
             bins += 1;
             let mid = (f.t_start_us + f.t_end_us) / 2;
             let label = if !rows.is_empty() {
@@ -1042,6 +1127,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 }
             }
             if sink.flush(&mut backlog, wait)? {
+                stop = true;
+                break 'outer;
+            }
+            if sink.interrupted() {
                 stop = true;
                 break 'outer;
             }
@@ -1117,6 +1206,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
         peak_rss_at_steps: rss_at,
         heap_bytes_at_steps: heap_at,
+        time_jumps: binner.stats().time_jumps,
+        skipped_bins: binner.stats().skipped_bins,
+        interrupted: crate::runtime::interrupt::requested(),
+        error,
     };
     if let Some(p) = &cfg.summary {
         stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;

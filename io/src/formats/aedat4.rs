@@ -207,8 +207,10 @@ impl Decode for Decoder {
                 if buf.starts_with(MAGIC) {
                     Ok(Header::More(MAGIC.len()))
                 } else if looks_like_network_stream(buf) {
+                    // Parse it from the bytes at hand: asking for more could wait forever on
+                    // a server that sent its header and first packets in one write.
                     self.state = State::StreamIoHeader;
-                    Ok(Header::More(0))
+                    self.header(buf, eof, ctx)
                 } else if buf.len() < 12 && !eof {
                     self.state = State::Magic;
                     Ok(Header::More(0))
