@@ -257,6 +257,22 @@ impl Drop for Loader {
     }
 }
 
+/// The labels of `samples` must be below `classes` (the outputs of the preset named `preset`).
+pub fn check_labels(ds: &Dataset, samples: &[Sample], classes: usize, preset: &str) -> anyhow::Result<()> {
+    match samples.iter().max_by_key(|s| s.label) {
+        Some(s) if s.label >= classes => anyhow::bail!(
+            "{} has labels up to {} ({} classes; {}) but preset {preset} has {classes} outputs: \
+             choose a preset with at least {} classes",
+            ds.name,
+            s.label,
+            ds.classes.len(),
+            s.path.display(),
+            s.label + 1
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// A dataset split to train or evaluate on: the dataset and the samples taken from it.
 #[derive(Clone, Debug)]
 pub struct SampleSet {
@@ -286,6 +302,12 @@ impl SampleSet {
     /// Whether there is no sample.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
+    }
+
+    /// Refuses, before anything is learned, a set whose labels a network with `classes`
+    /// outputs cannot learn (a dataset of 10 classes on a 4-class preset).
+    pub fn check_labels(&self, classes: usize, preset: &str) -> anyhow::Result<()> {
+        check_labels(&self.ds, &self.samples, classes, preset)
     }
 
     /// Labels of every sample, in order (from the listing; nothing is read).

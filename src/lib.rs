@@ -13,5 +13,6 @@ pub mod data;
 pub mod heap;
 pub mod runtime;
 pub mod stdl;
+pub mod store;
 pub mod train;
 pub mod viz;

@@ -1,7 +1,6 @@
 //! Training and evaluation on event datasets: frames, batches, epochs, metrics, checkpoints.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -109,6 +108,7 @@ impl Model {
     /// Builds a model for a config.
     pub fn build(cfg: &TrainConfig, preset: &Preset) -> Result<Model> {
         let spec = NetworkSpec::new(preset)?;
+        spec.check_batch(cfg.batch, if cfg.method == Method::Bptt { cfg.t_bins } else { 1 })?;
         Ok(match cfg.method {
             Method::Stdl => {
                 let budget = cfg.aux_budget.as_deref().map(parse_budget).transpose()?;
@@ -200,6 +200,14 @@ impl Model {
                 sum.expect("at least one frame")
             }
             Model::Bptt(m) => m.infer_sequence(t_bins, frame),
+        }
+    }
+
+    /// Whether an update left a weight that is not finite (training diverged).
+    pub fn diverged(&self) -> bool {
+        match self {
+            Model::Stdl(m) => m.stages.iter().any(|s| s.opt.diverged),
+            Model::Bptt(m) => m.opt.diverged,
         }
     }
 
@@ -373,33 +381,30 @@ pub struct CheckpointState {
 /// `state.json` (each atomically; `state.json` names the completed epoch).
 pub fn save_checkpoint(dir: &Path, model: &Model, preset: &Preset, state: &CheckpointState) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    stdl_models::checkpoint::save(&dir.join("model.safetensors"), &model.named_params())?;
-    stdl_models::checkpoint::save(&dir.join("optimizer.safetensors"), &model.optimizer_state())?;
-    stdl_models::checkpoint::write_atomic(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
-    stdl_models::checkpoint::write_atomic(
-        &dir.join("state.json"),
-        serde_json::to_string_pretty(state)?.as_bytes(),
-    )?;
-    Ok(())
+    // All written before any replaces its predecessor: a failure keeps the last checkpoint.
+    let mut files = crate::store::FileSet::default();
+    files.tensors(&dir.join("model.safetensors"), &model.named_params())?;
+    files.tensors(&dir.join("optimizer.safetensors"), &model.optimizer_state())?;
+    files.bytes(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
+    files.json(&dir.join("state.json"), state)?;
+    files.commit()
 }
 
 /// Loads a checkpoint directory: the state, the preset, and a model with its weights.
 pub fn load_checkpoint(dir: &Path, with_optimizer: bool) -> Result<(CheckpointState, Preset, Model)> {
-    let state: CheckpointState =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).with_context(|| {
-            format!(
-                "reading {}/state.json (a checkpoint is the OUT/checkpoint directory of a \
-                     `stdl train --out OUT` run)",
-                dir.display()
-            )
-        })?)?;
+    let state_path = dir.join("state.json");
+    let state: CheckpointState = crate::store::read_json(&state_path).with_context(|| {
+        format!(
+            "{} is not a `stdl train` checkpoint (the OUT/checkpoint directory of a `stdl train \
+             --out OUT` run)",
+            dir.display()
+        )
+    })?;
     let preset = Preset::load(&dir.join("preset.toml").to_string_lossy())?;
     let mut model = Model::build(&state.config, &preset)?;
-    model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
+    model.load_params(&crate::store::load_tensors(&dir.join("model.safetensors"))?)?;
     if with_optimizer {
-        model.load_optimizer_state(&stdl_models::checkpoint::load(
-            &dir.join("optimizer.safetensors"),
-        )?);
+        model.load_optimizer_state(&crate::store::load_tensors(&dir.join("optimizer.safetensors"))?);
     }
     Ok((state, preset, model))
 }
@@ -440,6 +445,8 @@ pub fn train(
     mut progress: impl FnMut(usize, usize, usize),
 ) -> Result<TrainResult> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // One run per output directory: a second one fails here, before it could overwrite.
+    let _lock = crate::store::DirLock::acquire(out)?;
     let ckpt = out.join("checkpoint");
     let (mut cfg, preset, mut model, mut metrics, start_epoch) = if resume && ckpt.join("state.json").exists()
     {
@@ -475,14 +482,8 @@ pub fn train(
     let ds = Arc::new(ds);
     let train_set = SampleSet::new(ds.clone(), train_s, dims);
     let test_set = SampleSet::new(ds, test_s, dims);
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out.join("metrics.jsonl"))
-        .with_context(|| format!("opening {}/metrics.jsonl", out.display()))?;
-    if start_epoch == 0 {
-        metrics_file.set_len(0)?;
-    }
+    train_set.check_labels(preset.classes, &preset.name)?;
+    test_set.check_labels(preset.classes, &preset.name)?;
     // Both convolution paths' buffers before the first batch: the steady state from the start
     // (no number changes; tests/all/stream.rs).
     if let Model::Stdl(m) = &mut model {
@@ -497,9 +498,31 @@ pub fn train(
         let (mut correct, mut loss_sum, mut batches) = (0usize, 0.0f64, 0usize);
         let n_batches = order.len().div_ceil(cfg.batch);
         for (bi, b) in train_set.loader(order, cfg.batch).enumerate() {
+            if crate::runtime::interrupt::requested() {
+                // Between two batches: the checkpoint keeps the last completed epoch.
+                bail!(
+                    "interrupted in epoch {} (batch {} of {n_batches}); {} holds epoch {epoch}, \
+                     and `--resume` continues from it",
+                    epoch + 1,
+                    bi + 1,
+                    ckpt.display()
+                );
+            }
             let b = b?;
             let labels = b.labels();
             let (sum, loss) = model.train_batch(cfg.t_bins, |t| b.step(t, cfg.t_bins, dims), &labels);
+            if !loss.is_finite() || model.diverged() {
+                // The weights are lost from here on; the last checkpoint (if any) is kept.
+                bail!(
+                    "training diverged (loss {loss}, weights finite: {}) at epoch {} batch {} of {n_batches}; \
+                     lower the learning rate (now {}) — {} holds the last good epoch",
+                    !model.diverged(),
+                    epoch + 1,
+                    bi + 1,
+                    cfg.lr_schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs),
+                    ckpt.display()
+                );
+            }
             correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
             loss_sum += loss as f64;
             batches += 1;
@@ -519,8 +542,6 @@ pub fn train(
             seconds: t0.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
         };
-        writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
-        metrics_file.flush()?;
         metrics.push(m);
         save_checkpoint(
             &ckpt,
@@ -532,6 +553,15 @@ pub fn train(
                 metrics: metrics.clone(),
             },
         )?;
+        // After the checkpoint, from the epochs it holds: metrics.jsonl never names an epoch
+        // the checkpoint does not, and a resume does not repeat one.
+        let mut lines = String::new();
+        for m in &metrics {
+            lines.push_str(&serde_json::to_string(m)?);
+            lines.push('\n');
+        }
+        crate::store::write_atomic(out.join("metrics.jsonl"), lines.as_bytes())?;
+
         if let Err(e) = crate::viz::plot_metrics(
             &out.join("metrics.png"),
             &metrics,
@@ -553,9 +583,6 @@ pub fn train(
         seed: cfg.seed,
         samples: [train_set.len(), test_set.len()],
     };
-    stdl_models::checkpoint::write_atomic(
-        &out.join("result.json"),
-        serde_json::to_string_pretty(&result)?.as_bytes(),
-    )?;
+    crate::store::write_json(&out.join("result.json"), &result)?;
     Ok(result)
 }

@@ -84,10 +84,22 @@ pub fn render_strip(frames: &[Frame], geom: &Geometry, min_tile_px: u32) -> Rgb 
     Rgb { width, height, data }
 }
 
+impl Rgb {
+    /// An image of `size` (width, height) from its RGB bytes, row by row.
+    pub fn new(size: (u32, u32), data: Vec<u8>) -> Self {
+        Self {
+            width: size.0,
+            height: size.1,
+            data,
+        }
+    }
+}
+
 /// Writes an RGB image as PNG.
+/// Atomically: a failure (a full disk) leaves an earlier file at `path` as it was.
 pub fn write_png(path: &Path, img: &Rgb) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), img.width, img.height);
+    let mut file = crate::store::AtomicFile::create(path)?;
+    let mut enc = png::Encoder::new(&mut file, img.width, img.height);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut w = enc
@@ -97,15 +109,19 @@ pub fn write_png(path: &Path, img: &Rgb) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     w.finish()
         .with_context(|| format!("writing {}", path.display()))?;
+    file.commit()?;
     Ok(())
 }
 
 /// Draws accuracy and loss per epoch (train and test) side by side. A missing font or
 /// drawing failure is reported as an error; callers treat the plot as optional.
 pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: &str) -> Result<()> {
+    const SIZE: (u32, u32) = (1000, 420);
     use plotters::prelude::*;
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+    // Drawn in memory, then written atomically (an earlier plot survives a failure).
+    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(500);
         let epochs = metrics.len().max(1) as f32;
@@ -152,17 +168,21 @@ pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: 
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
+    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
+    write_png(path, &Rgb::new(SIZE, buf))
 }
 
 /// Draws a continual-learning run: the accuracy matrix as a heat map with its values (row:
 /// after learning task i; column: tested on task j), and each task's accuracy over the
 /// sequence of tasks.
 pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title: &str) -> Result<()> {
+    const SIZE: (u32, u32) = (1000, 460);
     use plotters::prelude::*;
     let t = r.accuracy_matrix.len();
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (1000, 460)).into_drawing_area();
+    // Drawn in memory, then written atomically (an earlier plot survives a failure).
+    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (title_area, body) = root.split_vertically(34);
         title_area.titled(title, ("sans-serif", 20))?;
@@ -245,5 +265,6 @@ pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title:
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
+    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
+    write_png(path, &Rgb::new(SIZE, buf))
 }

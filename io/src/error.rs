@@ -50,7 +50,7 @@ pub enum Error {
     },
     /// The input ends inside a header or a record. Every complete event before it was
     /// already yielded.
-    #[error("{format}: input ends mid-{what} ({location}); {missing} more byte(s) were expected, every complete event before it was read")]
+    #[error("{format}: input ends mid-{what} ({location}); {}{missing} more byte(s) were expected, every complete event before it was read", if *at_least { "at least " } else { "" })]
     Truncated {
         /// The format being decoded.
         format: Format,
@@ -58,8 +58,10 @@ pub enum Error {
         location: Location,
         /// What was cut short ("record", "packet", "header").
         what: &'static str,
-        /// How many bytes were missing, at least.
+        /// How many bytes were missing (exactly, unless `at_least`).
         missing: u64,
+        /// Only a lower bound is known (the input ended before the length of what it cut).
+        at_least: bool,
     },
     /// The format could not be recognised.
     #[error("{}: unknown event format ({reason}); pass --format to choose one", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<stream>".into()))]
@@ -88,6 +90,16 @@ pub enum Error {
         root: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// Writing an output file failed (the earlier file, if any, is unchanged).
+    #[error("{op} {}: {error}", path.display())]
+    Output {
+        /// What was being done: "creating", "writing", "renaming over".
+        op: &'static str,
+        /// The file the program was writing (its target name, not the temporary one).
+        path: PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
     },
     /// Invalid parameters (frame settings, writer arguments, ...).
     #[error("invalid argument: {0}")]

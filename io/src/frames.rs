@@ -161,13 +161,42 @@ impl Geometry {
     }
 }
 
+/// The largest sensor frames are made for: 2^25 pixels (8192 × 4096; today's largest event
+/// sensors have about 1 megapixel). Per-pixel state (frames, filters) is sized from it, so a
+/// corrupt or mistyped size fails here instead of allocating tens of gigabytes.
+pub const MAX_SENSOR_PIXELS: usize = 1 << 25;
+
+/// The most `f32` values a set of frames made at once may hold: 2^28 (1 GiB).
+pub const MAX_FRAMES_VALUES: usize = 1 << 28;
+
 fn check_nonempty(sensor: SensorSize, out: SensorSize) -> Result<()> {
     if sensor.width == 0 || sensor.height == 0 || out.width == 0 || out.height == 0 {
         return Err(Error::InvalidArgument(format!(
             "empty frame size (sensor {sensor}, output {out})"
         )));
     }
+    if sensor.pixels() > MAX_SENSOR_PIXELS {
+        return Err(Error::InvalidArgument(format!(
+            "sensor {sensor} has {} pixels, above the limit of {MAX_SENSOR_PIXELS} (8192x4096); \
+             check --sensor-size or the file's header",
+            sensor.pixels()
+        )));
+    }
     Ok(())
+}
+
+/// Refuses `n` frames of `geom` made at once above [`MAX_FRAMES_VALUES`]; `fix` says what to
+/// change (a flag, for the command line).
+pub fn check_frames(n: usize, geom: &Geometry, fix: &str) -> Result<()> {
+    match n.checked_mul(geom.frame_len()) {
+        Some(v) if v <= MAX_FRAMES_VALUES => Ok(()),
+        _ => Err(Error::InvalidArgument(format!(
+            "{n} frames of {} values need {:.1} GiB, above the limit of {} GiB: {fix}",
+            geom.frame_len(),
+            n as f64 * geom.frame_len() as f64 * 4.0 / (1u64 << 30) as f64,
+            (MAX_FRAMES_VALUES * 4) >> 30
+        ))),
+    }
 }
 
 /// One frame: per-pixel event counts over `[t_start_us, t_end_us)`.
@@ -377,6 +406,20 @@ pub fn frames_from_events(
     slicing: Slicing,
     edge: Edge,
 ) -> Result<Vec<Frame>> {
+    let n = match slicing {
+        Slicing::TimeBins { n, .. } | Slicing::EventBins { n, .. } => n,
+        Slicing::TimeWindow { stride_us, .. } => match (events.first(), events.last()) {
+            (Some(a), Some(b)) => usize::try_from(b.t_us.saturating_sub(a.t_us) / stride_us.max(1))
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+            _ => 0,
+        },
+    };
+    check_frames(
+        n,
+        geom,
+        "use fewer bins (--time-bins, --event-bins) or smaller frames (--downsample, --resize)",
+    )?;
     Ok(bin_ranges(events, slicing, edge)?
         .into_iter()
         .map(|(r, s, e)| Frame::accumulate(geom, s, e, &events[r]).0)
@@ -452,6 +495,12 @@ impl StreamBinner {
                 "window ({window_us} us) must be a positive multiple of the stride ({stride_us} us)"
             )));
         }
+        // The binner keeps one frame per stride of the window.
+        check_frames(
+            usize::try_from(window_us / stride_us).unwrap_or(usize::MAX),
+            &geom,
+            "a window is kept as one frame per stride: use a shorter --window-us or a longer --bin-us",
+        )?;
         Ok(Self {
             geom,
             stride_us,

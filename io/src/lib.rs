@@ -6,6 +6,7 @@
 //! - [`frames`]: binning into frames (time windows, time bins, event-count bins), spatial
 //!   downsampling, denoise and refractory filters, and a streaming binner that closes bins
 //!   on event time.
+//! - [`output`]: atomic output files and directory locks.
 //! - [`datasets`]: DVS128-Gesture, N-Caltech101, N-MNIST and CIFAR10-DVS on-disk layouts.
 //!
 //! This crate knows nothing of neurons.
@@ -37,6 +38,7 @@ pub mod error;
 pub mod event;
 pub mod formats;
 pub mod frames;
+pub mod output;
 pub mod sources;
 
 pub use error::{Error, Location, Result};

@@ -1,19 +1,31 @@
-//! Checkpoints: named parameters in safetensors, written atomically (temporary file, then
-//! rename). The preset and training state are saved beside them by the caller.
+//! Checkpoints: named `f32` parameters as safetensors bytes. Files are the caller's (this
+//! crate knows nothing of files); the `stdl` crate writes them atomically.
+//!
+//! Non-finite values are refused both ways: a checkpoint that holds a NaN or an infinity
+//! could never be trained on, and writing one over a good checkpoint would lose it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::{Error, Result};
 
-/// Writes named `f32` vectors to `path` atomically.
-pub fn save(path: &Path, tensors: &BTreeMap<String, Vec<f32>>) -> Result<()> {
+fn finite(name: &str, v: &[f32], what: &str) -> std::result::Result<(), String> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(format!("{name}[{i}] is {} ({what})", v[i])),
+        None => Ok(()),
+    }
+}
+
+/// Named `f32` vectors as safetensors bytes; `what` names them in errors (a file).
+pub fn to_bytes(tensors: &BTreeMap<String, Vec<f32>>, what: &str) -> Result<Vec<u8>> {
     let err = |m: String| Error::Checkpoint {
-        path: path.display().to_string(),
+        path: what.to_owned(),
         message: m,
     };
+    for (k, v) in tensors {
+        finite(k, v, "training diverged; nothing was written").map_err(err)?;
+    }
     let bytes: Vec<(String, Vec<u8>, usize)> = tensors
         .iter()
         .map(|(k, v)| {
@@ -33,53 +45,28 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, Vec<f32>>) -> Result<()> {
             ))
         })
         .collect::<Result<_>>()?;
-    let data = safetensors::serialize(views, &None).map_err(|e| err(e.to_string()))?;
-    write_atomic(path, &data)
+    safetensors::serialize(views, &None).map_err(|e| err(e.to_string()))
 }
 
-/// Reads every `f32` tensor of a safetensors file.
-pub fn load(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
+/// Every `f32` tensor of safetensors bytes; `what` names them in errors (a file).
+pub fn from_bytes(data: &[u8], what: &str) -> Result<BTreeMap<String, Vec<f32>>> {
     let err = |m: String| Error::Checkpoint {
-        path: path.display().to_string(),
+        path: what.to_owned(),
         message: m,
     };
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        error: source,
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&data).map_err(|e| err(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(data).map_err(|e| err(e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
             return Err(err(format!("{name}: dtype {:?}, expected F32", view.dtype())));
         }
-        let v = view
+        let v: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        finite(&name, &v, "not a usable checkpoint").map_err(err)?;
         out.insert(name, v);
     }
     Ok(out)
-}
-
-/// Writes `data` to `path` via a temporary file in the same directory and a rename, so a
-/// crash leaves either the old file or the new one.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        error: source,
-    };
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(data).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
 }

@@ -283,8 +283,67 @@ impl NetworkSpec {
             units,
             cuts,
         };
-        spec.unit_dims()?;
+        spec.check_sizes()?;
         Ok(spec)
+    }
+
+    /// Every unit's activations (per sample) and weights within [`MAX_LAYER_VALUES`]: a
+    /// preset that would need more is refused before anything is allocated.
+    fn check_sizes(&self) -> Result<()> {
+        let dims = self.unit_dims()?;
+        let err = |m: String| Error::Preset {
+            name: self.preset.name.clone(),
+            message: m,
+        };
+        let len = |d: Dims| d.c.checked_mul(d.h).and_then(|v| v.checked_mul(d.w));
+        let over = |v: Option<usize>| v.is_none_or(|v| v > MAX_LAYER_VALUES);
+        if over(len(self.input)) {
+            return Err(err(format!(
+                "input {} has more than {MAX_LAYER_VALUES} values",
+                self.input
+            )));
+        }
+        for (i, (u, d)) in self.units.iter().zip(&dims).enumerate() {
+            let weights = match *u {
+                UnitSpec::Conv { channels, kernel, .. } => channels
+                    .checked_mul(d.c)
+                    .and_then(|v| v.checked_mul(kernel))
+                    .and_then(|v| v.checked_mul(kernel)),
+                UnitSpec::Linear { features } => len(*d).and_then(|v| v.checked_mul(features)),
+            };
+            if over(weights) || over(len(dims[i + 1])) {
+                return Err(err(format!(
+                    "unit {i} ({u:?}) on input {d} needs more than {MAX_LAYER_VALUES} values \
+                     (1 GiB) for its weights or its output; use fewer channels or a smaller input"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a batch of `batch` samples keeping `steps_kept` time steps of activations
+    /// (1 for STDL, T for BPTT) above [`MAX_KEPT_VALUES`] in all, naming the flags to change.
+    pub fn check_batch(&self, batch: usize, steps_kept: usize) -> Result<()> {
+        let per_sample: usize = self.unit_dims()?.iter().map(|d| d.len()).sum();
+        let total = per_sample
+            .checked_mul(batch.max(1))
+            .and_then(|v| v.checked_mul(steps_kept.max(1)));
+        match total {
+            Some(v) if v <= MAX_KEPT_VALUES => Ok(()),
+            _ => Err(Error::Preset {
+                name: self.preset.name.clone(),
+                message: format!(
+                    "batch {batch} × {steps_kept} time step(s) kept × {per_sample} activations per \
+                     sample is more than {} GiB of activations; lower --batch{}",
+                    (MAX_KEPT_VALUES * 4) >> 30,
+                    if steps_kept > 1 {
+                        " or --t-bins, or train with --method stdl (it keeps one step)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+        }
     }
 
     /// Subnetworks as unit ranges.
@@ -415,11 +474,15 @@ pub fn spec_out_dims(spec: UnitSpec, d: Dims) -> Option<Dims> {
             padding,
             pool,
         } => {
-            if d.h + 2 * padding < kernel || d.w + 2 * padding < kernel {
+            let (ph, pw) = (
+                d.h.checked_add(padding.checked_mul(2)?)?,
+                d.w.checked_add(padding.checked_mul(2)?)?,
+            );
+            if ph < kernel || pw < kernel || stride == 0 {
                 return None;
             }
-            let oh = (d.h + 2 * padding - kernel) / stride + 1;
-            let ow = (d.w + 2 * padding - kernel) / stride + 1;
+            let oh = (ph - kernel) / stride + 1;
+            let ow = (pw - kernel) / stride + 1;
             Some(match pool {
                 Some(k) if oh >= k && ow >= k => Dims::new(channels, oh / k, ow / k),
                 _ => Dims::new(channels, oh, ow),
@@ -428,6 +491,14 @@ pub fn spec_out_dims(spec: UnitSpec, d: Dims) -> Option<Dims> {
         UnitSpec::Linear { features } => Some(Dims::flat(features)),
     }
 }
+
+/// The most `f32` values one unit's weights, or its output for one sample, may hold: 2^28
+/// (1 GiB).
+pub const MAX_LAYER_VALUES: usize = 1 << 28;
+
+/// The most `f32` activation values a training step may keep over its batch (and, for BPTT,
+/// its time steps): 2^31 (8 GiB).
+pub const MAX_KEPT_VALUES: usize = 1 << 31;
 
 /// `round_half_even` for non-negative values.
 pub fn round_half_even(x: f64) -> usize {

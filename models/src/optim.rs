@@ -61,6 +61,9 @@ pub struct Optimizer {
     pub m: Vec<Vec<f32>>,
     /// Second moments (Adam), per parameter.
     pub v: Vec<Vec<f32>>,
+    /// Set (for good) once an update left a parameter value that is not finite: training
+    /// diverged, and nothing it holds should be saved.
+    pub diverged: bool,
 }
 
 impl Optimizer {
@@ -71,6 +74,7 @@ impl Optimizer {
             t: 0,
             m: Vec::new(),
             v: Vec::new(),
+            diverged: false,
         }
     }
 
@@ -92,6 +96,7 @@ impl Optimizer {
         }
         self.t += 1;
         let c = self.cfg;
+        let mut finite = true;
         // A parameter no backward pass reached has no gradient yet: it reads as zeros.
         for p in params.iter_mut() {
             p.ensure_grad();
@@ -113,6 +118,7 @@ impl Optimizer {
                         *m = c.beta1 * *m + (1.0 - c.beta1) * g;
                         *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
                         *w -= step * *m / ((*v / bc2).sqrt() + c.eps);
+                        finite &= w.is_finite();
                     }
                 }
             }
@@ -122,9 +128,11 @@ impl Optimizer {
                         let g = g + c.weight_decay * *w;
                         *m = c.momentum * *m + g;
                         *w -= c.lr * *m;
+                        finite &= w.is_finite();
                     }
                 }
             }
         }
+        self.diverged |= !finite;
     }
 }

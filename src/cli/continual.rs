@@ -89,7 +89,7 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     bar.finish_and_clear();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let json = a.out.join("continual.json");
-    stdl_models::checkpoint::write_atomic(&json, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    stdl::store::write_json(&json, &r)?;
     let png = a.out.join("continual.png");
     let title = format!(
         "{} {}-incremental, {}, replay {}",

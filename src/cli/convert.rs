@@ -1,6 +1,5 @@
 //! `stdl convert`: rewrite a recording as AEDAT 3.1, AEDAT 2.0 (DVS128) or ATIS `.bin`.
 
-use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -40,42 +39,45 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
     if a.input == a.output {
         bail!("input and output are the same file");
     }
-    let r = EventReader::open_as(&a.input, a.read.format, &a.read.options())?;
-    let tmp = a.output.with_extension("partial");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let w = BufWriter::new(file);
+    let mut r = EventReader::open_as(&a.input, a.read.format, &a.read.options())?;
+    r.read_header()
+        .with_context(|| format!("reading {}", a.input.display()))?;
+    // Written beside the output under a unique temporary name and renamed when complete: a
+    // failure or Ctrl-C removes it and leaves any earlier OUTPUT as it was.
+    stdl::runtime::interrupt::install();
+    let w = stdl::store::AtomicFile::create(&a.output)?;
     let mut n = 0usize;
     let ctx = || format!("reading {}", a.input.display());
+    let wctx = || format!("writing {}", a.output.display());
+    // Every batch to `write`, stopping at Ctrl-C (the temporary file is then removed).
+    let mut pump = |write: &mut dyn FnMut(&[stdl::io::Event]) -> std::io::Result<()>| -> Result<()> {
+        for b in r.by_ref() {
+            if stdl::runtime::interrupt::requested() {
+                bail!("interrupted; {} was not written", a.output.display());
+            }
+            let b = b.with_context(ctx)?;
+            n += b.len();
+            write(&b).with_context(wctx)?;
+        }
+        Ok(())
+    };
     match a.to {
         Target::Aedat31 => {
-            let mut w = aedat31::Writer::new(w, &a.source_name)?;
-            for b in r {
-                let b = b.with_context(ctx)?;
-                n += b.len();
-                w.write(&b)?;
-            }
-            w.finish()?;
+            let mut w = aedat31::Writer::new(w, &a.source_name).with_context(wctx)?;
+            pump(&mut |b| w.write(b))?;
+            w.finish().with_context(wctx)?.commit()?;
         }
         Target::Aedat2 => {
-            let mut w = aedat2::Writer::new(w)?;
-            for b in r {
-                let b = b.with_context(ctx)?;
-                n += b.len();
-                w.write(&b)?;
-            }
-            w.finish()?;
+            let mut w = aedat2::Writer::new(w).with_context(wctx)?;
+            pump(&mut |b| w.write(b))?;
+            w.finish().with_context(wctx)?.commit()?;
         }
         Target::Bin => {
             let mut w = atis_bin::Writer::with_overflow(w, a.read.atis_overflow_us);
-            for b in r {
-                let b = b.with_context(ctx)?;
-                n += b.len();
-                w.write(&b)?;
-            }
-            w.finish()?;
+            pump(&mut |b| w.write(b))?;
+            w.finish().with_context(wctx)?.commit()?;
         }
     }
-    std::fs::rename(&tmp, &a.output).with_context(|| format!("renaming to {}", a.output.display()))?;
     eprintln!("wrote {} events to {}", n, a.output.display());
     Ok(())
 }

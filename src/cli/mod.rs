@@ -152,7 +152,10 @@ pub(crate) fn positive<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Resu
 
 /// A float flag that must be finite and not negative (`--metrics-every-s`: 0 is every batch).
 pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("expected a number, got {s:?}"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {s:?}"))?;
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {

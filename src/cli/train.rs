@@ -217,6 +217,8 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
         cfg.seed
     );
     let bar = l.progress_bar("epoch {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta}");
+    // Ctrl-C / SIGTERM: stop between two batches; the checkpoint keeps the last whole epoch.
+    stdl::runtime::interrupt::install();
     let result = train(cfg, &a.out, a.resume, a.epochs, |epoch, b, n| {
         bar.set_prefix(epoch.to_string());
         bar.set_length(n as u64);
@@ -266,6 +268,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         .collect();
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let set = stdl::data::SampleSet::new(std::sync::Arc::new(ds), samples, dims);
+    set.check_labels(preset.classes, &preset.name)?;
     let (acc, loss) = evaluate(&mut model, &set, state.config.t_bins, state.config.batch)?;
     println!(
         "{}",

@@ -96,6 +96,7 @@ impl Pipeline {
                     .spawn(move || {
                         // A batch too small to split runs its workspaces on this thread.
                         stdl_models::workspace::reserve(stage.workspace_len());
+                        stdl_models::gemm::prime_packing();
                         if primed {
                             prime_context();
                         }

@@ -337,10 +337,8 @@ pub struct StreamCheckpoint {
 
 /// Loads the weights and optimiser state [`save_checkpoint`] wrote into `dir`.
 fn load_weights(model: &mut StdlModel, dir: &std::path::Path) -> Result<()> {
-    model.load_params(&stdl_models::checkpoint::load(&dir.join("model.safetensors"))?)?;
-    model.load_optimizer_state(&stdl_models::checkpoint::load(
-        &dir.join("optimizer.safetensors"),
-    )?);
+    model.load_params(&crate::store::load_tensors(&dir.join("model.safetensors"))?)?;
+    model.load_optimizer_state(&crate::store::load_tensors(&dir.join("optimizer.safetensors"))?);
     Ok(())
 }
 
@@ -348,16 +346,16 @@ fn save_checkpoint(
     dir: &std::path::Path,
     state: &crate::runtime::pipeline::StageState,
     ck: &StreamCheckpoint,
+    preset: &Preset,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    stdl_models::checkpoint::save(&dir.join("model.safetensors"), &state.0)?;
-    stdl_models::checkpoint::save(&dir.join("optimizer.safetensors"), &state.1)?;
-    // Written last: a state.json always names a complete checkpoint.
-    stdl_models::checkpoint::write_atomic(
-        &dir.join("state.json"),
-        serde_json::to_string_pretty(ck)?.as_bytes(),
-    )?;
-    Ok(())
+    // All written before any replaces its predecessor: a failure keeps the last checkpoint.
+    let mut files = crate::store::FileSet::default();
+    files.tensors(&dir.join("model.safetensors"), &state.0)?;
+    files.tensors(&dir.join("optimizer.safetensors"), &state.1)?;
+    files.bytes(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
+    files.json(&dir.join("state.json"), ck)?;
+    files.commit()
 }
 
 /// One prediction line.
@@ -657,6 +655,42 @@ fn connect(addr: &str, timeout: Duration, read_timeout: Duration) -> std::io::Re
     Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
 }
 
+/// Where predictions go: standard output, or a file renamed into place at the end.
+enum Output {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File(crate::store::AtomicFile),
+    /// The source failed before its first event: nothing is created.
+    None,
+}
+
+impl Output {
+    fn finish(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut w) => Ok(w.flush()?),
+            Output::File(f) => Ok(f.commit()?),
+            Output::None => Ok(()),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(f) => f.write(buf),
+            Output::None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(f) => f.flush(),
+            Output::None => Ok(()),
+        }
+    }
+}
+
 /// Smoothed predictions and their running accuracy.
 struct Predictor {
     ema: Option<Vec<f32>>,
@@ -742,9 +776,20 @@ pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
             ),
         }
     } else {
-        let ck: StreamCheckpoint = serde_json::from_value(state)
-            .with_context(|| format!("{} is not a checkpoint state", state_path.display()))?;
-        let mut m = new_model(&StreamConfig::new(Source::Stdin, ck.preset))?;
+        let ck: StreamCheckpoint = serde_json::from_value(state).with_context(|| {
+            format!(
+                "{} is neither a `stdl train` nor a stream checkpoint state",
+                state_path.display()
+            )
+        })?;
+        // The whole preset is stored beside the weights (older checkpoints: its name only).
+        let stored = dir.join("preset.toml");
+        let preset = if stored.exists() {
+            stored.to_string_lossy().into_owned()
+        } else {
+            ck.preset
+        };
+        let mut m = new_model(&StreamConfig::new(Source::Stdin, preset))?;
         load_weights(&mut m, dir)?;
         m
     };
@@ -784,11 +829,13 @@ pub const LIVE_BACKLOG_BINS: usize = 4;
 struct Sink<'a> {
     cfg: &'a StreamConfig,
     preset_name: String,
+    /// The preset, stored whole with each checkpoint.
+    preset: Preset,
     pipe: Pipeline,
     /// Bins in the pipeline: end time and label, oldest first.
     pending: VecDeque<(u64, Option<usize>)>,
     pred: Predictor,
-    out: Box<dyn Write>,
+    out: Output,
     steps: u64,
     events: u64,
     last_bin_end: u64,
@@ -796,6 +843,8 @@ struct Sink<'a> {
     ck_time: Instant,
     rss_at: Vec<(u64, u64)>,
     heap_at: Vec<(u64, u64)>,
+    /// Why learning stopped, if it diverged.
+    diverged: Option<String>,
 }
 
 impl Sink<'_> {
@@ -838,17 +887,34 @@ impl Sink<'_> {
         while self.pending.len() > keep {
             let out = self.pipe.recv().context("pipeline stopped")?;
             let meta = self.pending.pop_front().expect("a pending step");
-            self.pred.handle(out, meta, &mut *self.out)?;
+            self.check_loss(&out, meta.0);
+            self.pred.handle(out, meta, &mut self.out)?;
         }
         while !self.pending.is_empty() {
             let Some(out) = self.pipe.try_recv() else { break };
             let meta = self.pending.pop_front().expect("a pending step");
-            self.pred.handle(out, meta, &mut *self.out)?;
+            self.check_loss(&out, meta.0);
+            self.pred.handle(out, meta, &mut self.out)?;
         }
         Ok(())
     }
 
+    /// Records the first step whose loss is not finite (learning diverged).
+    fn check_loss(&mut self, out: &crate::runtime::StageOutput, t_end_us: u64) {
+        if self.diverged.is_none() && out.loss.is_some_and(|l| !l.is_finite()) {
+            let done = self.steps - self.pending.len() as u64;
+            self.diverged = Some(format!(
+                "learning diverged at step {done} (bin ending at {t_end_us} us): the loss is not \
+                 finite; lower --lr (now {}); no checkpoint was written after it",
+                self.cfg.lr
+            ));
+        }
+    }
+
     fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.diverged.is_some() {
+            return Ok(());
+        }
         let Some(dir) = &self.cfg.checkpoint_dir else {
             return Ok(());
         };
@@ -878,11 +944,11 @@ impl Sink<'_> {
             events: self.events,
             preset: self.preset_name.clone(),
         };
-        save_checkpoint(&dir, &state, &ck)
+        save_checkpoint(&dir, &state, &ck, &self.preset)
     }
 
     fn done(&self) -> bool {
-        self.cfg.max_steps.is_some_and(|m| self.steps >= m)
+        self.cfg.max_steps.is_some_and(|m| self.steps >= m) || self.diverged.is_some()
     }
 
     /// Whether Ctrl-C or SIGTERM asked to stop (says so once it has).
@@ -915,13 +981,17 @@ impl Sink<'_> {
 /// Runs a stream through `model` (which keeps what it learns) and returns it.
 pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, StdlModel)> {
     let preset = model.spec.preset.clone();
+    // One stream per checkpoint directory: a second fails here, before it writes anything.
+    let _lock = match &cfg.checkpoint_dir {
+        Some(dir) => Some(crate::store::DirLock::acquire(dir)?),
+        None => None,
+    };
     // Resume: weights, optimiser state, step count and stream position from the checkpoint.
     let mut resumed: Option<StreamCheckpoint> = None;
     if let (true, Some(dir)) = (cfg.resume, &cfg.checkpoint_dir) {
         let state = dir.join("state.json");
         if state.exists() {
-            let ck: StreamCheckpoint = serde_json::from_str(&std::fs::read_to_string(&state)?)
-                .with_context(|| format!("reading {}", state.display()))?;
+            let ck: StreamCheckpoint = crate::store::read_json(&state)?;
             load_weights(&mut model, dir)?;
             eprintln!(
                 "resuming from {} at step {} (t = {} us)",
@@ -945,27 +1015,29 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         }
         None => Vec::new(),
     };
-    if let Some(r) = rows.iter().find(|r| r.class as usize > preset.classes) {
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.class == 0 || r.class as usize > preset.classes)
+    {
         bail!(
-            "label class {} exceeds the preset's {} classes",
+            "{}: label class {} is not one of the preset's classes 1..={} (classes count from 1)",
+            cfg.labels_csv
+                .as_ref()
+                .expect("rows come from --labels")
+                .display(),
             r.class,
             preset.classes
         );
+    }
+    if let Source::Dataset { name, root, split } = &cfg.source {
+        // Checked before anything is learned (the source thread opens it again to play it).
+        let ds = stdl_io::datasets::Dataset::open(name, root)?;
+        crate::data::check_labels(&ds, ds.split(*split), preset.classes, &preset.name)?;
     }
     let label_at = |t: u64| {
         rows.iter()
             .find(|r| r.start_us <= t && t < r.end_us)
             .map(|r| r.class as usize - 1)
-    };
-    let pred_out: Box<dyn Write> = match &cfg.predictions {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    let mut metrics_out = match &cfg.metrics {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        None => None,
     };
     if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
         bail!("the source already reads standard input; give --live-labels a file");
@@ -981,10 +1053,16 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let target = SensorSize::new(dims.w as u16, dims.h as u16);
     // Until the source states its size (a server that is down or silent, a FIFO without a
     // writer), Ctrl-C still stops the stream, with its summary: nothing was binned.
+    // A source that fails before its first event (no such file, not a recording) ends the
+    // stream the same way, with its error in the summary.
+    let mut error: Option<String> = None;
     let sensor = loop {
         match ctl.recv_timeout(Duration::from_millis(50)) {
             Ok(Control::Size(s)) => break s,
-            Ok(Control::Failed(m)) => bail!("source: {m}"),
+            Ok(Control::Failed(m)) => {
+                error = Some(m);
+                break target;
+            }
             Ok(Control::Label(..)) => {}
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if crate::runtime::interrupt::requested() {
@@ -993,6 +1071,17 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             }
             Err(_) => bail!("the source ended before its first events"),
         }
+    };
+    // Output files are created once the source is known to work (an earlier file of the
+    // same name is replaced only when the stream ends: every output is written atomically).
+    let pred_out = match &cfg.predictions {
+        _ if error.is_some() => Output::None,
+        Some(p) => Output::File(crate::store::AtomicFile::create(p)?),
+        None => Output::Stdout(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let mut metrics_out = match &cfg.metrics {
+        Some(p) if error.is_none() => Some(crate::store::AtomicFile::create(p)?),
+        _ => None,
     };
     let geom = if sensor == target {
         Geometry::new(sensor, Channels::Split)?
@@ -1006,6 +1095,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut sink = Sink {
         cfg,
         preset_name: preset.name.clone(),
+        preset: preset.clone(),
         pipe: Pipeline::start_primed(stages, PIPELINE_QUEUE),
         pending: VecDeque::new(),
         pred: Predictor {
@@ -1022,6 +1112,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         ck_time: Instant::now(),
         rss_at: Vec::new(),
         heap_at: Vec::new(),
+        diverged: None,
     };
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     // Label changes of a labelled source, by time: a bin takes the label at its middle.
@@ -1033,9 +1124,6 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut backlog: VecDeque<Bin> = VecDeque::new();
     let (mut bins, mut dropped, mut coalesced) = (0u64, 0u64, 0u64);
     let mut batch: Vec<Event> = Vec::new();
-    // The source's failure, or a time jump under --strict: the stream exits 1 after its
-    // summary.
-    let mut error: Option<String> = None;
     let mut last_metrics = Instant::now();
     let mut stop = false;
     'outer: loop {
@@ -1064,6 +1152,13 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         }
         if let Some(live) = &live {
             for c in live.try_iter().filter(|c| c.t_us != Some(u64::MAX)) {
+                if let Some(l) = c.label.filter(|&l| l >= preset.classes) {
+                    eprintln!(
+                        "live label {l} ignored: the preset has classes 0..={} (0-based)",
+                        preset.classes - 1
+                    );
+                    continue;
+                }
                 // "now" is the earliest time of this batch: its bins are the ones to come.
                 let t = c.t_us.unwrap_or_else(|| batch.first().map_or(last_t, |e| e.t_us));
                 label_changes.push_back((t, c.label));
@@ -1173,10 +1268,22 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     dropped += backlog.len() as u64;
     drop(ring);
     sink.drain(0)?;
-    sink.out.flush()?;
-    if let Some(dir) = cfg.checkpoint_dir.clone() {
-        // The final checkpoint of a run that ended cleanly.
-        sink.save(dir)?;
+    let mut error = error.or(sink.diverged.clone());
+    if let (None, Some(dir), true) = (&sink.diverged, cfg.checkpoint_dir.clone(), sink.steps > steps0) {
+        // The final checkpoint (also after Ctrl-C or a failed source: what was learned from
+        // the good events is kept; a run that learned nothing leaves the directory as it
+        // was). A failure to write it is the run's error; the summary still records the run.
+        if let Err(e) = sink.save(dir) {
+            error.get_or_insert(format!("{e:#}"));
+        }
+    }
+    for r in [
+        std::mem::replace(&mut sink.out, Output::None).finish(),
+        metrics_out.map_or(Ok(()), |m| m.commit().map_err(Into::into)),
+    ] {
+        if let Err(e) = r {
+            error.get_or_insert(format!("{e:#}"));
+        }
     }
     let Sink {
         pipe,
@@ -1212,7 +1319,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         error,
     };
     if let Some(p) = &cfg.summary {
-        stdl_models::checkpoint::write_atomic(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        crate::store::write_json(p, &summary)?;
     }
     Ok((summary, model))
 }

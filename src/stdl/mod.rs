@@ -75,7 +75,12 @@ impl Stage {
                 self.update();
             }
         }
-        (h, Some(logits), loss)
+        // Diverged weights read as a NaN loss, so that whoever runs the stage stops.
+        (
+            h,
+            Some(logits),
+            if self.opt.diverged { Some(f32::NAN) } else { loss },
+        )
     }
 
     /// The largest per-thread workspace of its layers (values; [`stdl_models::workspace`]).
@@ -243,8 +248,13 @@ impl StdlModel {
         // Every worker thread's scratch (and this thread's: a batch too small to split runs
         // on the calling thread) as large as the largest workspace of any layer.
         let scratch = self.stages.iter().map(Stage::workspace_len).max().unwrap_or(0);
-        rayon::broadcast(|_| stdl_models::workspace::reserve(scratch));
-        stdl_models::workspace::reserve(scratch);
+        // And the GEMM crate's packing space on each (stdl_models::gemm::prime_packing).
+        let prime = || {
+            stdl_models::workspace::reserve(scratch);
+            stdl_models::gemm::prime_packing();
+        };
+        rayon::broadcast(|_| prime());
+        prime();
         // Per stage, its peak use of each buffer class over both paths.
         let mut peaks: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); self.stages.len()];
         for path in [InputPath::Dense, InputPath::Sparse] {

@@ -87,7 +87,7 @@ impl Decode for Decoder {
             }
             // The input ended inside the header: no #!END-HEADER line.
             Header::Done(n) if eof && !self.end_seen && n == buf.len() => {
-                Err(ctx.truncated(FORMAT, n, "header", "#!END-HEADER\r\n".len() as u64))
+                Err(ctx.truncated_at_least(FORMAT, n, "header", "#!END-HEADER\r\n".len() as u64))
             }
             other => Ok(other),
         }

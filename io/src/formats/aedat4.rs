@@ -224,6 +224,14 @@ impl Decode for Decoder {
             }
             State::IoHeader | State::StreamIoHeader => {
                 if buf.len() < 4 {
+                    if eof {
+                        return Err(ctx.truncated_at_least(
+                            FORMAT,
+                            buf.len(),
+                            "header",
+                            4 - buf.len() as u64,
+                        ));
+                    }
                     return Ok(Header::More(0));
                 }
                 let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
@@ -236,6 +244,10 @@ impl Decode for Decoder {
                 }
                 let total = 4 + n as usize;
                 if buf.len() < total {
+                    if eof {
+                        // The IOHeader's size prefix says exactly how much is missing.
+                        return Err(ctx.truncated(FORMAT, 0, "header", (total - buf.len()) as u64));
+                    }
                     return Ok(Header::More(0));
                 }
                 // The length is the flatbuffer's own size prefix (alignment is relative to it).
@@ -327,7 +339,7 @@ impl Decode for Decoder {
             }
             State::Skip { left } => Err(ctx.truncated(FORMAT, 0, "packet", left)),
             State::Magic | State::IoHeader | State::StreamIoHeader => {
-                Err(ctx.truncated(FORMAT, 0, "header", 1))
+                Err(ctx.truncated_at_least(FORMAT, 0, "header", 1))
             }
         }
     }

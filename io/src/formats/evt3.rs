@@ -127,7 +127,7 @@ impl Decode for Decoder {
         if rest.is_empty() {
             Ok(())
         } else {
-            Err(ctx.truncated(FORMAT, 0, "word", 1))
+            Err(ctx.truncated_at_least(FORMAT, 0, "word", 1))
         }
     }
 

@@ -235,6 +235,17 @@ impl Ctx<'_> {
             location: self.loc(rel),
             what,
             missing,
+            at_least: false,
+        }
+    }
+    /// [`Ctx::truncated`] when only a lower bound of the missing bytes is known.
+    pub fn truncated_at_least(&self, format: Format, rel: usize, what: &'static str, missing: u64) -> Error {
+        Error::Truncated {
+            format,
+            location: self.loc(rel),
+            what,
+            missing,
+            at_least: true,
         }
     }
 }
@@ -262,7 +273,7 @@ pub(crate) trait Decode: Send {
         match self.record() {
             Some((format, len, what)) => finish_records(rest, ctx, format, len, what),
             None if rest.is_empty() => Ok(()),
-            None => Err(ctx.truncated(ctx.format, 0, "record", 1)),
+            None => Err(ctx.truncated_at_least(ctx.format, 0, "record", 1)),
         }
     }
     /// For formats of fixed-size records: the format, the record length and its name, which
@@ -510,7 +521,7 @@ impl<'a> EventReader<'a> {
                 if n == 0 {
                     if self.eof {
                         let avail = self.end - self.start;
-                        return Err(self.ctx().truncated(self.format, avail, "header", 1));
+                        return Err(self.ctx().truncated_at_least(self.format, avail, "header", 1));
                     }
                     self.fill()?;
                 }

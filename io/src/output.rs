@@ -1,0 +1,195 @@
+//! Files the program writes, written so that a failure never damages a good one.
+//!
+//! [`AtomicFile`] writes to a temporary file beside the target, named
+//! `NAME.<pid>.<random>.partial` (so two writers never share it and no unrelated file is
+//! touched), and renames it over the target only when everything was written and synced:
+//! a full disk, a crash or an interrupt leaves the earlier file as it was, and a temporary
+//! file that was not committed is removed when it is dropped. [`DirLock`] makes a directory
+//! one process's at a time.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{Error, Result};
+
+fn output_error(op: &'static str, path: &Path, error: std::io::Error) -> Error {
+    Error::Output {
+        op,
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// A unique temporary name beside `path`: `NAME.<pid>.<random>.partial`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // SplitMix64 of the time and a per-process counter: distinct within and across processes.
+    let mut z = nanos
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!("{name}.{}.{z:016x}.partial", std::process::id()))
+}
+
+/// A file that replaces its target only when [`AtomicFile::commit`] succeeds.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (nothing at `path` changes until [`AtomicFile::commit`]).
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let tmp = partial_path(&path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| output_error("creating", &path, e))?;
+        Ok(Self {
+            path,
+            tmp,
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// The target.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, syncs and renames the temporary file over the target.
+    pub fn commit(self) -> Result<()> {
+        commit_all(vec![self])
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let w = self.file.as_mut().expect("not committed");
+        w.flush().map_err(|e| output_error("writing", &self.path, e))?;
+        w.get_ref()
+            .sync_all()
+            .map_err(|e| output_error("writing", &self.path, e))
+    }
+}
+
+/// Commits files that belong together (a checkpoint's weights, optimiser state and state):
+/// every one is written and synced before the first is renamed, so a failure to write any
+/// of them (a full disk) leaves all the earlier files as they were.
+pub fn commit_all(mut files: Vec<AtomicFile>) -> Result<()> {
+    for f in &mut files {
+        f.sync()?;
+    }
+    for mut f in files {
+        drop(f.file.take());
+        std::fs::rename(&f.tmp, &f.path).map_err(|e| {
+            let _ = std::fs::remove_file(&f.tmp);
+            output_error("renaming over", &f.path, e)
+        })?;
+    }
+    Ok(())
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed").write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed").write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `data` to `path` atomically (see [`AtomicFile`]).
+pub fn write_atomic(path: impl AsRef<Path>, data: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(data)
+        .map_err(|e| output_error("writing", &f.path.clone(), e))?;
+    f.commit()
+}
+
+/// An exclusive lock on a directory: a `.lock` file holding the owner's process id, created
+/// with `create_new` (atomic on local file systems) and removed when the lock is dropped. A
+/// lock whose process no longer runs (Linux: no `/proc/PID`) is taken over.
+#[derive(Debug)]
+pub struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Locks `dir` (created if missing), or fails naming the process that holds it.
+    pub fn acquire(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| output_error("creating", dir, e))?;
+        let path = dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(format!("{}\n", std::process::id()).as_bytes())
+                        .map_err(|e| output_error("writing", &path, e))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid: Option<u32> = owner.trim().parse().ok();
+                    let alive = match pid {
+                        Some(p) if cfg!(target_os = "linux") => Path::new(&format!("/proc/{p}")).exists(),
+                        // Unknown owner, or no way to tell: assume it runs.
+                        _ => true,
+                    };
+                    if alive {
+                        return Err(Error::InvalidArgument(format!(
+                            "{} is in use by process {} ({}); give this run another directory, \
+                             or remove the lock file if that process is gone",
+                            dir.display(),
+                            pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+                            path.display()
+                        )));
+                    }
+                    // A stale lock: its process is gone.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(output_error("creating", &path, e)),
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "could not lock {}",
+            dir.display()
+        )))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
