@@ -203,10 +203,58 @@ pub const BUILTIN: [(&str, &str); 5] = [
 impl Preset {
     /// Parses TOML text; `name` labels errors.
     pub fn parse(text: &str, name: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Preset {
+        let p: Preset = toml::from_str(text).map_err(|e| Error::Preset {
             name: name.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        p.check().map_err(|message| Error::Preset {
+            name: name.to_owned(),
+            message,
+        })?;
+        Ok(p)
+    }
+
+    /// Numbers a network could not train with: counts of 0, non-finite or out-of-range
+    /// constants (layer shapes and sizes are checked by [`crate::network::NetworkSpec::new`]).
+    fn check(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        for (key, v) in [
+            ("train.t_bins", t.t_bins),
+            ("train.batch", t.batch),
+            ("train.epochs", t.epochs),
+            ("train.update_every", t.update_every),
+        ] {
+            if v == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        let o = &t.optimizer;
+        let n = &self.neuron;
+        for (key, v, ok) in [
+            ("train.optimizer.lr", o.lr, o.lr > 0.0),
+            (
+                "train.optimizer.weight_decay",
+                o.weight_decay,
+                o.weight_decay >= 0.0,
+            ),
+            (
+                "train.optimizer.momentum",
+                o.momentum,
+                (0.0..1.0).contains(&o.momentum),
+            ),
+            ("train.optimizer.beta1", o.beta1, (0.0..1.0).contains(&o.beta1)),
+            ("train.optimizer.beta2", o.beta2, (0.0..1.0).contains(&o.beta2)),
+            ("train.optimizer.eps", o.eps, o.eps > 0.0),
+            ("neuron.tau", n.tau, n.tau >= 1.0),
+            ("neuron.threshold", n.threshold, n.threshold > 0.0),
+            ("neuron.alpha", n.alpha, n.alpha > 0.0),
+            ("ws_gain", self.ws_gain, self.ws_gain > 0.0),
+        ] {
+            if !(v.is_finite() && ok) {
+                return Err(format!("{key} = {v} is out of range"));
+            }
+        }
+        Ok(())
     }
 
     /// A built-in preset by name, or a TOML file by path.

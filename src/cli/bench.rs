@@ -15,7 +15,7 @@ pub struct BenchReadArgs {
     /// The recording (read into memory once, then decoded --runs times).
     pub file: PathBuf,
     /// Decoding runs; the median is reported.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = super::at_least_one::<usize>)]
     pub runs: usize,
     /// Print one JSON object.
     #[arg(long)]
@@ -113,13 +113,13 @@ pub struct BenchModelArgs {
     #[arg(long, value_enum, default_value_t = stdl::train::Method::Stdl)]
     pub method: stdl::train::Method,
     /// Time steps per sample.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::at_least_one::<usize>)]
     pub t_bins: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one::<usize>)]
     pub batch: usize,
     /// Batches to time (after one warm-up batch).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::at_least_one::<usize>)]
     pub batches: usize,
     /// Fraction of input pixels with an event in a frame (synthetic input, seeded).
     #[arg(long, default_value_t = 0.1, value_parser = super::density)]
@@ -129,7 +129,7 @@ pub struct BenchModelArgs {
     #[arg(long)]
     pub pipeline: bool,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub threads: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
@@ -291,13 +291,13 @@ pub struct BenchSparseArgs {
     #[arg(long, default_value = "nmnist,dvs-gesture")]
     pub presets: String,
     /// Batch size.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one::<usize>)]
     pub batch: usize,
     /// Input densities to time.
     #[arg(long, default_value = "0.01,0.05,0.2")]
     pub densities: String,
     /// Repetitions (median reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::at_least_one::<usize>)]
     pub runs: usize,
     /// Print JSON lines.
     #[arg(long)]
@@ -392,13 +392,13 @@ fn bench_stream_config(
 #[derive(Args, Debug)]
 pub struct BenchSoakArgs {
     /// Time steps to run (learning on, synthetic labelled stream).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = super::at_least_one::<u64>)]
     pub steps: u64,
     /// Preset.
     #[arg(long, default_value = "demo")]
     pub preset: String,
     /// Time bin.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = super::at_least_one::<u64>)]
     pub bin_us: u64,
     /// Print one JSON object.
     #[arg(long)]
@@ -466,7 +466,7 @@ pub struct BenchRealtimeArgs {
     #[arg(long, default_value = "dvs-gesture")]
     pub preset: String,
     /// Time bin.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = super::at_least_one::<u64>)]
     pub bin_us: u64,
     /// Print JSON lines.
     #[arg(long)]

@@ -21,7 +21,7 @@ pub struct ContinualArgs {
     #[arg(long, value_enum, default_value_t = Protocol::Class)]
     pub protocol: Protocol,
     /// Passes over each task's training stream.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::at_least_one::<usize>)]
     pub epochs_per_task: usize,
     /// Reservoir replay buffer of this many bytes (e.g. 2MiB; 0: none). Each learned batch is
     /// joined by as many samples drawn from the buffer.

@@ -14,18 +14,18 @@ pub struct DemoArgs {
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
     /// Time steps (10 ms bins) of online learning on the synthetic stream.
-    #[arg(long, default_value_t = 60000)]
+    #[arg(long, default_value_t = 60000, value_parser = super::at_least_one::<u64>)]
     pub train_steps: u64,
     /// Time steps of the held-out stream (another seed; no learning).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = super::at_least_one::<u64>)]
     pub test_steps: u64,
     /// Duration of each held-out segment (one direction) in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::at_least_one::<u64>)]
     pub test_segment_ms: u64,
     /// Duration of each training segment (one direction) in milliseconds. Short segments
     /// interleave the classes; long ones teach recency (the last class seen) more than
     /// direction.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::at_least_one::<u64>)]
     pub segment_ms: u64,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = super::positive::<f32>)]

@@ -25,16 +25,16 @@ pub enum EdgeArg {
 #[derive(Args, Debug, Clone)]
 pub struct FrameArgs {
     /// Fixed time bins of this many microseconds, closed on event time (streaming).
-    #[arg(long, conflicts_with_all = ["time_bins", "event_bins"])]
+    #[arg(long, conflicts_with_all = ["time_bins", "event_bins"], value_parser = super::at_least_one::<u64>)]
     pub bin_us: Option<u64>,
     /// With --bin-us: each frame covers this many microseconds (a multiple of --bin-us).
-    #[arg(long, requires = "bin_us")]
+    #[arg(long, requires = "bin_us", value_parser = super::at_least_one::<u64>)]
     pub window_us: Option<u64>,
     /// Cut the whole recording into this many bins of equal duration.
-    #[arg(long, conflicts_with = "event_bins")]
+    #[arg(long, conflicts_with = "event_bins", value_parser = super::at_least_one::<usize>)]
     pub time_bins: Option<usize>,
     /// Cut the whole recording into this many bins of equal event count.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub event_bins: Option<usize>,
     /// With --time-bins / --event-bins: fraction of a bin each window extends into the next.
     #[arg(long, default_value_t = 0.0, value_parser = super::fraction)]
@@ -46,7 +46,7 @@ pub struct FrameArgs {
     #[arg(long)]
     pub merge_polarity: bool,
     /// Downsample by an integer factor.
-    #[arg(long, conflicts_with = "resize")]
+    #[arg(long, conflicts_with = "resize", value_parser = super::at_least_one::<u16>)]
     pub downsample: Option<u16>,
     /// Resize to WxH.
     #[arg(long, value_parser = super::parse_size)]
@@ -104,7 +104,7 @@ pub struct FramesArgs {
     #[arg(long)]
     pub png: Option<PathBuf>,
     /// At most this many frames in the PNG, evenly spaced over the recording.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = super::at_least_one::<usize>)]
     pub max_frames: usize,
     /// With --bin-us: do not emit the final, partial bin.
     #[arg(long)]
@@ -112,9 +112,18 @@ pub struct FramesArgs {
     /// Print one JSON object per frame instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With --bin-us: a jump in event time larger than this many microseconds is skipped
+    /// (counted, no empty frames for it). 0: every gap gives its empty frames.
+    #[arg(long, default_value_t = stdl::runtime::stream::DEFAULT_MAX_GAP_US)]
+    pub max_gap_us: u64,
     #[command(flatten)]
     pub read: ReadArgs,
 }
+
+/// The table shows every frame when there are at most `TABLE_HEAD + TABLE_TAIL`, otherwise
+/// the first `TABLE_HEAD` and the last `TABLE_TAIL`.
+const TABLE_HEAD: usize = 10;
+const TABLE_TAIL: usize = 5;
 
 #[derive(Serialize)]
 struct FrameLine {
@@ -151,18 +160,39 @@ pub fn run(a: &FramesArgs) -> Result<()> {
     let geom = a.frames.geometry(sensor)?;
     let mut filters = a.frames.filters(sensor);
     let mut keep = Vec::new();
+    // Rows stream out (JSON) or only the table's first and last ones are kept: memory does
+    // not follow the number of frames.
     let mut total = 0usize;
-    let mut summary = Vec::new();
+    let (mut head, mut tail) = (Vec::new(), std::collections::VecDeque::new());
+    let mut json_out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed: Option<std::io::Error> = None;
+    let json = a.json;
     let mut record = |f: Frame, keep: &mut Vec<Frame>| {
         let max_count = f.data.iter().copied().fold(0.0, f32::max);
-        summary.push(FrameLine {
+        let line = FrameLine {
             index: total,
             t_start_us: f.t_start_us,
             t_end_us: f.t_end_us,
             events: f.events,
             max_count,
-        });
+        };
         total += 1;
+        if json {
+            if failed.is_none() {
+                use std::io::Write;
+                let text = serde_json::to_string(&line).expect("a frame line serialises");
+                if let Err(e) = writeln!(json_out, "{text}") {
+                    failed = Some(e);
+                }
+            }
+        } else if head.len() < TABLE_HEAD + TABLE_TAIL {
+            head.push(line);
+        } else {
+            tail.push_back(line);
+            if tail.len() > TABLE_TAIL {
+                tail.pop_front();
+            }
+        }
         keep.push(f);
     };
     let filter = |events: &mut Vec<stdl::io::Event>, filters: &mut Vec<Box<dyn EventFilter>>| {
@@ -173,7 +203,8 @@ pub fn run(a: &FramesArgs) -> Result<()> {
     match (a.frames.bin_us, a.frames.time_bins, a.frames.event_bins) {
         (Some(bin_us), _, _) => {
             let window = a.frames.window_us.unwrap_or(bin_us);
-            let mut binner = StreamBinner::windowed(geom, bin_us, window)?;
+            let mut binner = StreamBinner::windowed(geom, bin_us, window)?
+                .with_max_gap((a.max_gap_us > 0).then_some(a.max_gap_us));
             // Frames stream through; only a bounded, evenly thinned set is kept for the PNG.
             let mut stride = 1usize;
             let mut seen = 0usize;
@@ -204,7 +235,13 @@ pub fn run(a: &FramesArgs) -> Result<()> {
                 filter(&mut events, &mut filters);
                 binner.push(&events, |f| push(f, &mut keep, &mut record));
             }
-            binner.finish(!a.drop_partial, |f| push(f, &mut keep, &mut record));
+            let stats = binner.finish(!a.drop_partial, |f| push(f, &mut keep, &mut record));
+            if stats.time_jumps > 0 {
+                eprintln!(
+                    "note: {} jump(s) in event time beyond --max-gap-us {} skipped ({} empty frames not made)",
+                    stats.time_jumps, a.max_gap_us, stats.skipped_bins
+                );
+            }
         }
         (None, Some(n), _) | (None, None, Some(n)) => {
             let mut events = match preloaded.take() {
@@ -231,15 +268,18 @@ pub fn run(a: &FramesArgs) -> Result<()> {
         }
         (None, None, None) => bail!("choose the binning: --bin-us N, --time-bins T or --event-bins T"),
     }
-    if a.json {
-        for l in &summary {
-            println!("{}", serde_json::to_string(l)?);
-        }
-    } else {
+    if let Some(e) = failed {
+        return Err(e).context("writing frames to standard output");
+    }
+    {
+        use std::io::Write;
+        json_out.flush().context("writing frames to standard output")?;
+    }
+    if !a.json {
         println!(
             "{}: {} frames of {}x{}x{} ({} sensor {})",
             a.file.display(),
-            summary.len(),
+            total,
             geom.channels.count(),
             geom.out.height,
             geom.out.width,
@@ -250,23 +290,20 @@ pub fn run(a: &FramesArgs) -> Result<()> {
             "{:>6} {:>14} {:>14} {:>9} {:>6}",
             "frame", "t_start_us", "t_end_us", "events", "max"
         );
-        let show: Vec<&FrameLine> = if summary.len() > 20 {
-            summary
-                .iter()
-                .take(10)
-                .chain(summary.iter().skip(summary.len() - 5))
-                .collect()
-        } else {
-            summary.iter().collect()
-        };
-        for (i, l) in show.iter().enumerate() {
-            if summary.len() > 20 && i == 10 {
-                println!("{:>6}", "...");
-            }
+        let row = |l: &FrameLine| {
             println!(
                 "{:>6} {:>14} {:>14} {:>9} {:>6}",
                 l.index, l.t_start_us, l.t_end_us, l.events, l.max_count
-            );
+            )
+        };
+        if tail.is_empty() {
+            head.iter().for_each(row);
+        } else {
+            head.iter().take(TABLE_HEAD).for_each(row);
+            println!("{:>6}", "...");
+            // The last TABLE_TAIL of the frames after the first TABLE_HEAD.
+            let n = tail.len();
+            head.iter().skip(TABLE_HEAD).chain(&tail).skip(n).for_each(row);
         }
     }
     if let Some(png) = &a.png {

@@ -150,6 +150,15 @@ pub(crate) fn positive<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Resu
     }
 }
 
+/// A count or a duration that must be at least 1 (`--t-bins`, `--batch`, `--bin-us`, ...).
+pub(crate) fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.trim().parse::<T>() {
+        Ok(v) if v >= T::from(1) => Ok(v),
+        Ok(_) => Err(format!("must be at least 1, got {s}")),
+        Err(_) => Err(format!("expected a whole number, got {s:?}")),
+    }
+}
+
 /// A float flag that must be finite and not negative (`--metrics-every-s`: 0 is every batch).
 pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
     let v: f64 = s

@@ -30,10 +30,10 @@ pub struct StreamArgs {
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Time bin in microseconds (one learning step per bin).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = super::at_least_one::<u64>)]
     pub bin_us: u64,
     /// Stop after this many time steps.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<u64>)]
     pub max_steps: Option<u64>,
     /// Only predict; do not learn.
     #[arg(long)]

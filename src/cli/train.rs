@@ -19,7 +19,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub aux_budget: Option<String>,
     /// Batch size the memory is predicted for (default: the preset's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub batch: Option<usize>,
     /// Print the plan as JSON.
     #[arg(long)]
@@ -111,10 +111,10 @@ pub struct LearnArgs {
     #[arg(long, value_enum, default_value_t = Method::Stdl)]
     pub method: Method,
     /// Time bins per sample (default: the preset's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub t_bins: Option<usize>,
     /// Batch size (default: the preset's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub batch: Option<usize>,
     /// Seed for initialisation, shuffling and sampling.
     #[arg(long, default_value_t = 0)]
@@ -123,7 +123,7 @@ pub struct LearnArgs {
     #[arg(long, value_parser = super::positive::<f32>)]
     pub lr: Option<f32>,
     /// STDL: accumulate gradients over N labelled steps per update (1: every step).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub update_every: Option<usize>,
     /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x).
     #[arg(long)]
@@ -165,10 +165,10 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub learn: LearnArgs,
     /// Epochs (default: the preset's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub epochs: Option<usize>,
     /// Use at most N training and N test samples.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub limit_samples: Option<usize>,
     /// Learning-rate schedule over the epochs.
     #[arg(long, value_enum, default_value_t = stdl::train::LrSchedule::Cosine)]
@@ -252,7 +252,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Use at most N samples.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub limit_samples: Option<usize>,
 }
 

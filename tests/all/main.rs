@@ -9,6 +9,7 @@ mod datasets;
 mod demo;
 mod dv_server;
 mod frames;
+mod hostile;
 mod loader;
 mod readers;
 mod runtime;
