@@ -352,6 +352,7 @@ pub fn peak_rss_bytes() -> u64 {
 pub fn evaluate(model: &mut Model, set: &SampleSet, t_bins: usize, batch: usize) -> Result<(f32, f32)> {
     let (mut correct, mut loss) = (0usize, 0.0f64);
     for b in set.loader((0..set.len()).collect(), batch) {
+        stop_if_interrupted("evaluating")?;
         let b = b?;
         let labels = b.labels();
         let sum = model.infer_batch(t_bins, |t| b.step(t, t_bins, set.dims));
@@ -364,6 +365,14 @@ pub fn evaluate(model: &mut Model, set: &SampleSet, t_bins: usize, batch: usize)
         correct as f32 / set.len().max(1) as f32,
         (loss / set.len().max(1) as f64) as f32,
     ))
+}
+
+/// An error once Ctrl-C or SIGTERM asked to stop (where a handler is installed: `train`).
+pub fn stop_if_interrupted(doing: &str) -> Result<()> {
+    if crate::runtime::interrupt::requested() {
+        bail!("interrupted while {doing}");
+    }
+    Ok(())
 }
 
 /// Training state saved with each checkpoint.
@@ -393,6 +402,17 @@ pub fn save_checkpoint(dir: &Path, model: &Model, preset: &Preset, state: &Check
 /// Loads a checkpoint directory: the state, the preset, and a model with its weights.
 pub fn load_checkpoint(dir: &Path, with_optimizer: bool) -> Result<(CheckpointState, Preset, Model)> {
     let state_path = dir.join("state.json");
+    if let Ok(v) = crate::store::read_json::<serde_json::Value>(&state_path) {
+        if v.get("steps").is_some() && v.get("epoch").is_none() {
+            bail!(
+                "{} is a stream checkpoint (`stdl stream --checkpoint-dir`); `eval` takes the \
+                 OUT/checkpoint directory of `stdl train`, and a stream checkpoint streams with \
+                 `stdl stream --checkpoint {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
     let state: CheckpointState = crate::store::read_json(&state_path).with_context(|| {
         format!(
             "{} is not a `stdl train` checkpoint (the OUT/checkpoint directory of a `stdl train \
@@ -466,6 +486,7 @@ pub fn train(
     }
     cfg.epochs = cfg.epochs.max(start_epoch);
     let ds = Dataset::open(&cfg.dataset, &cfg.root)?;
+    stop_if_interrupted("listing the dataset")?;
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let limit = |v: &[Sample]| -> Vec<Sample> {
         v.iter()
@@ -490,6 +511,7 @@ pub fn train(
         let pipelined = m.pipeline.then_some(crate::runtime::stream::PIPELINE_QUEUE);
         m.warm_up(cfg.batch, pipelined);
     }
+    stop_if_interrupted("preparing the model")?;
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();
         model.set_lr(cfg.lr_schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs));

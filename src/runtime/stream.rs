@@ -888,15 +888,27 @@ impl Sink<'_> {
             let out = self.pipe.recv().context("pipeline stopped")?;
             let meta = self.pending.pop_front().expect("a pending step");
             self.check_loss(&out, meta.0);
-            self.pred.handle(out, meta, &mut self.out)?;
+            self.pred
+                .handle(out, meta, &mut self.out)
+                .with_context(|| format!("writing predictions to {}", self.out_name()))?;
         }
         while !self.pending.is_empty() {
             let Some(out) = self.pipe.try_recv() else { break };
             let meta = self.pending.pop_front().expect("a pending step");
             self.check_loss(&out, meta.0);
-            self.pred.handle(out, meta, &mut self.out)?;
+            self.pred
+                .handle(out, meta, &mut self.out)
+                .with_context(|| format!("writing predictions to {}", self.out_name()))?;
         }
         Ok(())
+    }
+
+    /// Where predictions go, for messages.
+    fn out_name(&self) -> String {
+        self.cfg
+            .predictions
+            .as_ref()
+            .map_or_else(|| "standard output".into(), |p| p.display().to_string())
     }
 
     /// Records the first step whose loss is not finite (learning diverged).

@@ -163,6 +163,8 @@ fn no_flag_value_makes_any_command_panic() {
         "eval --checkpoint {out} --dataset nmnist --root {nmnist}"
     ));
     add("info /dev/null");
+    // An endless input that states no sensor size: refused at a cap, not read forever.
+    add("frames /dev/urandom --format bin --time-bins 4");
     add(&format!("convert {walk} {walk} --to aedat31"));
     add(&format!(
         "stream --source {walk} --preset tiny --max-steps 5 --lr 1e30"
@@ -699,4 +701,56 @@ fn dv_tcp_delivers_packets_that_arrived_in_one_write() {
     let s = crate::common::last_json_line(&o.stderr);
     assert_eq!(s["steps"], 5, "{s}");
     assert!(srv.join().unwrap());
+}
+
+#[test]
+fn a_source_that_fails_midway_exits_1_after_its_summary() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("s.json");
+    // Half of a real recording on standard input: the events before the cut are learned.
+    let bytes = std::fs::read(d.join("aedat2/dvs128_alex_walking_again.aedat")).unwrap();
+    let cut = bytes.len() / 2 + 3;
+    let mut child = spawn(
+        stdl()
+            .args([
+                "stream",
+                "--source",
+                "stdin",
+                "--preset",
+                "tiny",
+                "--predictions",
+                "/dev/null",
+            ])
+            .arg("--summary")
+            .arg(&s)
+            .stdin(Stdio::piped()),
+    );
+    child.stdin.take().unwrap().write_all(&bytes[..cut]).unwrap();
+    let o = finish(child, Duration::from_secs(60), "truncated stdin");
+    assert_clean_exit(&o, "truncated stdin");
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let sm = summary(&s);
+    assert!(sm["steps"].as_u64().unwrap() > 50, "{sm}");
+    assert!(sm["error"].as_str().unwrap().contains("ends mid-record"), "{sm}");
+    // A live label the preset does not have is warned about and skipped.
+    let labels = tmp.path().join("labels.txt");
+    std::fs::write(&labels, "now 99\nnow 1\n").unwrap();
+    let o = stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic",
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "300",
+        ])
+        .args(["--predictions", "/dev/null", "--live-labels"])
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert_clean_exit(&o, "live label 99");
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("live label 99 ignored"));
 }

@@ -448,11 +448,23 @@ impl<'a> EventReader<'a> {
         Ok(())
     }
 
-    /// Reads the whole remaining input into one vector (convenience for small files).
+    /// Reads the whole remaining input into one vector (convenience for small files: a
+    /// sample, a recording to cut into equal bins). More than [`MAX_READ_ALL_EVENTS`] events
+    /// (512 MiB) is an error rather than an allocation that follows the input (an endless
+    /// stream, a corrupt file): read such input batch by batch.
     pub fn read_all(&mut self) -> Result<Vec<Event>> {
         let mut all = Vec::new();
         while let Some(r) = self.read_into(&mut all) {
             r?;
+            if all.len() > MAX_READ_ALL_EVENTS {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: more than {MAX_READ_ALL_EVENTS} events to hold at once; read it as a \
+                     stream (`--bin-us`), or give --sensor-size so that it need not be read whole",
+                    self.path
+                        .as_ref()
+                        .map_or_else(|| "<stream>".into(), |p| p.display().to_string())
+                )));
+            }
         }
         Ok(all)
     }
@@ -619,6 +631,10 @@ impl Iterator for EventReader<'_> {
 }
 
 impl std::iter::FusedIterator for EventReader<'_> {}
+
+/// The most events [`EventReader::read_all`] holds: 2^25 (512 MiB of events; a DVS128-Gesture
+/// recording has a few million).
+pub const MAX_READ_ALL_EVENTS: usize = 1 << 25;
 
 /// Reads a whole file into memory as events (convenience for tests and small samples).
 pub fn read_file(path: impl AsRef<Path>) -> Result<(Vec<Event>, Option<SensorSize>, Format)> {
