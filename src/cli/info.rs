@@ -43,14 +43,20 @@ pub struct Info {
     pub y_range: Option<[u16; 2]>,
     /// Reader counters (skipped records and packets, repairs).
     pub stats: ReadStats,
+    /// Jumps in event time between consecutive events larger than the maximum gap (either
+    /// way): what `stdl stream` and `stdl frames` would skip and count as `time_jumps`.
+    pub time_jumps: u64,
+    /// The largest step in event time between consecutive events, forwards or backwards.
+    pub largest_gap_us: u64,
 }
 
 /// Reads the whole file once, streaming, and summarises it.
-pub fn info(path: &Path, format: Option<Format>, opts: &ReadOptions) -> Result<Info> {
+pub fn info(path: &Path, format: Option<Format>, opts: &ReadOptions, max_gap_us: u64) -> Result<Info> {
     let mut r = EventReader::open_as(path, format, opts)?;
     let (mut on, mut off) = (0u64, 0u64);
     let (mut first, mut last) = (None::<Event>, None::<Event>);
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (u16::MAX, 0u16, u16::MAX, 0u16);
+    let (mut prev, mut time_jumps, mut largest_gap_us) = (None::<u64>, 0u64, 0u64);
     for batch in r.by_ref() {
         let batch = batch.with_context(|| format!("reading {}", path.display()))?;
         if first.is_none() {
@@ -65,6 +71,12 @@ pub fn info(path: &Path, format: Option<Format>, opts: &ReadOptions) -> Result<I
             } else {
                 off += 1;
             }
+            if let Some(p) = prev {
+                let gap = e.t_us.abs_diff(p);
+                largest_gap_us = largest_gap_us.max(gap);
+                time_jumps += (max_gap_us > 0 && gap > max_gap_us) as u64;
+            }
+            prev = Some(e.t_us);
             xmin = xmin.min(e.x);
             xmax = xmax.max(e.x);
             ymin = ymin.min(e.y);
@@ -104,6 +116,8 @@ pub fn info(path: &Path, format: Option<Format>, opts: &ReadOptions) -> Result<I
         x_range: (events > 0).then_some([xmin, xmax]),
         y_range: (events > 0).then_some([ymin, ymax]),
         stats: r.stats().clone(),
+        time_jumps,
+        largest_gap_us,
     })
 }
 
@@ -137,5 +151,10 @@ pub fn print_text(i: &Info) {
     println!(
         "  skipped      {} records, {} packets; {} invalid events; {} backwards timestamps; {} overflows",
         s.skipped_records, s.skipped_packets, s.invalid_events, s.backwards_timestamps, s.timestamp_overflows
+    );
+    println!(
+        "  time jumps   {} beyond the maximum gap; largest step {:.6} s",
+        i.time_jumps,
+        i.largest_gap_us as f64 * 1e-6
     );
 }

@@ -219,6 +219,10 @@ struct InfoArgs {
     /// One JSON object per file, one per line.
     #[arg(long)]
     json: bool,
+    /// Count steps in event time larger than this many microseconds as `time_jumps` (what
+    /// `stdl stream` would skip at its default; 0: none).
+    #[arg(long, default_value_t = stdl::runtime::stream::DEFAULT_MAX_GAP_US)]
+    max_gap_us: u64,
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -227,7 +231,7 @@ fn run_info(a: &InfoArgs) -> Result<()> {
     let opts = a.read.options();
     let mut failed = 0;
     for f in &a.files {
-        match info::info(f, a.read.format, &opts) {
+        match info::info(f, a.read.format, &opts, a.max_gap_us) {
             Ok(i) if a.json => println!("{}", serde_json::to_string(&i)?),
             Ok(i) => info::print_text(&i),
             Err(e) => {

@@ -275,6 +275,11 @@ fn time_jumps_and_gaps_are_bounded_in_memory_and_stoppable() {
         (o, summary(&s))
     };
     for file in [far_future_evt2(tmp.path(), &d), paused_recording(tmp.path(), &d)] {
+        // `stdl info` counts the jumps the stream will skip.
+        let o = stdl().args(["info", "--json"]).arg(&file).output().unwrap();
+        assert!(o.status.success());
+        let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(info["time_jumps"].as_u64().unwrap() >= 1, "{info}");
         // Default: the jump is skipped and reported; the rest of the recording is learned.
         let (o, s) = run(&file, &[]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
