@@ -553,7 +553,13 @@ pub fn train(
         let (test_accuracy, test_loss) = if test_set.is_empty() {
             (0.0, 0.0)
         } else {
-            evaluate(&mut model, &test_set, cfg.t_bins, cfg.batch)?
+            evaluate(&mut model, &test_set, cfg.t_bins, cfg.batch).with_context(|| {
+                format!(
+                    "epoch {} not completed; {} holds epoch {epoch}, and `--resume` continues from it",
+                    epoch + 1,
+                    ckpt.display()
+                )
+            })?
         };
         let m = EpochMetrics {
             epoch: epoch + 1,

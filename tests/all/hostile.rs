@@ -759,3 +759,57 @@ fn a_source_that_fails_midway_exits_1_after_its_summary() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("live label 99 ignored"));
 }
+
+#[test]
+fn training_keeps_metrics_and_checkpoint_consistent_through_faults_and_interrupts() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let train = |epochs: &str| {
+        let mut c = stdl();
+        c.args(["train", "--dataset", "nmnist", "--preset", "nmnist", "--quiet"])
+            .args(["--limit-samples", "48", "--epochs", epochs, "--resume"])
+            .arg("--root")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out);
+        c
+    };
+    // Epochs in metrics.jsonl and in the checkpoint: always the same.
+    let consistent = || -> usize {
+        let lines = crate::common::json_lines(std::fs::read(out.join("metrics.jsonl")).unwrap());
+        let epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
+        let n = state["epoch"].as_u64().unwrap() as usize;
+        assert_eq!(
+            epochs,
+            (1..=n as u64).collect::<Vec<_>>(),
+            "metrics.jsonl against the checkpoint"
+        );
+        n
+    };
+    assert!(train("1").output().unwrap().status.success());
+    assert_eq!(consistent(), 1);
+    // Epoch 2's checkpoint cannot be written: the run fails naming the file, epoch 1 stays.
+    let o = with_file_limit(64, &mut train("2"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("safetensors") && err.contains("too large"), "{err}");
+    assert_eq!(consistent(), 1);
+    assert!(partial_files(&out.join("checkpoint")).is_empty());
+    // Interrupted in a later epoch: exit 1 with the way on, the last whole epoch kept.
+    let child = spawn(&mut train("40"));
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, "-INT");
+    let o = finish(child, Duration::from_secs(30), "interrupted training");
+    assert_clean_exit(&o, "interrupted training");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("interrupted") && err.contains("--resume"), "{err}");
+    let n = consistent();
+    assert!((1..40).contains(&n), "{n} epochs kept");
+    // And the resume runs the rest once each.
+    assert!(train(&(n + 1).to_string()).output().unwrap().status.success());
+    assert_eq!(consistent(), n + 1);
+}
