@@ -69,6 +69,17 @@ with tempfile.TemporaryDirectory() as tmp:
             else:
                 row[method] = mib(peak)
         print(f"| {t} | {row['stdl']} | {row['bptt']} |", flush=True)
+    if tables:
+        # The same run five times: how far apart identical runs are (the noise in the table).
+        peaks = []
+        for i in range(5):
+            out = os.path.join(tmp, f"rep{i}")
+            run("train", "--dataset", "nmnist", "--root", root, "--preset", "nmnist", "--method", "stdl",
+                "--epochs", "1", "--batch", "16", "--limit-samples", "128", "--t-bins", "10",
+                "--quiet", "--out", out)
+            peaks.append(json.load(open(os.path.join(out, "result.json")))["peak_rss_bytes"])
+        print(f"\nSTDL at T = 10, five identical runs: {mib(min(peaks))} to {mib(max(peaks))} "
+              f"(spread {(max(peaks) - min(peaks)) / min(peaks) * 100:.1f}%)", flush=True)
 
 if soak_steps > 0 or soak_dvs > 0:
     print("\n## Long streams with learning on (stdl bench soak)\n")
