@@ -51,13 +51,20 @@ impl BpttModel {
     ) -> (Tensor, f32) {
         self.net.reset();
         let mut sum: Option<Tensor> = None;
+        let mut t_len_run = 0;
         for t in 0..t_len {
+            // Ctrl-C ends a long sequence early (the caller stops before saving anything).
+            if t > 0 && crate::runtime::interrupt::requested() {
+                break;
+            }
             let y = self.net.forward(frame(t), true);
+            t_len_run += 1;
             match &mut sum {
                 Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),
                 None => sum = Some(y),
             }
         }
+        let t_len = t_len_run;
         let sum = sum.expect("at least one time step");
         let mut mean = sum.clone();
         mean.data.iter_mut().for_each(|v| *v /= t_len as f32);
@@ -80,6 +87,9 @@ impl BpttModel {
         self.net.reset();
         let mut sum: Option<Tensor> = None;
         for t in 0..t_len {
+            if t > 0 && crate::runtime::interrupt::requested() {
+                break;
+            }
             let y = self.net.forward(frame(t), false);
             match &mut sum {
                 Some(s) => s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b),

@@ -176,12 +176,18 @@ impl Model {
                 m.reset_state();
                 let mut sum: Option<Tensor> = None;
                 let mut loss = 0.0;
+                let mut steps = 0;
                 for t in 0..t_bins {
+                    // Ctrl-C ends a long sequence early (the caller stops before saving).
+                    if t > 0 && crate::runtime::interrupt::requested() {
+                        break;
+                    }
                     let (logits, losses) = m.step(frame(t), Some(labels));
                     loss += losses.last().copied().unwrap_or(0.0);
                     add_into(&mut sum, logits);
+                    steps += 1;
                 }
-                (sum.expect("at least one frame"), loss / t_bins as f32)
+                (sum.expect("at least one frame"), loss / steps as f32)
             }
             Model::Bptt(m) => m.train_sequence(t_bins, frame, labels),
         }
@@ -195,6 +201,9 @@ impl Model {
                 m.reset_state();
                 let mut sum = None;
                 for t in 0..t_bins {
+                    if t > 0 && crate::runtime::interrupt::requested() {
+                        break;
+                    }
                     add_into(&mut sum, m.step(frame(t), None).0);
                 }
                 sum.expect("at least one frame")
@@ -519,15 +528,26 @@ pub fn train(
         Rng::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
         let (mut correct, mut loss_sum, mut batches) = (0usize, 0.0f64, 0usize);
         let n_batches = order.len().div_ceil(cfg.batch);
+        // What is kept when this epoch does not complete.
+        let kept = || {
+            if epoch == 0 {
+                "nothing was saved".to_string()
+            } else {
+                format!(
+                    "{} holds epoch {epoch}, and `--resume` continues from it",
+                    ckpt.display()
+                )
+            }
+        };
         for (bi, b) in train_set.loader(order, cfg.batch).enumerate() {
             if crate::runtime::interrupt::requested() {
-                // Between two batches: the checkpoint keeps the last completed epoch.
+                // Between two batches (a batch's sequence also ends early on Ctrl-C): the
+                // checkpoint keeps the last completed epoch.
                 bail!(
-                    "interrupted in epoch {} (batch {} of {n_batches}); {} holds epoch {epoch}, \
-                     and `--resume` continues from it",
+                    "interrupted in epoch {} (batch {} of {n_batches}); {}",
                     epoch + 1,
                     bi + 1,
-                    ckpt.display()
+                    kept()
                 );
             }
             let b = b?;
@@ -536,13 +556,13 @@ pub fn train(
             if !loss.is_finite() || model.diverged() {
                 // The weights are lost from here on; the last checkpoint (if any) is kept.
                 bail!(
-                    "training diverged (loss {loss}, weights finite: {}) at epoch {} batch {} of {n_batches}; \
-                     lower the learning rate (now {}) — {} holds the last good epoch",
+                    "training diverged (loss {loss}, weights finite: {}) at epoch {} batch {} of \
+                     {n_batches}; lower the learning rate (now {}); {}",
                     !model.diverged(),
                     epoch + 1,
                     bi + 1,
                     cfg.lr_schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs),
-                    ckpt.display()
+                    kept()
                 );
             }
             correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
@@ -553,13 +573,8 @@ pub fn train(
         let (test_accuracy, test_loss) = if test_set.is_empty() {
             (0.0, 0.0)
         } else {
-            evaluate(&mut model, &test_set, cfg.t_bins, cfg.batch).with_context(|| {
-                format!(
-                    "epoch {} not completed; {} holds epoch {epoch}, and `--resume` continues from it",
-                    epoch + 1,
-                    ckpt.display()
-                )
-            })?
+            evaluate(&mut model, &test_set, cfg.t_bins, cfg.batch)
+                .with_context(|| format!("epoch {} not completed; {}", epoch + 1, kept()))?
         };
         let m = EpochMetrics {
             epoch: epoch + 1,
