@@ -193,3 +193,85 @@ impl Drop for DirLock {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory of this test's own (removed when dropped).
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("stdl-io-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn partials(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".partial"))
+            .count()
+    }
+
+    #[test]
+    fn a_file_replaces_its_target_only_when_committed() {
+        let dir = TempDir::new("atomic");
+        let p = dir.path().join("out.json");
+        std::fs::write(&p, b"good").unwrap();
+        // Dropped before commit (a failure, an early return): the target is untouched and
+        // the temporary file is gone.
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"half").unwrap();
+        assert_eq!(partials(dir.path()), 1);
+        drop(f);
+        assert_eq!(std::fs::read(&p).unwrap(), b"good");
+        assert_eq!(partials(dir.path()), 0);
+        // Committed: replaced.
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(partials(dir.path()), 0);
+        // Two writers of one target never share a temporary name.
+        assert_ne!(partial_path(&p), partial_path(&p));
+        // An error names the operation and the target.
+        let e = AtomicFile::create(dir.path().join("missing/out.json")).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.starts_with("creating ") && m.contains("missing/out.json"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_directory_is_one_holders_at_a_time() {
+        let dir = TempDir::new("lock");
+        let lock = DirLock::acquire(dir.path()).unwrap();
+        let e = DirLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&std::process::id().to_string()) && e.contains("in use"),
+            "{e}"
+        );
+        drop(lock);
+        assert!(!dir.path().join(".lock").exists());
+        let again = DirLock::acquire(dir.path()).unwrap();
+        drop(again);
+        // A lock left by a process that no longer runs is taken over (Linux: /proc).
+        if cfg!(target_os = "linux") {
+            std::fs::write(dir.path().join(".lock"), "4294967\n").unwrap();
+            let taken = DirLock::acquire(dir.path()).unwrap();
+            let owner = std::fs::read_to_string(dir.path().join(".lock")).unwrap();
+            assert_eq!(owner.trim(), std::process::id().to_string());
+            drop(taken);
+        }
+    }
+}
