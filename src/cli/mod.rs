@@ -136,18 +136,28 @@ impl ReadArgs {
     }
 }
 
-/// A float flag that must be finite and above zero (`--lr`, `--speed`, seconds).
-pub(crate) fn positive<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+/// Parses a number and keeps it when `ok`; otherwise says it `must be ...`.
+fn checked<T: std::str::FromStr + Copy>(s: &str, ok: impl Fn(T) -> bool, must: &str) -> Result<T, String> {
     let v: T = s
         .trim()
         .parse()
         .map_err(|_| format!("expected a number, got {s:?}"))?;
-    let f: f64 = v.into();
-    if f.is_finite() && f > 0.0 {
+    if ok(v) {
         Ok(v)
     } else {
-        Err(format!("must be a finite number above 0, got {s}"))
+        Err(format!("must be {must}, got {s}"))
     }
+}
+
+/// A float flag that must be finite and above zero (`--lr`, `--speed`, seconds).
+pub(crate) fn positive<T: std::str::FromStr + Into<f64> + Copy + std::fmt::Display>(
+    s: &str,
+) -> Result<T, String> {
+    checked(
+        s,
+        |v: T| v.into().is_finite() && v.into() > 0.0,
+        "a finite number above 0",
+    )
 }
 
 /// A count or a duration that must be at least 1 (`--t-bins`, `--batch`, `--bin-us`, ...).
@@ -161,41 +171,21 @@ pub(crate) fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str
 
 /// A float flag that must be finite and not negative (`--metrics-every-s`: 0 is every batch).
 pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a number, got {s:?}"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be a finite number, 0 or above, got {s}"))
-    }
+    checked(
+        s,
+        |v: f64| v.is_finite() && v >= 0.0,
+        "a finite number, 0 or above",
+    )
 }
 
 /// A fraction in `[0, 1)` (`--overlap`).
 pub(crate) fn fraction(s: &str) -> Result<f32, String> {
-    let v: f32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a number, got {s:?}"))?;
-    if (0.0..1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("must be at least 0 and below 1, got {s}"))
-    }
+    checked(s, |v: f32| (0.0..1.0).contains(&v), "at least 0 and below 1")
 }
 
 /// A fraction in `(0, 1]` (`--density`).
 pub(crate) fn density(s: &str) -> Result<f32, String> {
-    let v: f32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a number, got {s:?}"))?;
-    if v > 0.0 && v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be above 0 and at most 1, got {s}"))
-    }
+    checked(s, |v: f32| v > 0.0 && v <= 1.0, "above 0 and at most 1")
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
