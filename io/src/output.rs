@@ -4,8 +4,11 @@
 //! `NAME.<pid>.<random>.partial` (so two writers never share it and no unrelated file is
 //! touched), and renames it over the target only when everything was written and synced:
 //! a full disk, a crash or an interrupt leaves the earlier file as it was, and a temporary
-//! file that was not committed is removed when it is dropped. [`DirLock`] makes a directory
-//! one process's at a time.
+//! file that was not committed is removed when it is dropped. A target that is a symbolic
+//! link keeps its link: the file it points to is replaced. A target that is not a regular
+//! file (`/dev/null`, `/dev/stdout`, a named pipe) is written in place, since replacing a
+//! device by a regular file would break it for every other program. [`DirLock`] makes a
+//! directory one process's at a time.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -45,16 +48,37 @@ pub fn partial_path(path: &Path) -> PathBuf {
 /// A file that replaces its target only when [`AtomicFile::commit`] succeeds.
 #[derive(Debug)]
 pub struct AtomicFile {
+    /// The target as given (named in messages).
     path: PathBuf,
-    tmp: PathBuf,
+    /// The temporary file and what it is renamed over (the target, or the file a symbolic
+    /// link at the target points to); `None` when the target is written in place.
+    rename: Option<(PathBuf, PathBuf)>,
     file: Option<BufWriter<File>>,
 }
 
 impl AtomicFile {
-    /// Starts writing `path` (nothing at `path` changes until [`AtomicFile::commit`]).
+    /// Starts writing `path` (nothing at `path` changes until [`AtomicFile::commit`], unless
+    /// it is a device or a pipe, which is written in place).
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let tmp = partial_path(&path);
+        let special = std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if special {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| output_error("opening", &path, e))?;
+            return Ok(Self {
+                path,
+                rename: None,
+                file: Some(BufWriter::with_capacity(1 << 16, file)),
+            });
+        }
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let target = match is_link {
+            true => std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()),
+            false => path.clone(),
+        };
+        let tmp = partial_path(&target);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -62,7 +86,7 @@ impl AtomicFile {
             .map_err(|e| output_error("creating", &path, e))?;
         Ok(Self {
             path,
-            tmp,
+            rename: Some((tmp, target)),
             file: Some(BufWriter::with_capacity(1 << 16, file)),
         })
     }
@@ -80,6 +104,10 @@ impl AtomicFile {
     fn sync(&mut self) -> Result<()> {
         let w = self.file.as_mut().expect("not committed");
         w.flush().map_err(|e| output_error("writing", &self.path, e))?;
+        if self.rename.is_none() {
+            // A device or a pipe: nothing to sync.
+            return Ok(());
+        }
         w.get_ref()
             .sync_all()
             .map_err(|e| output_error("writing", &self.path, e))
@@ -95,10 +123,12 @@ pub fn commit_all(mut files: Vec<AtomicFile>) -> Result<()> {
     }
     for mut f in files {
         drop(f.file.take());
-        std::fs::rename(&f.tmp, &f.path).map_err(|e| {
-            let _ = std::fs::remove_file(&f.tmp);
-            output_error("renaming over", &f.path, e)
-        })?;
+        if let Some((tmp, target)) = &f.rename {
+            std::fs::rename(tmp, target).map_err(|e| {
+                let _ = std::fs::remove_file(tmp);
+                output_error("renaming over", &f.path, e)
+            })?;
+        }
     }
     Ok(())
 }
@@ -119,8 +149,8 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+        if let (Some(_), Some((tmp, _))) = (self.file.take(), &self.rename) {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -250,6 +280,41 @@ mod tests {
             m.starts_with("creating ") && m.contains("missing/out.json"),
             "{m}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_devices_and_pipes_stay_what_they_are() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = TempDir::new("special");
+        // A symbolic link keeps pointing where it did; the file it points to is replaced.
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::fs::write(&real, b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&real).unwrap(), b"new");
+        assert_eq!(partials(dir.path()), 0);
+        // The null device is written in place, and stays a device (it was once replaced by
+        // a regular file when a test, run as root, sent predictions to /dev/null).
+        let device = || std::fs::metadata("/dev/null").unwrap().file_type().is_char_device();
+        if device() {
+            write_atomic("/dev/null", b"discarded").unwrap();
+            assert!(device(), "/dev/null was replaced by a regular file");
+        }
+        // A named pipe: written in place, read at the other end.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let reader = {
+                let fifo = fifo.clone();
+                std::thread::spawn(move || std::fs::read(fifo).unwrap())
+            };
+            write_atomic(&fifo, b"through the pipe").unwrap();
+            assert_eq!(reader.join().unwrap(), b"through the pipe");
+            assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        }
     }
 
     #[test]
