@@ -281,6 +281,13 @@ pub struct ContinualResult {
     pub samples_per_task: Vec<[usize; 2]>,
     /// Replay buffer, when used.
     pub replay: Option<ReplayStats>,
+    /// Tasks learned and measured in full: all of them, unless the run was interrupted.
+    #[serde(default)]
+    pub tasks_learned: usize,
+    /// Ctrl-C or SIGTERM ended the run early: the matrix has `tasks_learned` rows, and the
+    /// summary figures are those of the experiment made of the first `tasks_learned` tasks.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Seconds, all tasks.
     pub seconds: f64,
     /// Peak resident memory of the process.
@@ -468,10 +475,14 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
             .collect()
     };
     let initial_accuracy = eval_all(&mut model)?;
+    crate::train::stop_if_interrupted("measuring the accuracy before learning")?;
     let mut matrix = Vec::with_capacity(cfg.tasks.len());
     let mut stream_accuracy = Vec::with_capacity(cfg.tasks.len());
     let mut rng = Rng::new(cfg.seed ^ 0xC0_47_1A_0A);
-    for (k, idx) in train_idx.iter().enumerate() {
+    // Ctrl-C ends the run after the batch in flight; the result then covers the tasks learned
+    // and measured in full (a task cut short, or its measurement, is left out).
+    let stop = crate::runtime::interrupt::requested;
+    'tasks: for (k, idx) in train_idx.iter().enumerate() {
         let mut order = idx.clone();
         let (mut correct, mut seen) = (0usize, 0usize);
         let n_batches = order.len().div_ceil(cfg.batch) * cfg.epochs_per_task;
@@ -507,13 +518,29 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
                 }
                 b += 1;
                 progress(k, b, n_batches);
+                if stop() {
+                    break 'tasks;
+                }
             }
         }
+        let row = eval_all(&mut model)?;
+        if stop() {
+            break;
+        }
         stream_accuracy.push(correct as f32 / seen.max(1) as f32);
-        matrix.push(eval_all(&mut model)?);
+        matrix.push(row);
     }
+    let learned = matrix.len();
+    let interrupted = learned < cfg.tasks.len();
+    ensure!(
+        learned > 0,
+        "interrupted while learning task 0; no task was learned in full, nothing to report"
+    );
+    // Interrupted: the figures of the experiment made of the tasks learned (the square
+    // top-left block of the matrix); the full rows are kept.
+    let block: Vec<Vec<f32>> = matrix.iter().map(|r| r[..learned].to_vec()).collect();
     let (average_accuracy, forgetting, backward_transfer, forward_transfer) =
-        summarize(&matrix, &initial_accuracy);
+        summarize(&block, &initial_accuracy[..learned]);
     let replay = replay.map(|buf| {
         let mut held = std::collections::BTreeMap::<usize, usize>::new();
         for i in 0..buf.len() {
@@ -544,6 +571,8 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
             .map(|(a, b)| [a.len(), b.len()])
             .collect(),
         replay,
+        tasks_learned: learned,
+        interrupted,
         seconds: t0.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         config: cfg,

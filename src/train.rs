@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -153,24 +156,40 @@ impl Model {
                     std::mem::take(&mut m.stages),
                     crate::runtime::stream::PIPELINE_QUEUE,
                 );
-                let (sum, loss) = std::thread::scope(|s| {
+                // How many steps were sent, once sending is over (Ctrl-C ends it early, as in
+                // the sequential branch); until then, usize::MAX.
+                let sent = AtomicUsize::new(usize::MAX);
+                let (sum, loss, steps) = std::thread::scope(|s| {
                     let collector = s.spawn(|| {
                         let mut sum: Option<Tensor> = None;
-                        let mut loss = 0.0;
-                        for _ in 0..t_bins {
-                            let out = pipe.recv().expect("pipeline stage failed");
-                            loss += out.loss.unwrap_or(0.0);
-                            add_into(&mut sum, out.logits);
+                        let (mut loss, mut steps) = (0.0, 0);
+                        while steps < sent.load(Ordering::Acquire) {
+                            // A short wait, so a count that arrives while waiting is seen.
+                            match pipe.recv_timeout(Duration::from_millis(20)) {
+                                Ok(out) => {
+                                    loss += out.loss.unwrap_or(0.0);
+                                    add_into(&mut sum, out.logits);
+                                    steps += 1;
+                                }
+                                Err(RecvTimeoutError::Timeout) => {}
+                                Err(RecvTimeoutError::Disconnected) => panic!("pipeline stage failed"),
+                            }
                         }
-                        (sum, loss)
+                        (sum, loss, steps)
                     });
+                    let mut n = 0;
                     for t in 0..t_bins {
+                        if t > 0 && crate::runtime::interrupt::requested() {
+                            break;
+                        }
                         pipe.send(frame(t), Some(labels.to_vec()));
+                        n += 1;
                     }
+                    sent.store(n, Ordering::Release);
                     collector.join().expect("pipeline collector")
                 });
                 m.stages = pipe.finish();
-                (sum.expect("at least one frame"), loss / t_bins as f32)
+                (sum.expect("at least one frame"), loss / steps as f32)
             }
             Model::Stdl(m) => {
                 m.reset_state();

@@ -113,23 +113,42 @@ pub fn write_png(path: &Path, img: &Rgb) -> Result<()> {
     Ok(())
 }
 
+/// What a plot's drawing code returns (plotters' errors are boxed).
+pub type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A plotters drawing area over an in-memory RGB image.
+pub type Canvas<'a> =
+    plotters::drawing::DrawingArea<plotters::prelude::BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws a `size` picture on white in memory with `draw`, then writes it as PNG atomically
+/// (an earlier plot at `path` survives a failure). A drawing failure (a missing font) is an
+/// error naming the file; callers treat plots as optional.
+pub fn draw_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Canvas) -> Drawn) -> Result<()> {
+    use plotters::prelude::*;
+    let mut buf = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    let drawn = (|| -> Drawn {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+        Ok(())
+    })();
+    drawn.map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
+    write_png(path, &Rgb::new(size, buf))
+}
+
 /// Draws accuracy and loss per epoch (train and test) side by side. A missing font or
 /// drawing failure is reported as an error; callers treat the plot as optional.
 pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: &str) -> Result<()> {
-    const SIZE: (u32, u32) = (1000, 420);
     use plotters::prelude::*;
-    // Drawn in memory, then written atomically (an earlier plot survives a failure).
-    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
-    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
+    draw_png(path, (1000, 420), |root| {
         let (left, right) = root.split_horizontally(500);
         let epochs = metrics.len().max(1) as f32;
         let series = |area: &DrawingArea<BitMapBackend, _>,
                       caption: &str,
                       ymax: f32,
                       pick: &dyn Fn(&crate::train::EpochMetrics) -> (f32, f32)|
-         -> std::result::Result<(), Box<dyn std::error::Error>> {
+         -> Drawn {
             let mut chart = ChartBuilder::on(area)
                 .caption(format!("{title}: {caption}"), ("sans-serif", 18))
                 .margin(10)
@@ -164,26 +183,19 @@ pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: 
             .map(|m| m.train_loss.max(m.test_loss))
             .fold(0.1f32, f32::max)
             * 1.1;
-        series(&right, "loss", lmax, &|m| (m.train_loss, m.test_loss))?;
-        root.present()?;
-        Ok(())
-    };
-    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
-    write_png(path, &Rgb::new(SIZE, buf))
+        series(&right, "loss", lmax, &|m| (m.train_loss, m.test_loss))
+    })
 }
 
 /// Draws a continual-learning run: the accuracy matrix as a heat map with its values (row:
 /// after learning task i; column: tested on task j), and each task's accuracy over the
 /// sequence of tasks.
 pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title: &str) -> Result<()> {
-    const SIZE: (u32, u32) = (1000, 460);
     use plotters::prelude::*;
+    // Rows: tasks learned (fewer than the tasks when the run was interrupted); columns: tasks.
     let t = r.accuracy_matrix.len();
-    // Drawn in memory, then written atomically (an earlier plot survives a failure).
-    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
-    let mut draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
+    let tasks = r.config.tasks.len().max(t);
+    draw_png(path, (1000, 460), |root| {
         let (title_area, body) = root.split_vertically(34);
         title_area.titled(title, ("sans-serif", 20))?;
         let (left, right) = body.split_horizontally(460);
@@ -195,11 +207,11 @@ pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title:
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(40)
-            .build_cartesian_2d(-0.5f32..t as f32 - 0.5, t as f32 - 0.5..-0.5f32)?;
+            .build_cartesian_2d(-0.5f32..tasks as f32 - 0.5, tasks as f32 - 0.5..-0.5f32)?;
         heat.configure_mesh()
             .disable_mesh()
-            .x_labels(t)
-            .y_labels(t)
+            .x_labels(tasks)
+            .y_labels(tasks)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("tested on task")
@@ -262,9 +274,6 @@ pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title:
             .border_style(BLACK)
             .background_style(WHITE.mix(0.85))
             .draw()?;
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
-    write_png(path, &Rgb::new(SIZE, buf))
+    })
 }

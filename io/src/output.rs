@@ -298,7 +298,12 @@ mod tests {
         assert_eq!(partials(dir.path()), 0);
         // The null device is written in place, and stays a device (it was once replaced by
         // a regular file when a test, run as root, sent predictions to /dev/null).
-        let device = || std::fs::metadata("/dev/null").unwrap().file_type().is_char_device();
+        let device = || {
+            std::fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        };
         if device() {
             write_atomic("/dev/null", b"discarded").unwrap();
             assert!(device(), "/dev/null was replaced by a regular file");

@@ -80,6 +80,7 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
             "off".into()
         }
     );
+    stdl::runtime::interrupt::install();
     let bar = l.progress_bar("task {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}");
     let r = run(cfg, |task, b, n| {
         bar.set_prefix(task.to_string());
@@ -92,23 +93,45 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     stdl::store::write_json(&json, &r)?;
     let png = a.out.join("continual.png");
     let title = format!(
-        "{} {}-incremental, {}, replay {}",
+        "{} {}-incremental, {}, replay {}{}",
         r.config.dataset,
         r.config.protocol,
         r.config.method,
         r.replay
             .as_ref()
-            .map_or("off".to_string(), |b| format!("{} samples", b.capacity_samples))
+            .map_or("off".to_string(), |b| format!("{} samples", b.capacity_samples)),
+        if r.interrupted {
+            format!(
+                " (interrupted after {} of {} tasks)",
+                r.tasks_learned,
+                r.config.tasks.len()
+            )
+        } else {
+            String::new()
+        }
     );
     if let Err(e) = stdl::viz::plot_continual(&png, &r, &title) {
         eprintln!("warning: {e:#} (continual.json has the figures)");
     }
+    // Interrupted: what was learned in full is written and shown, then the exit status says
+    // the run did not finish.
+    let finished = || -> Result<()> {
+        if r.interrupted {
+            anyhow::bail!(
+                "interrupted after {} of {} tasks; {} covers the tasks learned",
+                r.tasks_learned,
+                r.config.tasks.len(),
+                json.display()
+            );
+        }
+        Ok(())
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
+        return finished();
     }
     // The matrix as a table, percent.
-    let t = r.accuracy_matrix.len();
+    let t = r.config.tasks.len();
     print!("after task |");
     for j in 0..t {
         print!(" task {j:<2}");
@@ -151,5 +174,5 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
         r.backward_transfer * 100.0,
         r.forward_transfer * 100.0
     );
-    Ok(())
+    finished()
 }

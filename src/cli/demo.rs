@@ -62,13 +62,16 @@ fn accuracy_curve(path: &std::path::Path, window: usize) -> Result<Vec<(f32, f32
         .collect())
 }
 
-fn plot_curve(path: &std::path::Path, curve: &[(f32, f32)], held_out: f32, chance: f32) -> Result<()> {
+fn plot_curve(
+    path: &std::path::Path,
+    curve: &[(f32, f32)],
+    held_out: Option<f32>,
+    chance: f32,
+) -> Result<()> {
     use plotters::prelude::*;
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (800, 420)).into_drawing_area();
-        root.fill(&WHITE)?;
+    stdl::viz::draw_png(path, (800, 420), |root| {
         let xmax = curve.last().map_or(1.0, |p| p.0);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 "stdl demo: online STDL on a synthetic event stream",
                 ("sans-serif", 18),
@@ -86,13 +89,15 @@ fn plot_curve(path: &std::path::Path, curve: &[(f32, f32)], held_out: f32, chanc
             .draw_series(LineSeries::new(curve.to_vec(), BLUE.stroke_width(2)))?
             .label("while learning (100 ms segments; smoothing lags each switch)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, held_out), (xmax, held_out)],
-                RED.stroke_width(2),
-            ))?
-            .label("held-out stream, no learning")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+        if let Some(held_out) = held_out {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, held_out), (xmax, held_out)],
+                    RED.stroke_width(2),
+                ))?
+                .label("held-out stream, no learning")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+        }
         chart
             .draw_series(LineSeries::new(
                 vec![(0.0, chance), (xmax, chance)],
@@ -106,10 +111,8 @@ fn plot_curve(path: &std::path::Path, curve: &[(f32, f32)], held_out: f32, chanc
             .border_style(BLACK)
             .background_style(WHITE)
             .draw()?;
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))
+    })
 }
 
 /// Twelve 50 ms frames of the synthetic scene at full resolution.
@@ -127,6 +130,9 @@ fn frames_strip(out: &std::path::Path, cfg: &SyntheticConfig) -> Result<()> {
 }
 
 pub fn run(a: &DemoArgs) -> Result<()> {
+    // Ctrl-C or SIGTERM: the learning in flight stops after its step, and what was learned
+    // and measured so far is written (summaries, predictions, the plot) before exiting.
+    stdl::runtime::interrupt::install();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     if let Some(root) = &a.data {
         return run_nmnist(a, root);
@@ -168,6 +174,24 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         train.seconds,
         100.0 * train.accuracy.unwrap_or(0.0)
     );
+    let plot = |held_out: Option<f32>| -> Result<()> {
+        let curve = accuracy_curve(&a.out.join("train_predictions.jsonl"), 200)?;
+        match plot_curve(&a.out.join("accuracy.png"), &curve, held_out, 1.0 / 11.0) {
+            Ok(()) => eprintln!("plot: {}", a.out.join("accuracy.png").display()),
+            Err(e) => eprintln!("warning: {e:#}"),
+        }
+        Ok(())
+    };
+    if train.interrupted {
+        plot(None)?;
+        anyhow::bail!(
+            "interrupted after {} of {} learning steps; no held-out test. {} and the plot cover \
+             the steps learned",
+            train.steps,
+            a.train_steps,
+            a.out.join("train_summary.json").display()
+        );
+    }
     let test_cfg = StreamConfig {
         // Held out: another seed, and longer segments of one direction each.
         source: Source::Synthetic(SyntheticConfig {
@@ -188,13 +212,16 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     );
     let (test, _) = run_model(&test_cfg, model)?;
     let held_out = test.accuracy.unwrap_or(0.0);
-    let curve = accuracy_curve(&a.out.join("train_predictions.jsonl"), 200)?;
-    match plot_curve(&a.out.join("accuracy.png"), &curve, held_out, 1.0 / 11.0) {
-        Ok(()) => eprintln!("plot: {}", a.out.join("accuracy.png").display()),
-        Err(e) => eprintln!("warning: {e:#}"),
-    }
+    plot(Some(held_out))?;
     println!("held-out stream: {} steps, chance 9.1%", test.steps);
     println!("accuracy: {:.1}%", 100.0 * held_out);
+    if test.interrupted {
+        anyhow::bail!(
+            "interrupted after {} of {} held-out steps; the accuracy above is over those",
+            test.steps,
+            a.test_steps
+        );
+    }
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 use stdl_models::Tensor;
 
@@ -201,6 +201,12 @@ impl Pipeline {
     /// The next step's output (blocks until the last stage produces it).
     pub fn recv(&self) -> Option<StageOutput> {
         self.output.recv().ok()
+    }
+
+    /// The next step's output, waiting at most `timeout` for it; `Disconnected` when a stage
+    /// thread has ended.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<StageOutput, RecvTimeoutError> {
+        self.output.recv_timeout(timeout)
     }
 
     /// The next step's output if one is ready.

@@ -11,6 +11,19 @@ pub fn stdl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stdl"))
 }
 
+/// `stdl stream --source SOURCE --preset PRESET --predictions /dev/null`: a stream whose
+/// predictions are not looked at; the caller adds the rest.
+pub fn stream(source: impl AsRef<std::ffi::OsStr>, preset: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = stdl();
+    c.arg("stream")
+        .arg("--source")
+        .arg(source)
+        .arg("--preset")
+        .arg(preset)
+        .args(["--predictions", "/dev/null"]);
+    c
+}
+
 /// `../shared/data`, or `None` (with a printed reason) when it is absent outside CI.
 /// Under `CI=true` a missing directory fails the test.
 pub fn shared_data() -> Option<PathBuf> {

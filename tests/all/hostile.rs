@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::stdl;
+use crate::common::{stdl, stream};
 use crate::data;
 
 /// Waits for `child`, killing it (and failing) if it runs past `limit`: a hang is a failure,
@@ -386,18 +386,8 @@ fn ctrl_c_and_sigterm_stop_a_stream_in_every_state() {
     let tmp = tempfile::tempdir().unwrap();
     let s = tmp.path().join("s.json");
     let stream = |source: &str| {
-        let mut c = stdl();
-        c.args([
-            "stream",
-            "--preset",
-            "tiny",
-            "--predictions",
-            "/dev/null",
-            "--source",
-            source,
-        ])
-        .arg("--summary")
-        .arg(&s);
+        let mut c = stream(source, "tiny");
+        c.arg("--summary").arg(&s);
         c
     };
     // A FIFO without a writer: opening it blocks.
@@ -530,28 +520,18 @@ fn a_failed_write_keeps_the_earlier_good_file() {
     // it (and says so in its summary), and it still loads.
     let ck = tmp.path().join("ck");
     let s = tmp.path().join("s.json");
-    let stream = |c: &mut Command, steps: &str| {
-        c.args([
-            "stream",
-            "--source",
-            "synthetic",
-            "--preset",
-            "dvs-gesture",
-            "--predictions",
-            "/dev/null",
-        ])
-        .args(["--max-steps", steps])
-        .arg("--checkpoint-dir")
-        .arg(&ck)
-        .arg("--summary")
-        .arg(&s);
+    let run = |steps: &str| {
+        let mut c = stream("synthetic", "dvs-gesture");
+        c.args(["--max-steps", steps])
+            .arg("--checkpoint-dir")
+            .arg(&ck)
+            .arg("--summary")
+            .arg(&s);
+        c
     };
-    let mut c = stdl();
-    stream(&mut c, "20");
-    assert!(c.output().unwrap().status.success());
+    assert!(run("20").output().unwrap().status.success());
     let state = std::fs::read(ck.join("state.json")).unwrap();
-    let mut c = stdl();
-    stream(&mut c, "40");
+    let mut c = run("40");
     c.arg("--resume");
     let o = with_file_limit(64, &mut c);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
@@ -567,20 +547,8 @@ fn one_checkpoint_directory_one_stream() {
     let ck = tmp.path().join("ck");
     let s = tmp.path().join("s.json");
     let run = || {
-        let mut c = stdl();
-        c.args([
-            "stream",
-            "--source",
-            "synthetic",
-            "--preset",
-            "tiny",
-            "--predictions",
-            "/dev/null",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(&ck)
-        .arg("--summary")
-        .arg(&s);
+        let mut c = stream("synthetic", "tiny");
+        c.arg("--checkpoint-dir").arg(&ck).arg("--summary").arg(&s);
         c
     };
     let first = spawn(&mut run());
@@ -604,18 +572,8 @@ fn one_checkpoint_directory_one_stream() {
             .unwrap();
     std::fs::write(&custom, tiny.replace("name = \"tiny\"", "name = \"custom\"")).unwrap();
     let ck2 = tmp.path().join("ck2");
-    let o = stdl()
-        .args([
-            "stream",
-            "--source",
-            "synthetic",
-            "--max-steps",
-            "20",
-            "--predictions",
-            "/dev/null",
-        ])
-        .arg("--preset")
-        .arg(&custom)
+    let o = stream("synthetic", &custom)
+        .args(["--max-steps", "20"])
         .arg("--checkpoint-dir")
         .arg(&ck2)
         .output()
@@ -630,17 +588,8 @@ fn learning_that_diverges_stops_and_writes_no_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = tmp.path().join("ck");
     let s = tmp.path().join("s.json");
-    let o = stdl()
-        .args([
-            "stream",
-            "--source",
-            "synthetic",
-            "--preset",
-            "tiny",
-            "--lr",
-            "1e30",
-        ])
-        .args(["--max-steps", "2000", "--predictions", "/dev/null"])
+    let o = stream("synthetic", "tiny")
+        .args(["--lr", "1e30", "--max-steps", "2000"])
         .arg("--checkpoint-dir")
         .arg(&ck)
         .arg("--summary")
@@ -660,23 +609,23 @@ fn dv_tcp_delivers_packets_that_arrived_in_one_write() {
     // The network stream: the file without its magic line and its trailing table.
     let bytes = std::fs::read(d.join("aedat4/dvxplorer_tonic_sample.aedat4")).unwrap();
     let h = aedat::base::ioheader_generated::size_prefixed_root_as_ioheader(&bytes[14..]).unwrap();
-    let stream = &bytes[14..h.file_data_position() as usize];
+    let net = &bytes[14..h.file_data_position() as usize];
     // The IOHeader and the packets that fit in 60 KB: less than one read of the client's.
-    let mut end = 4 + u32::from_le_bytes(stream[..4].try_into().unwrap()) as usize;
+    let mut end = 4 + u32::from_le_bytes(net[..4].try_into().unwrap()) as usize;
     loop {
-        let size = i32::from_le_bytes(stream[end + 4..end + 8].try_into().unwrap()) as usize;
+        let size = i32::from_le_bytes(net[end + 4..end + 8].try_into().unwrap()) as usize;
         if end + 8 + size > 60_000 {
             break;
         }
         end += 8 + size;
     }
-    let stream = stream[..end].to_vec();
+    let net = net[..end].to_vec();
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
     // Header and packets in one write, then nothing: the client must deliver what it has.
     let srv = std::thread::spawn(move || {
         let (mut s, _) = server.accept().unwrap();
-        s.write_all(&stream).unwrap();
+        s.write_all(&net).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut b = [0u8; 1];
         // The client closed first (having learned its steps without more bytes), not the
@@ -687,20 +636,8 @@ fn dv_tcp_delivers_packets_that_arrived_in_one_write() {
             Ok(_) => false,
         }
     });
-    let child = spawn(
-        stdl()
-            .args([
-                "stream",
-                "--preset",
-                "tiny",
-                "--max-steps",
-                "5",
-                "--bin-us",
-                "200",
-            ])
-            .args(["--predictions", "/dev/null", "--source"])
-            .arg(format!("dv-tcp://{addr}")),
-    );
+    let child =
+        spawn(stream(format!("dv-tcp://{addr}"), "tiny").args(["--max-steps", "5", "--bin-us", "200"]));
     let o = finish(child, Duration::from_secs(50), "dv-tcp one write");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = crate::common::last_json_line(&o.stderr);
@@ -717,16 +654,7 @@ fn a_source_that_fails_midway_exits_1_after_its_summary() {
     let bytes = std::fs::read(d.join("aedat2/dvs128_alex_walking_again.aedat")).unwrap();
     let cut = bytes.len() / 2 + 3;
     let mut child = spawn(
-        stdl()
-            .args([
-                "stream",
-                "--source",
-                "stdin",
-                "--preset",
-                "tiny",
-                "--predictions",
-                "/dev/null",
-            ])
+        stream("stdin", "tiny")
             .arg("--summary")
             .arg(&s)
             .stdin(Stdio::piped()),
@@ -741,17 +669,8 @@ fn a_source_that_fails_midway_exits_1_after_its_summary() {
     // A live label the preset does not have is warned about and skipped.
     let labels = tmp.path().join("labels.txt");
     std::fs::write(&labels, "now 99\nnow 1\n").unwrap();
-    let o = stdl()
-        .args([
-            "stream",
-            "--source",
-            "synthetic",
-            "--preset",
-            "tiny",
-            "--max-steps",
-            "300",
-        ])
-        .args(["--predictions", "/dev/null", "--live-labels"])
+    let o = stream("synthetic", "tiny")
+        .args(["--max-steps", "300", "--live-labels"])
         .arg(&labels)
         .output()
         .unwrap();
@@ -812,4 +731,88 @@ fn training_keeps_metrics_and_checkpoint_consistent_through_faults_and_interrupt
     // And the resume runs the rest once each.
     assert!(train(&(n + 1).to_string()).output().unwrap().status.success());
     assert_eq!(consistent(), n + 1);
+}
+
+/// Runs `c`, sends `sig` after `after`, and returns its output: it must stop well before it
+/// would have finished (the limit is a hang detector: each run asked for far more work).
+fn interrupted(mut c: Command, sig: &str, after: Duration, what: &str) -> Output {
+    let child = spawn(&mut c);
+    std::thread::sleep(after);
+    signal(&child, sig);
+    let o = finish(child, Duration::from_secs(20), what);
+    assert_clean_exit(&o, what);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+    assert!(err.contains("interrupted"), "{what}: {err}");
+    o
+}
+
+#[test]
+fn demo_continual_and_pipelined_training_stop_on_a_signal_with_what_they_learned() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // The demo, learning (a million steps asked for): the summary and plot of what it learned.
+    let out = tmp.path().join("demo");
+    let mut c = stdl();
+    c.args(["demo", "--train-steps", "1000000"])
+        .arg("--out")
+        .arg(&out);
+    let o = interrupted(c, "-INT", Duration::from_millis(2500), "demo");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("learning steps"), "{err}");
+    let s = summary(&out.join("train_summary.json"));
+    assert_eq!(s["interrupted"], true, "{s}");
+    assert!(out.join("accuracy.png").is_file());
+    assert!(partial_files(&out).is_empty());
+    // Continual learning of ten one-class tasks: the tasks learned in full, and their figures.
+    let out = tmp.path().join("continual");
+    let mut c = stdl();
+    c.args([
+        "continual",
+        "--dataset",
+        "nmnist",
+        "--preset",
+        "nmnist",
+        "--quiet",
+    ])
+    .args(["--tasks", "0/1/2/3/4/5/6/7/8/9", "--samples-per-class", "10"])
+    .args(["--t-bins", "40"])
+    .arg("--root")
+    .arg(d.join("nmnist/slayer_NMNISTsmall"))
+    .arg("--out")
+    .arg(&out);
+    let o = interrupted(c, "-TERM", Duration::from_millis(3500), "continual");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let json = out.join("continual.json");
+    if json.exists() {
+        let r = summary(&json);
+        let learned = r["tasks_learned"].as_u64().unwrap() as usize;
+        let rows = r["accuracy_matrix"].as_array().unwrap();
+        assert_eq!(r["interrupted"], true, "{r}");
+        assert!((1..10).contains(&learned), "{learned} tasks learned");
+        assert_eq!(rows.len(), learned);
+        assert!(rows.iter().all(|row| row.as_array().unwrap().len() == 10));
+        assert!(err.contains(&format!("after {learned} of 10 tasks")), "{err}");
+        assert!(out.join("continual.png").is_file());
+    } else {
+        assert!(err.contains("no task was learned in full"), "{err}");
+    }
+    // Pipelined training inside one long batch (T = 100000: over a minute per batch).
+    let out = tmp.path().join("train");
+    let mut c = stdl();
+    c.args([
+        "train",
+        "--dataset",
+        "nmnist",
+        "--preset",
+        "nmnist",
+        "--quiet",
+        "--pipeline",
+    ])
+    .args(["--t-bins", "100000", "--batch", "4", "--limit-samples", "8"])
+    .arg("--root")
+    .arg(d.join("nmnist/slayer_NMNISTsmall"))
+    .arg("--out")
+    .arg(&out);
+    interrupted(c, "-INT", Duration::from_millis(5000), "train --pipeline");
 }
