@@ -24,6 +24,18 @@ pub fn stream(source: impl AsRef<std::ffi::OsStr>, preset: impl AsRef<std::ffi::
     c
 }
 
+/// `stdl train --dataset nmnist --preset PRESET --quiet --root ROOT --out OUT`; the caller adds
+/// the rest.
+pub fn train_nmnist(root: &std::path::Path, preset: &str, out: &std::path::Path) -> Command {
+    let mut c = stdl();
+    c.args(["train", "--dataset", "nmnist", "--preset", preset, "--quiet"])
+        .arg("--root")
+        .arg(root)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 /// `../shared/data`, or `None` (with a printed reason) when it is absent outside CI.
 /// Under `CI=true` a missing directory fails the test.
 pub fn shared_data() -> Option<PathBuf> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{stdl, stream};
+use crate::common::{stdl, stream, train_nmnist};
 use crate::data;
 
 /// Waits for `child`, killing it (and failing) if it runs past `limit`: a hang is a failure,
@@ -686,13 +686,8 @@ fn training_keeps_metrics_and_checkpoint_consistent_through_faults_and_interrupt
     let out = tmp.path().join("run");
     let root = d.join("nmnist/slayer_NMNISTsmall");
     let train = |epochs: &str| {
-        let mut c = stdl();
-        c.args(["train", "--dataset", "nmnist", "--preset", "nmnist", "--quiet"])
-            .args(["--limit-samples", "48", "--epochs", epochs, "--resume"])
-            .arg("--root")
-            .arg(&root)
-            .arg("--out")
-            .arg(&out);
+        let mut c = train_nmnist(&root, "nmnist", &out);
+        c.args(["--limit-samples", "48", "--epochs", epochs, "--resume"]);
         c
     };
     // Epochs in metrics.jsonl and in the checkpoint: always the same.
@@ -799,20 +794,15 @@ fn demo_continual_and_pipelined_training_stop_on_a_signal_with_what_they_learned
     }
     // Pipelined training inside one long batch (T = 100000: over a minute per batch).
     let out = tmp.path().join("train");
-    let mut c = stdl();
+    let mut c = train_nmnist(&d.join("nmnist/slayer_NMNISTsmall"), "nmnist", &out);
     c.args([
-        "train",
-        "--dataset",
-        "nmnist",
-        "--preset",
-        "nmnist",
-        "--quiet",
         "--pipeline",
-    ])
-    .args(["--t-bins", "100000", "--batch", "4", "--limit-samples", "8"])
-    .arg("--root")
-    .arg(d.join("nmnist/slayer_NMNISTsmall"))
-    .arg("--out")
-    .arg(&out);
+        "--t-bins",
+        "100000",
+        "--batch",
+        "4",
+        "--limit-samples",
+        "8",
+    ]);
     interrupted(c, "-INT", Duration::from_millis(5000), "train --pipeline");
 }

@@ -22,18 +22,8 @@ fn train_resume_and_eval_on_real_nmnist() {
     for method in ["stdl", "bptt"] {
         let out = tmp.path().join(method);
         let run = |epochs: &str, resume: bool| {
-            let mut c = stdl();
-            c.args([
-                "train",
-                "--dataset",
-                "nmnist",
-                "--preset",
-                "nmnist",
-                "--quiet",
-                "--method",
-                method,
-            ])
-            .args([
+            let mut c = crate::common::train_nmnist(&root, "nmnist", &out);
+            c.args(["--method", method]).args([
                 "--limit-samples",
                 "160",
                 "--t-bins",
@@ -44,11 +34,7 @@ fn train_resume_and_eval_on_real_nmnist() {
                 epochs,
                 "--seed",
                 "3",
-            ])
-            .arg("--root")
-            .arg(&root)
-            .arg("--out")
-            .arg(&out);
+            ]);
             if resume {
                 c.arg("--resume");
             }
@@ -304,22 +290,10 @@ fn the_plan_and_checkpoints_do_not_depend_on_the_number_of_threads() {
     for (first, then) in [("1", "16"), ("16", "1")] {
         let out = tmp.path().join(format!("from{first}"));
         for (threads, epochs, resume) in [(first, "1", false), (then, "2", true)] {
-            let mut c = stdl();
+            let mut c = crate::common::train_nmnist(&root, "dvs-gesture", &out);
             c.env("RAYON_NUM_THREADS", threads)
-                .args([
-                    "train",
-                    "--dataset",
-                    "nmnist",
-                    "--preset",
-                    "dvs-gesture",
-                    "--quiet",
-                ])
                 .args(["--batch", "8", "--t-bins", "2", "--limit-samples", "16"])
-                .args(["--epochs", epochs])
-                .arg("--root")
-                .arg(&root)
-                .arg("--out")
-                .arg(&out);
+                .args(["--epochs", epochs]);
             if resume {
                 c.arg("--resume");
             }
