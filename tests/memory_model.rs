@@ -16,7 +16,7 @@ use stdl::io::{read_file, SensorSize};
 use stdl::stdl::{build_stage_layers, plan, Stage, StdlModel};
 use stdl_models::layers::conv::PLAN_INPUT_DENSITY;
 use stdl_models::network::NetworkSpec;
-use stdl_models::optim::{OptimConfig, Optimizer};
+use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Rng, Tensor};
 
 #[global_allocator]
@@ -95,14 +95,7 @@ fn measure(spec: &NetworkSpec, p: &stdl::stdl::Plan, k: usize, x: &Tensor, label
     let base = stdl::heap::reset_peak();
     {
         let (body, head) = build_stage_layers(spec, sp, &mut rng).unwrap();
-        let mut st = Stage {
-            body,
-            head,
-            aux: !sp.is_last,
-            opt: Optimizer::new(OptimConfig::default()),
-            update_every: 1,
-            labelled_steps: 0,
-        };
+        let mut st = Stage::new(body, head, !sp.is_last, OptimConfig::default(), 1);
         // Every worker's scratch sized up front, as the trainer's warm-up does.
         let scratch = st.workspace_len();
         rayon::broadcast(|_| stdl_models::workspace::reserve(scratch));

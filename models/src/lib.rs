@@ -16,6 +16,7 @@ pub mod network;
 pub mod optim;
 pub mod pool;
 pub mod preset;
+pub mod profile;
 pub mod tensor;
 pub mod workspace;
 

@@ -10,8 +10,10 @@ use std::ops::Range;
 
 use crate::layers::{AvgPool, BatchNorm, Conv2d, Layer, LayerMemory, Lif, Linear, Param, TimeMode};
 use crate::preset::{LayerSpec, Norm, Preset};
+use crate::profile::{dense_flops, since, LayerProfile};
 use crate::tensor::{Dims, Tensor};
 use crate::{Error, Result, Rng};
+use std::time::Instant;
 
 /// What a unit is, independent of its input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,20 +52,81 @@ pub struct Unit {
 pub struct Sequential {
     /// The layers.
     pub layers: Vec<Layer>,
+    /// Per layer, when profiling ([`Sequential::set_profiling`]).
+    pub profile: Option<Vec<LayerProfile>>,
 }
 
 impl Sequential {
+    /// Layers run in order.
+    pub fn new(layers: Vec<Layer>) -> Self {
+        Self {
+            layers,
+            profile: None,
+        }
+    }
+
+    /// Starts (or stops) timing every layer's calls and measuring its input density
+    /// ([`crate::profile`]); starting clears what was collected.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| {
+            self.layers
+                .iter()
+                .map(|l| LayerProfile {
+                    layer: l.describe(),
+                    ..Default::default()
+                })
+                .collect()
+        });
+        for l in &mut self.layers {
+            if let Layer::Conv(c) = l {
+                c.grad_seconds = [0.0; 2];
+            }
+        }
+    }
+
+    /// What profiling collected, with each convolution's gradient split.
+    pub fn profile(&self) -> Option<Vec<LayerProfile>> {
+        let mut p = self.profile.clone()?;
+        for (lp, l) in p.iter_mut().zip(&self.layers) {
+            if let Layer::Conv(c) = l {
+                [lp.weight_grad_s, lp.input_grad_s] = c.grad_seconds;
+            }
+        }
+        Some(p)
+    }
+
     /// Forward through every layer.
     pub fn forward(&mut self, mut x: Tensor, train: bool) -> Tensor {
-        for l in &mut self.layers {
+        let Some(prof) = self.profile.as_mut() else {
+            for l in &mut self.layers {
+                x = l.forward(x, train);
+            }
+            return x;
+        };
+        for (l, p) in self.layers.iter_mut().zip(prof.iter_mut()) {
+            p.input_nonzero += x.data.iter().filter(|&&v| v != 0.0).count() as u64;
+            p.input_values += x.data.len() as u64;
+            p.dense_flops_per_forward = dense_flops(l, x.b);
+            let t = Instant::now();
             x = l.forward(x, train);
+            p.forward_s += since(t);
+            p.forward_calls += 1;
         }
         x
     }
     /// Backward through every layer, in reverse.
     pub fn backward(&mut self, mut dy: Tensor) -> Tensor {
-        for l in self.layers.iter_mut().rev() {
+        let Some(prof) = self.profile.as_mut() else {
+            for l in self.layers.iter_mut().rev() {
+                dy = l.backward(dy);
+            }
+            return dy;
+        };
+        for (l, p) in self.layers.iter_mut().zip(prof.iter_mut()).rev() {
+            let t = Instant::now();
             dy = l.backward(dy);
+            p.backward_s += since(t);
+            p.backward_calls += 1;
         }
         dy
     }
@@ -85,9 +148,10 @@ impl Sequential {
     pub fn reset(&mut self) {
         self.layers.iter_mut().for_each(Layer::reset);
     }
-    /// Appends the layers of another sequence.
+    /// Appends the layers of another sequence (not profiled until profiling is set again).
     pub fn extend(&mut self, other: Sequential) {
         self.layers.extend(other.layers);
+        self.profile = None;
     }
     /// Output shape (the input shape when empty is unknown: `None`).
     pub fn out_dims(&self) -> Option<Dims> {
@@ -403,7 +467,7 @@ impl NetworkSpec {
         }
         Unit {
             spec,
-            layers: Sequential { layers },
+            layers: Sequential::new(layers),
         }
     }
 
@@ -414,7 +478,7 @@ impl NetworkSpec {
             layers.push(Layer::Flatten(dims));
         }
         layers.push(Layer::Linear(Linear::new(dims.len(), self.preset.classes, rng)));
-        Sequential { layers }
+        Sequential::new(layers)
     }
 
     /// An auxiliary network for the cut after unit `after`, made of fresh copies of the units

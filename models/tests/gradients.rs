@@ -92,7 +92,7 @@ fn check(name: &str, mut seq: Sequential, xs: Vec<Tensor>, rng: &mut Rng, tol: f
 }
 
 fn seq(layers: Vec<Layer>) -> Sequential {
-    Sequential { layers }
+    Sequential::new(layers)
 }
 
 #[test]

@@ -131,6 +131,10 @@ pub struct BenchModelArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub threads: Option<usize>,
+    /// `bench train`, STDL: time per stage, layer and phase, each layer's input density and
+    /// dense-equivalent GFLOP/s, beside the GEMM crate's rate on this machine.
+    #[arg(long)]
+    pub profile: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -252,6 +256,17 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let (mut model, dims, preset) = bench_model(a)?;
     let mut rng = stdl_models::Rng::new(1);
     run_batch(&mut model, a, dims, preset.classes, &mut rng);
+    let stages = |m: &mut stdl::train::Model| match m {
+        stdl::train::Model::Stdl(m) => Some(std::mem::take(&mut m.stages)),
+        stdl::train::Model::Bptt(_) => None,
+    };
+    if a.profile {
+        let mut st = stages(&mut model).context("--profile times STDL's stages; use --method stdl")?;
+        st.iter_mut().for_each(|s| s.set_profiling(true));
+        if let stdl::train::Model::Stdl(m) = &mut model {
+            m.stages = st;
+        }
+    }
     let t = Instant::now();
     for _ in 0..a.batches.max(1) {
         run_batch(&mut model, a, dims, preset.classes, &mut rng);
@@ -259,15 +274,26 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let samples = a.batches.max(1) * a.batch;
     let per_sample = secs / samples as f64;
-    let out = serde_json::json!({
+    let profile = a.profile.then(|| {
+        let st = stages(&mut model).unwrap_or_default();
+        let rows: Vec<_> = st.iter().enumerate().map(|(k, s)| s.profile(k)).collect();
+        (rows, gemm_gflops())
+    });
+    let mut out = serde_json::json!({
         "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,
         "threads": rayon::current_num_threads(), "samples": samples, "seconds": secs,
         "seconds_per_sample": per_sample, "seconds_per_step": per_sample / a.t_bins as f64,
-        "density": a.density,
+        "density": a.density, "pipeline": a.pipeline, "cpu": cpu_model(),
     });
+    if let Some((rows, gemm)) = &profile {
+        out["profile"] = serde_json::json!({"stages": rows, "gemm_gflops": gemm});
+    }
     if a.json {
         println!("{out}");
     } else {
+        if let Some((rows, gemm)) = &profile {
+            print_profile(rows, *gemm, a.batch);
+        }
         println!(
             "{} {:?} T={} batch {} on {} threads: {:.2} ms per sample, {:.3} ms per sample-step ({} samples in {:.2} s)",
             preset.name,
@@ -282,6 +308,84 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The GEMM crate's rate on this machine, GFLOP/s, on a product the size of a middle
+/// convolution's (256 × 1152 weights times 1152 × 256 columns), on the threads the
+/// convolutions use: the reference for the profile's dense-equivalent rates.
+fn gemm_gflops() -> f64 {
+    use rayon::prelude::*;
+    let (m, k, n) = (256, 1152, 256);
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0f32; m * n];
+    let threads = rayon::current_num_threads().max(1);
+    let run = |c: &mut [f32]| {
+        // One product per thread, as the convolutions split their batch.
+        c.par_chunks_mut(m * n / threads.min(m).max(1)).for_each(|cs| {
+            let rows = cs.len() / n;
+            stdl_models::gemm::matmul(rows, k, n, 1.0, &a[..rows * k], false, &b, false, 0.0, cs);
+        });
+    };
+    run(&mut c);
+    let reps = 20;
+    let t = Instant::now();
+    for _ in 0..reps {
+        run(&mut c);
+    }
+    std::hint::black_box(&c);
+    2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+/// The profile as a table: ms per step of the batch, per stage and layer.
+fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
+    println!(
+        "profile, ms per time step of a batch of {batch} (density: non-zero inputs; GFLOP/s: dense \
+         equivalent of forward + backward; the GEMM crate reaches {gemm:.1} GFLOP/s here):"
+    );
+    println!(
+        "{:>5} {:<4} {:<26} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "stage", "part", "layer", "density", "forward", "backward", "dW", "dX", "GFLOP/s"
+    );
+    for st in rows {
+        for l in &st.layers {
+            let conv = l.layer.starts_with("conv");
+            let opt = |v: f64| {
+                if conv {
+                    format!("{v:>7.3}")
+                } else {
+                    format!("{:>7}", "")
+                }
+            };
+            println!(
+                "{:>5} {:<4} {:<26} {:>7.3} {:>8.3} {:>8.3} {} {} {:>7}",
+                st.stage,
+                l.part,
+                l.layer,
+                l.input_density,
+                l.forward_ms,
+                l.backward_ms,
+                opt(l.weight_grad_ms),
+                opt(l.input_grad_ms),
+                if l.dense_gflops > 0.0 {
+                    format!("{:.1}", l.dense_gflops)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let in_layers: f64 = st.layers.iter().map(|l| l.forward_ms + l.backward_ms).sum();
+        println!(
+            "{:>5} step {:.3} ms: layers {:.3}, optimiser {:.3}, other {:.3}; pipeline waits: input {:.3}, output {:.3}",
+            st.stage,
+            st.ms_per_step,
+            in_layers,
+            st.update_ms_per_step,
+            (st.ms_per_step - in_layers - st.update_ms_per_step).max(0.0),
+            st.wait_input_ms_per_step,
+            st.wait_output_ms_per_step
+        );
+    }
 }
 
 /// `stdl bench sparse` settings.
@@ -468,6 +572,9 @@ pub struct BenchRealtimeArgs {
     /// Time bin.
     #[arg(long, default_value_t = 10_000, value_parser = super::at_least_one::<u64>)]
     pub bin_us: u64,
+    /// Also print where each stage's steps went (per layer and phase, input densities).
+    #[arg(long)]
+    pub profile: bool,
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -492,15 +599,20 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
             a.bin_us,
         );
         cfg.constant_label = Some(0);
+        cfg.profile = a.profile;
         let s = stdl::runtime::stream::run(&cfg)?;
         let rtf = s.stream_seconds / s.seconds.max(1e-9);
         if a.json {
             println!(
                 "{}",
                 serde_json::json!({"file": f, "preset": a.preset, "steps": s.steps, "stream_seconds": s.stream_seconds,
-                    "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins})
+                    "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins,
+                    "cpu": cpu_model(), "profile": s.profile})
             );
         } else {
+            if let Some(rows) = &s.profile {
+                print_profile(rows, gemm_gflops(), 1);
+            }
             println!(
                 "{}: {} bins, {:.2} s of events in {:.2} s: real-time factor {:.2} ({} dropped)",
                 f.display(),

@@ -103,6 +103,10 @@ pub struct StreamArgs {
     /// dv-tcp://: seconds without a byte from the server before reconnecting.
     #[arg(long, default_value_t = 10.0, value_parser = super::positive::<f64>)]
     pub read_timeout_s: f64,
+    /// Time every stage, layer and phase (forward, backward, weight and input gradient,
+    /// optimiser, pipeline waits) and each layer's input density: `profile` in the summary.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub read: super::ReadArgs,
 }
@@ -162,6 +166,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         strict: a.strict,
         connect_timeout: std::time::Duration::from_secs_f64(a.connect_timeout_s.min(1e6)),
         read_timeout: std::time::Duration::from_secs_f64(a.read_timeout_s.min(1e6)),
+        profile: a.profile,
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

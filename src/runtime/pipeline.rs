@@ -100,11 +100,15 @@ impl Pipeline {
                         if primed {
                             prime_context();
                         }
-                        for msg in my_rx {
+                        loop {
+                            let waited = std::time::Instant::now();
+                            let Ok(msg) = my_rx.recv() else { break };
+                            stage.timing.wait_input_s += waited.elapsed().as_secs_f64();
                             match msg {
                                 Msg::Step { x, labels } => {
                                     let (h, logits, loss) =
                                         stage.advance(x, labels.as_deref().map(|v| v.as_slice()), is_last);
+                                    let waited = std::time::Instant::now();
                                     let sent = if is_last {
                                         // Everything the step brought is freed before its
                                         // output is seen: a caller that has drained the
@@ -119,6 +123,7 @@ impl Pipeline {
                                     } else {
                                         tx.send(Msg::Step { x: h, labels }).is_ok()
                                     };
+                                    stage.timing.wait_output_s += waited.elapsed().as_secs_f64();
                                     if !sent {
                                         break;
                                     }

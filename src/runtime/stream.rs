@@ -185,6 +185,9 @@ pub struct StreamConfig {
     pub connect_timeout: Duration,
     /// DV network streams: how long to wait for bytes before reconnecting.
     pub read_timeout: Duration,
+    /// Time every stage, layer and phase, and measure each layer's input density; the
+    /// summary then carries `profile` ([`crate::stdl::StageProfile`]).
+    pub profile: bool,
 }
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
@@ -318,6 +321,7 @@ impl StreamConfig {
             strict: false,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
+            profile: false,
         }
     }
 }
@@ -411,6 +415,9 @@ pub struct Summary {
     /// Why the stream failed (the source's error after its last good event, or a time jump
     /// under `--strict`); `stdl stream` then exits 1.
     pub error: Option<String>,
+    /// With `--profile`: where each stage's steps went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<crate::stdl::StageProfile>>,
 }
 
 /// What the source thread says besides events (events travel in the ring).
@@ -1018,6 +1025,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     }
     // Both convolution paths' buffers allocated before the first bin (flat memory).
     model.warm_up(1, Some(PIPELINE_QUEUE));
+    if cfg.profile {
+        model.stages.iter_mut().for_each(|s| s.set_profiling(true));
+    }
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let rows: Vec<LabelRow> = match &cfg.labels_csv {
@@ -1329,6 +1339,16 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         skipped_bins: binner.stats().skipped_bins,
         interrupted: crate::runtime::interrupt::requested(),
         error,
+        profile: cfg.profile.then(|| {
+            let rows = model
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(k, s)| s.profile(k))
+                .collect();
+            model.stages.iter_mut().for_each(|s| s.set_profiling(false));
+            rows
+        }),
     };
     if let Some(p) = &cfg.summary {
         crate::store::write_json(p, &summary)?;

@@ -28,9 +28,84 @@ pub struct Stage {
     pub update_every: usize,
     /// Labelled steps seen.
     pub labelled_steps: u64,
+    /// Seconds and calls of the optimiser updates, and seconds a pipeline thread running
+    /// this stage waited for its input and for the next stage to take its output
+    /// ([`StageProfile`]).
+    pub timing: StageTiming,
+}
+
+/// Clock readings of a stage outside its layers (always kept: a few clock reads per step).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTiming {
+    /// Optimiser updates.
+    pub updates: u64,
+    /// Seconds in them.
+    pub update_s: f64,
+    /// Steps run.
+    pub steps: u64,
+    /// Seconds in [`Stage::advance`] (layers, loss and update).
+    pub advance_s: f64,
+    /// Pipeline: seconds waiting for the previous stage's output.
+    pub wait_input_s: f64,
+    /// Pipeline: seconds waiting for the next stage to take this one's output.
+    pub wait_output_s: f64,
+}
+
+/// Where one stage's steps went, over the steps profiled.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StageProfile {
+    /// Subnetwork index.
+    pub stage: usize,
+    /// Steps run.
+    pub steps: u64,
+    /// Seconds per step in [`Stage::advance`].
+    pub ms_per_step: f64,
+    /// Optimiser: seconds per step.
+    pub update_ms_per_step: f64,
+    /// Pipeline: waiting for input, per step.
+    pub wait_input_ms_per_step: f64,
+    /// Pipeline: waiting for the next stage, per step.
+    pub wait_output_ms_per_step: f64,
+    /// The subnetwork's layers, then its head's (auxiliary network or readout).
+    pub layers: Vec<LayerRow>,
+}
+
+/// One layer's row of a [`StageProfile`].
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LayerRow {
+    /// `body` or `head`.
+    pub part: &'static str,
+    /// The layer.
+    pub layer: String,
+    /// Fraction of non-zero input values.
+    pub input_density: f64,
+    /// Forward, per step.
+    pub forward_ms: f64,
+    /// Backward, per step (all of it).
+    pub backward_ms: f64,
+    /// Convolution: the weight gradient's part of `backward_ms`.
+    pub weight_grad_ms: f64,
+    /// Convolution: the input gradient's part of `backward_ms`.
+    pub input_grad_ms: f64,
+    /// Dense-equivalent GFLOP/s over forward and backward (0 without a product).
+    pub dense_gflops: f64,
 }
 
 impl Stage {
+    /// A stage of `body` and its `head` (an auxiliary network when `aux`), with its own
+    /// optimiser, updating every `update_every` labelled steps.
+    pub fn new(body: Sequential, head: Sequential, aux: bool, opt: OptimConfig, update_every: usize) -> Self {
+        Self {
+            body,
+            head,
+            aux,
+            opt: Optimizer::new(opt),
+            update_every: update_every.max(1),
+            labelled_steps: 0,
+            timing: StageTiming::default(),
+        }
+    }
+
     /// Runs one time step: forward, and with labels, the local loss and its backward.
     /// Returns the stage's spikes (detached: the next stage's input), its head logits and
     /// the loss.
@@ -59,6 +134,19 @@ impl Stage {
     /// logits (always for the last stage) and the loss. Running the stages in sequence or as
     /// pipeline threads calls exactly this, so both give the same numbers.
     pub fn advance(
+        &mut self,
+        x: Tensor,
+        labels: Option<&[usize]>,
+        is_last: bool,
+    ) -> (Tensor, Option<Tensor>, Option<f32>) {
+        let t = std::time::Instant::now();
+        let out = self.advance_untimed(x, labels, is_last);
+        self.timing.steps += 1;
+        self.timing.advance_s += t.elapsed().as_secs_f64();
+        out
+    }
+
+    fn advance_untimed(
         &mut self,
         x: Tensor,
         labels: Option<&[usize]>,
@@ -158,11 +246,52 @@ impl Stage {
     /// Optimiser step over body and head, then free the gradients: the next backward pass
     /// allocates them again, so only the stage being updated holds gradients.
     pub fn update(&mut self) {
+        let t = std::time::Instant::now();
         let mut ps = self.body.params_mut();
         ps.extend(self.head.params_mut());
         self.opt.step(&mut ps);
         for p in ps {
             p.release_grad();
+        }
+        self.timing.updates += 1;
+        self.timing.update_s += t.elapsed().as_secs_f64();
+    }
+
+    /// Starts profiling this stage's layers ([`stdl_models::profile`]) and clears its
+    /// timing; `false` stops.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.body.set_profiling(on);
+        self.head.set_profiling(on);
+        self.timing = StageTiming::default();
+    }
+
+    /// What was collected since [`Stage::set_profiling`], per step.
+    pub fn profile(&self, stage: usize) -> StageProfile {
+        let t = self.timing;
+        let per = |s: f64| 1e3 * s / t.steps.max(1) as f64;
+        let mut layers = Vec::new();
+        for (part, seq) in [("body", &self.body), ("head", &self.head)] {
+            for lp in seq.profile().unwrap_or_default() {
+                layers.push(LayerRow {
+                    part,
+                    input_density: lp.input_density(),
+                    forward_ms: per(lp.forward_s),
+                    backward_ms: per(lp.backward_s),
+                    weight_grad_ms: per(lp.weight_grad_s),
+                    input_grad_ms: per(lp.input_grad_s),
+                    dense_gflops: lp.dense_gflops(),
+                    layer: lp.layer,
+                });
+            }
+        }
+        StageProfile {
+            stage,
+            steps: t.steps,
+            ms_per_step: per(t.advance_s),
+            update_ms_per_step: per(t.update_s),
+            wait_input_ms_per_step: per(t.wait_input_s),
+            wait_output_ms_per_step: per(t.wait_output_s),
+            layers,
         }
     }
 }
@@ -197,14 +326,7 @@ impl StdlModel {
         for sp in &plan.subnets {
             // As planned: a subnetwork's first convolution computes no input gradient.
             let (body, head) = plan::build_stage_layers(&spec, sp, &mut rng)?;
-            stages.push(Stage {
-                update_every: update_every.max(1),
-                labelled_steps: 0,
-                body,
-                head,
-                aux: !sp.is_last,
-                opt: Optimizer::new(opt),
-            });
+            stages.push(Stage::new(body, head, !sp.is_last, opt, update_every));
         }
         Ok(Self {
             spec,

@@ -155,3 +155,89 @@ fn every_subcommand_has_help_with_an_example_and_exit_codes_are_documented() {
     assert!(err.contains("/nonexistent/x.aedat"), "{err}");
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+#[test]
+fn bench_train_profile_accounts_for_every_stage_and_layer() {
+    let o = stdl()
+        .args([
+            "bench", "train", "--preset", "tiny", "--t-bins", "4", "--batch", "2",
+        ])
+        .args(["--batches", "2", "--density", "0.2", "--profile", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stages = v["profile"]["stages"].as_array().unwrap();
+    assert!(stages.len() >= 2, "{v}");
+    assert!(v["profile"]["gemm_gflops"].as_f64().unwrap() > 0.0);
+    for (k, st) in stages.iter().enumerate() {
+        assert_eq!(st["stage"], k);
+        // Two timed batches of 4 steps, every one labelled, one update each.
+        assert_eq!(st["steps"], 8, "{st}");
+        let step = st["ms_per_step"].as_f64().unwrap();
+        let layers = st["layers"].as_array().unwrap();
+        let mut in_layers = st["update_ms_per_step"].as_f64().unwrap();
+        for l in layers {
+            let d = l["input_density"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&d), "{l}");
+            let (f, b) = (
+                l["forward_ms"].as_f64().unwrap(),
+                l["backward_ms"].as_f64().unwrap(),
+            );
+            let (dw, dx) = (
+                l["weight_grad_ms"].as_f64().unwrap(),
+                l["input_grad_ms"].as_f64().unwrap(),
+            );
+            assert!(f >= 0.0 && b >= 0.0 && dw + dx <= b + 1e-9, "{l}");
+            in_layers += f + b;
+            if l["layer"].as_str().unwrap().starts_with("conv") {
+                assert!(l["dense_gflops"].as_f64().unwrap() > 0.0, "{l}");
+            }
+        }
+        // The parts are inside the whole (clock reads nest).
+        assert!(
+            in_layers <= step + 1e-6,
+            "stage {k}: parts {in_layers} ms of {step} ms"
+        );
+    }
+    // The first layer sees the synthetic input: 20% of its pixels have an event.
+    let first = &stages[0]["layers"][0];
+    let d = first["input_density"].as_f64().unwrap();
+    assert!((d - 0.2).abs() < 0.03, "{first}");
+    // LIF layers take currents (dense); the layer after a LIF takes its spikes.
+    let layers = stages[0]["layers"].as_array().unwrap();
+    let lif = layers.iter().position(|l| l["layer"] == "lif").unwrap();
+    assert!(
+        layers[lif]["input_density"].as_f64().unwrap() > 0.9,
+        "{}",
+        layers[lif]
+    );
+    assert!(
+        layers[lif + 1]["input_density"].as_f64().unwrap() < 0.9,
+        "{}",
+        layers[lif + 1]
+    );
+}
+
+#[test]
+fn stream_profile_is_in_the_summary() {
+    let o = crate::common::stream("synthetic", "tiny")
+        .args(["--max-steps", "30", "--profile"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = crate::common::last_json_line(&o.stderr);
+    let stages = s["profile"].as_array().unwrap_or_else(|| panic!("{s}"));
+    assert!(stages.len() >= 2, "{s}");
+    for st in stages {
+        // Every step of the stream went through every stage (after the warm-up, not counted).
+        assert_eq!(st["steps"], 30, "{st}");
+        assert!(!st["layers"].as_array().unwrap().is_empty());
+    }
+    // Without the flag, no profile.
+    let o = crate::common::stream("synthetic", "tiny")
+        .args(["--max-steps", "3"])
+        .output()
+        .unwrap();
+    assert!(crate::common::last_json_line(&o.stderr).get("profile").is_none());
+}

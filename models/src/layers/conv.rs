@@ -69,6 +69,9 @@ pub struct Conv2d {
     /// Forward passes taken by the dense and by the sparse path (diagnostics: which path
     /// [`InputPath::Auto`] picks as the input's density moves).
     pub path_calls: [u64; 2],
+    /// Seconds spent in the weight gradient and in the input gradient, summed over backward
+    /// calls ([`crate::profile`]; two clock reads per call).
+    pub grad_seconds: [f64; 2],
     /// The effective weights, from the pool while a forward or kept step needs them.
     w_eff: Buf,
     pub(crate) caches: Vec<Tensor>,
@@ -107,6 +110,7 @@ impl Conv2d {
             path: InputPath::Auto,
             input_grad: true,
             path_calls: [0; 2],
+            grad_seconds: [0.0; 2],
             w_eff: Buf(Vec::new()),
             caches: Vec::new(),
         }
@@ -551,11 +555,14 @@ impl Conv2d {
             }
         }
         let threads = rayon::current_num_threads().max(1);
+        let t0 = std::time::Instant::now();
         let dw_eff = if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
             self.weight_grad_by_channel(&x, &dy, sparse, threads)
         } else {
             self.weight_grad_by_batch(&x, &dy, sparse, threads)
         };
+        let t1 = std::time::Instant::now();
+        self.grad_seconds[0] += (t1 - t0).as_secs_f64();
         let this = &*self;
         // Without an input gradient, an empty batch is returned (nothing is allocated).
         let mut dx = Tensor::zeros(if self.input_grad { x.b } else { 0 }, self.in_dims);
@@ -573,6 +580,7 @@ impl Conv2d {
                     });
                 });
         }
+        self.grad_seconds[1] += t1.elapsed().as_secs_f64();
         if self.ws {
             self.ws_backward(&dw_eff);
         } else {

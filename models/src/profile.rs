@@ -1,0 +1,90 @@
+//! Where a learned step goes, when asked (`stdl bench train --profile`,
+//! `stdl stream --profile`): time per layer and phase, the layer's input density, and the
+//! arithmetic a dense implementation of the layer would do, so that the achieved rate can be
+//! set against the machine's.
+//!
+//! Off by default: [`crate::Sequential::set_profiling`] turns it on for one sequence. Timing
+//! a layer costs two clock reads; the density costs one scan of the layer's input, which is
+//! why it is not always on.
+
+use std::time::Instant;
+
+use crate::layers::Layer;
+
+/// What one layer did over the calls profiled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerProfile {
+    /// The layer ([`Layer::describe`]).
+    pub layer: String,
+    /// Forward calls and their seconds.
+    pub forward_calls: u64,
+    /// Seconds in forward.
+    pub forward_s: f64,
+    /// Backward calls.
+    pub backward_calls: u64,
+    /// Seconds in backward (all of it; a convolution's split follows).
+    pub backward_s: f64,
+    /// Convolution: seconds of the weight gradient (inside `backward_s`).
+    pub weight_grad_s: f64,
+    /// Convolution: seconds of the input gradient (inside `backward_s`).
+    pub input_grad_s: f64,
+    /// Non-zero values in the inputs of the forward calls.
+    pub input_nonzero: u64,
+    /// Values in the inputs of the forward calls.
+    pub input_values: u64,
+    /// Multiply-adds ×2 of one forward call at the batch seen, done densely (0 for layers
+    /// without a product).
+    pub dense_flops_per_forward: f64,
+}
+
+impl LayerProfile {
+    /// Fraction of non-zero input values.
+    pub fn input_density(&self) -> f64 {
+        self.input_nonzero as f64 / self.input_values.max(1) as f64
+    }
+
+    /// Dense-equivalent rate of forward and backward together (backward does twice the
+    /// forward's products: the weight and the input gradient), in GFLOP/s.
+    pub fn dense_gflops(&self) -> f64 {
+        let flops = self.dense_flops_per_forward * (self.forward_calls + 2 * self.backward_calls) as f64;
+        let s = self.forward_s + self.backward_s;
+        if s > 0.0 {
+            flops / s / 1e9
+        } else {
+            0.0
+        }
+    }
+
+    /// Adds another profile of the same layer.
+    pub fn add(&mut self, o: &LayerProfile) {
+        self.forward_calls += o.forward_calls;
+        self.forward_s += o.forward_s;
+        self.backward_calls += o.backward_calls;
+        self.backward_s += o.backward_s;
+        self.weight_grad_s += o.weight_grad_s;
+        self.input_grad_s += o.input_grad_s;
+        self.input_nonzero += o.input_nonzero;
+        self.input_values += o.input_values;
+        if self.layer.is_empty() {
+            self.layer = o.layer.clone();
+        }
+        self.dense_flops_per_forward = self.dense_flops_per_forward.max(o.dense_flops_per_forward);
+    }
+}
+
+/// Dense multiply-adds ×2 of one forward call of `l` on a batch of `b`.
+pub fn dense_flops(l: &Layer, b: usize) -> f64 {
+    match l {
+        Layer::Conv(c) => {
+            let o = c.out_dims;
+            2.0 * (b * o.c * o.h * o.w * c.in_dims.c * c.k * c.k) as f64
+        }
+        Layer::Linear(l) => 2.0 * (b * l.inputs * l.outputs) as f64,
+        _ => 0.0,
+    }
+}
+
+/// Seconds since `t`.
+pub(crate) fn since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
