@@ -85,16 +85,40 @@ pub(crate) use widest;
 /// vectorises where a strict left-to-right sum is one long dependency chain.
 #[inline(always)]
 pub fn sum(xs: &[f32]) -> f32 {
+    sum_of(xs, |v| v)
+}
+
+/// `Σ f(x)` over `xs`, in the order of [`sum`].
+#[inline(always)]
+pub fn sum_of(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 16];
     let chunks = xs.chunks_exact(16);
     let tail = chunks.remainder();
     for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
         }
     }
-    for (a, v) in acc.iter_mut().zip(tail) {
-        *a += v;
+    for (a, &v) in acc.iter_mut().zip(tail) {
+        *a += f(v);
+    }
+    acc.iter().sum()
+}
+
+/// `Σ f(a, b)` over pairs of `a` and `b` (of equal length), in the order of [`sum`].
+#[inline(always)]
+pub fn sum_of2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    assert_eq!(a.len(), b.len(), "sum_of2 lengths");
+    let mut acc = [0.0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((s, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+            *s += f(u, v);
+        }
+    }
+    for ((s, &u), &v) in acc.iter_mut().zip(ta).zip(tb) {
+        *s += f(u, v);
     }
     acc.iter().sum()
 }

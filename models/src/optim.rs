@@ -107,19 +107,7 @@ impl Optimizer {
                 let bc2 = 1.0 - c.beta2.powi(self.t as i32);
                 let step = c.lr / bc1;
                 for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-                    for (((w, g), m), v) in p
-                        .value
-                        .iter_mut()
-                        .zip(&p.grad)
-                        .zip(m.iter_mut())
-                        .zip(v.iter_mut())
-                    {
-                        let g = g + c.weight_decay * *w;
-                        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-                        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-                        *w -= step * *m / ((*v / bc2).sqrt() + c.eps);
-                        finite &= w.is_finite();
-                    }
+                    finite &= adam(&mut p.value, &p.grad, m, v, &c, step, bc2);
                 }
             }
             OptimizerKind::Sgd => {
@@ -134,5 +122,38 @@ impl Optimizer {
             }
         }
         self.diverged |= !finite;
+    }
+}
+
+/// One Adam update of `w` from `g` in one pass over the four arrays; whether every value is
+/// still finite.
+fn adam(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: &OptimConfig,
+    step: f32,
+    bc2: f32,
+) -> bool {
+    let mut finite = true;
+    adam_into(w, g, m, v, c, step, bc2, &mut finite);
+    finite
+}
+
+crate::math::widest! {
+    /// [`adam`], compiled for the widest vector unit (one pass; no fused multiply-adds, so
+    /// every CPU gives the same numbers).
+    #[allow(clippy::too_many_arguments)]
+    fn adam_into(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &OptimConfig, step: f32, bc2: f32, finite: &mut bool) {
+        let mut ok = true;
+        for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g + c.weight_decay * *w;
+            *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+            *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+            *w -= step * *m / ((*v / bc2).sqrt() + c.eps);
+            ok &= w.is_finite();
+        }
+        *finite &= ok;
     }
 }

@@ -152,40 +152,19 @@ impl Conv2d {
             out.copy_from_slice(&self.weight.value);
             return;
         }
-        let n = self.fan_in();
-        for (co, (w, o)) in self
-            .weight
-            .value
-            .chunks_exact(n)
-            .zip(out.chunks_exact_mut(n))
-            .enumerate()
-        {
-            let (mean, s) = ws_stats(w);
-            let a = self.gain.value[co] / s;
-            for (o, &v) in o.iter_mut().zip(w) {
-                *o = (v - mean) * a;
-            }
-        }
+        ws_forward(&self.weight.value, &self.gain.value, self.fan_in(), out);
     }
 
     /// Gradient of the raw weights and gains from the gradient of the effective weights.
     fn ws_backward(&mut self, dw_eff: &[f32]) {
-        let n = self.fan_in();
-        let nf = n as f32;
-        for co in 0..self.out_dims.c {
-            let w = &self.weight.value[co * n..(co + 1) * n];
-            let d = &dw_eff[co * n..(co + 1) * n];
-            let (mean, s) = ws_stats(w);
-            let g = self.gain.value[co];
-            let dsum: f32 = d.iter().sum();
-            let dz: f32 = d.iter().zip(w).map(|(d, w)| d * (w - mean)).sum();
-            self.gain.grad[co] += dz / s;
-            let a = g / s;
-            let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
-            for ((gw, &dv), &wv) in self.weight.grad[co * n..(co + 1) * n].iter_mut().zip(d).zip(w) {
-                *gw += a * (dv - dsum / nf) - c * (wv - mean);
-            }
-        }
+        ws_backward(
+            &self.weight.value,
+            &self.gain.value,
+            self.fan_in(),
+            dw_eff,
+            &mut self.weight.grad,
+            &mut self.gain.grad,
+        );
     }
 
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
@@ -645,11 +624,53 @@ fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usi
     (lo, hi)
 }
 
-/// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights.
+/// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights (sums in the
+/// interleaved order of [`crate::math::sum`], so they vectorise).
+#[inline(always)]
 fn ws_stats(w: &[f32]) -> (f32, f32) {
     let n = w.len() as f32;
-    let mean = w.iter().sum::<f32>() / n;
-    let ss: f32 = w.iter().map(|v| (v - mean) * (v - mean)).sum();
+    let mean = crate::math::sum(w) / n;
+    let ss = crate::math::sum_of(w, |v| (v - mean) * (v - mean));
     let var = ss / (n - 1.0).max(1.0);
     (mean, (var * n + WS_EPS).sqrt())
+}
+
+crate::math::widest! {
+    /// Scaled weight standardisation: each output channel's `n` weights, less their mean,
+    /// times its gain over `sqrt(var · n + ε)`, into `out`.
+    fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+            let (mean, s) = ws_stats(w);
+            let a = gain[co] / s;
+            for (o, &v) in o.iter_mut().zip(w) {
+                *o = (v - mean) * a;
+            }
+        }
+    }
+}
+
+crate::math::widest! {
+    /// The gradients of the raw weights and the gains from `d`, the gradient of the
+    /// standardised weights, added into `dw` and `dgain`.
+    fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32]) {
+        let nf = n as f32;
+        for (co, ((w, d), dw)) in weight
+            .chunks_exact(n)
+            .zip(d.chunks_exact(n))
+            .zip(dw.chunks_exact_mut(n))
+            .enumerate()
+        {
+            let (mean, s) = ws_stats(w);
+            let g = gain[co];
+            let dsum = crate::math::sum(d);
+            let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
+            dgain[co] += dz / s;
+            let a = g / s;
+            let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
+            let dmean = dsum / nf;
+            for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
+                *gw += a * (dv - dmean) - c * (wv - mean);
+            }
+        }
+    }
 }
