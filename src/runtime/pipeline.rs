@@ -94,59 +94,72 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("stdl-stage-{k}"))
                     .spawn(move || {
-                        // A batch too small to split runs its workspaces on this thread.
-                        stdl_models::workspace::reserve(stage.workspace_len());
-                        stdl_models::gemm::prime_packing();
-                        if primed {
-                            prime_context();
-                        }
-                        loop {
-                            let waited = std::time::Instant::now();
-                            let Ok(msg) = my_rx.recv() else { break };
-                            stage.timing.wait_input_s += waited.elapsed().as_secs_f64();
-                            match msg {
-                                Msg::Step { x, labels } => {
-                                    let (h, logits, loss) =
-                                        stage.advance(x, labels.as_deref().map(|v| v.as_slice()), is_last);
-                                    let waited = std::time::Instant::now();
-                                    let sent = if is_last {
-                                        // Everything the step brought is freed before its
-                                        // output is seen: a caller that has drained the
-                                        // pipeline finds the heap as it was before the step.
-                                        drop(labels);
-                                        out_tx
-                                            .send(StageOutput {
-                                                logits: logits.expect("last stage logits"),
-                                                loss,
-                                            })
-                                            .is_ok()
-                                    } else {
-                                        tx.send(Msg::Step { x: h, labels }).is_ok()
-                                    };
-                                    stage.timing.wait_output_s += waited.elapsed().as_secs_f64();
-                                    if !sent {
-                                        break;
+                        // The stage's layers run on a one-thread pool of its own: their
+                        // parallel loops run in line instead of being handed to the shared
+                        // workers and waited for, once per layer and step; the stages
+                        // themselves are the parallelism.
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(1)
+                            .thread_name(move |_| format!("stdl-stage-{k}-work"))
+                            .build()
+                            .expect("a stage's thread");
+                        pool.install(move || {
+                            stdl_models::workspace::reserve(stage.workspace_len());
+                            stdl_models::gemm::prime_packing();
+                            if primed {
+                                prime_context();
+                            }
+                            loop {
+                                let waited = std::time::Instant::now();
+                                let Ok(msg) = my_rx.recv() else { break };
+                                stage.timing.wait_input_s += waited.elapsed().as_secs_f64();
+                                match msg {
+                                    Msg::Step { x, labels } => {
+                                        let (h, logits, loss) = stage.advance(
+                                            x,
+                                            labels.as_deref().map(|v| v.as_slice()),
+                                            is_last,
+                                        );
+                                        let waited = std::time::Instant::now();
+                                        let sent = if is_last {
+                                            // Everything the step brought is freed before its
+                                            // output is seen: a caller that has drained the
+                                            // pipeline finds the heap as it was before the step.
+                                            drop(labels);
+                                            out_tx
+                                                .send(StageOutput {
+                                                    logits: logits.expect("last stage logits"),
+                                                    loss,
+                                                })
+                                                .is_ok()
+                                        } else {
+                                            tx.send(Msg::Step { x: h, labels }).is_ok()
+                                        };
+                                        stage.timing.wait_output_s += waited.elapsed().as_secs_f64();
+                                        if !sent {
+                                            break;
+                                        }
                                     }
-                                }
-                                Msg::Reset => {
-                                    stage.body.reset();
-                                    stage.head.reset();
-                                    if !is_last && tx.send(Msg::Reset).is_err() {
-                                        break;
+                                    Msg::Reset => {
+                                        stage.body.reset();
+                                        stage.head.reset();
+                                        if !is_last && tx.send(Msg::Reset).is_err() {
+                                            break;
+                                        }
                                     }
-                                }
-                                Msg::Snapshot(reply) => {
-                                    let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
-                                    stage.save_params(k, &mut params);
-                                    stage.save_optimizer(k, &mut opt);
-                                    let _ = reply.send((k, (params, opt)));
-                                    if !is_last && tx.send(Msg::Snapshot(reply)).is_err() {
-                                        break;
+                                    Msg::Snapshot(reply) => {
+                                        let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
+                                        stage.save_params(k, &mut params);
+                                        stage.save_optimizer(k, &mut opt);
+                                        let _ = reply.send((k, (params, opt)));
+                                        if !is_last && tx.send(Msg::Snapshot(reply)).is_err() {
+                                            break;
+                                        }
                                     }
                                 }
                             }
-                        }
-                        stage
+                            stage
+                        })
                     })
                     .expect("spawning a stage thread"),
             );
