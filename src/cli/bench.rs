@@ -344,6 +344,10 @@ fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
          equivalent of forward + backward; the GEMM crate reaches {gemm:.1} GFLOP/s here):"
     );
     println!(
+        "(wall-clock times: where stages share cores, each includes time spent waiting for one; \
+         a stage's CPU time is its share of the cores)"
+    );
+    println!(
         "{:>5} {:<4} {:<26} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
         "stage", "part", "layer", "density", "forward", "backward", "dW", "dX", "GFLOP/s"
     );
@@ -376,9 +380,10 @@ fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
         }
         let in_layers: f64 = st.layers.iter().map(|l| l.forward_ms + l.backward_ms).sum();
         println!(
-            "{:>5} step {:.3} ms: layers {:.3}, optimiser {:.3}, other {:.3}; pipeline waits: input {:.3}, output {:.3}",
+            "{:>5} step {:.3} ms ({:.3} ms CPU of its thread): layers {:.3}, optimiser {:.3}, other {:.3}; pipeline waits: input {:.3}, output {:.3}",
             st.stage,
             st.ms_per_step,
+            st.cpu_ms_per_step,
             in_layers,
             st.update_ms_per_step,
             (st.ms_per_step - in_layers - st.update_ms_per_step).max(0.0),
@@ -386,6 +391,17 @@ fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
             st.wait_output_ms_per_step
         );
     }
+    let cpu: f64 = rows.iter().map(|s| s.cpu_ms_per_step).sum();
+    println!(
+        "all stages: {cpu:.3} ms CPU per step ({:.3} ms per step on {} cores at best)",
+        cpu / cores() as f64,
+        cores()
+    );
+}
+
+/// Cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `stdl bench sparse` settings.

@@ -45,10 +45,30 @@ pub struct StageTiming {
     pub steps: u64,
     /// Seconds in [`Stage::advance`] (layers, loss and update).
     pub advance_s: f64,
+    /// CPU seconds of the calling thread in [`Stage::advance`]: below `advance_s` when the
+    /// thread waited for a core (more runnable threads than cores) or for workers.
+    pub advance_cpu_s: f64,
     /// Pipeline: seconds waiting for the previous stage's output.
     pub wait_input_s: f64,
     /// Pipeline: seconds waiting for the next stage to take this one's output.
     pub wait_output_s: f64,
+}
+
+/// CPU seconds the calling thread has used (Linux with glibc: `CLOCK_THREAD_CPUTIME_ID`; 0
+/// elsewhere).
+fn thread_cpu_s() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec, which lives on this stack frame.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    0.0
 }
 
 /// Where one stage's steps went, over the steps profiled.
@@ -60,6 +80,9 @@ pub struct StageProfile {
     pub steps: u64,
     /// Seconds per step in [`Stage::advance`].
     pub ms_per_step: f64,
+    /// CPU time of the thread running the stage, per step (pipeline stages run their layers
+    /// on that one thread: the stage's share of the cores).
+    pub cpu_ms_per_step: f64,
     /// Optimiser: seconds per step.
     pub update_ms_per_step: f64,
     /// Pipeline: waiting for input, per step.
@@ -139,10 +162,11 @@ impl Stage {
         labels: Option<&[usize]>,
         is_last: bool,
     ) -> (Tensor, Option<Tensor>, Option<f32>) {
-        let t = std::time::Instant::now();
+        let (t, cpu) = (std::time::Instant::now(), thread_cpu_s());
         let out = self.advance_untimed(x, labels, is_last);
         self.timing.steps += 1;
         self.timing.advance_s += t.elapsed().as_secs_f64();
+        self.timing.advance_cpu_s += thread_cpu_s() - cpu;
         out
     }
 
@@ -288,6 +312,7 @@ impl Stage {
             stage,
             steps: t.steps,
             ms_per_step: per(t.advance_s),
+            cpu_ms_per_step: per(t.advance_cpu_s),
             update_ms_per_step: per(t.update_s),
             wait_input_ms_per_step: per(t.wait_input_s),
             wait_output_ms_per_step: per(t.wait_output_s),
