@@ -340,8 +340,10 @@ fn gemm_gflops() -> f64 {
 /// The profile as a table: ms per step of the batch, per stage and layer.
 fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
     println!(
-        "profile, ms per time step of a batch of {batch} (density: non-zero inputs; GFLOP/s: dense \
-         equivalent of forward + backward; the GEMM crate reaches {gemm:.1} GFLOP/s here):"
+        "profile on {}, ms per time step of a batch of {batch} (density: non-zero inputs; \
+         GFLOP/s: dense equivalent of forward + backward; the GEMM crate reaches {gemm:.1} GFLOP/s \
+         here):",
+        cpu_model()
     );
     println!(
         "(wall-clock times: where stages share cores, each includes time spent waiting for one; \
@@ -608,6 +610,14 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
     } else {
         a.files.clone()
     };
+    if !a.json {
+        println!(
+            "{}, preset {}, {} us bins, learning on every bin:",
+            cpu_model(),
+            a.preset,
+            a.bin_us
+        );
+    }
     for f in files {
         let mut cfg = bench_stream_config(
             stdl::runtime::stream::Source::File(f.clone()),
