@@ -256,16 +256,11 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let (mut model, dims, preset) = bench_model(a)?;
     let mut rng = stdl_models::Rng::new(1);
     run_batch(&mut model, a, dims, preset.classes, &mut rng);
-    let stages = |m: &mut stdl::train::Model| match m {
-        stdl::train::Model::Stdl(m) => Some(std::mem::take(&mut m.stages)),
-        stdl::train::Model::Bptt(_) => None,
-    };
     if a.profile {
-        let mut st = stages(&mut model).context("--profile times STDL's stages; use --method stdl")?;
-        st.iter_mut().for_each(|s| s.set_profiling(true));
-        if let stdl::train::Model::Stdl(m) = &mut model {
-            m.stages = st;
-        }
+        let stdl::train::Model::Stdl(m) = &mut model else {
+            anyhow::bail!("--profile times STDL's stages; use --method stdl");
+        };
+        m.stages.iter_mut().for_each(|s| s.set_profiling(true));
     }
     let t = Instant::now();
     for _ in 0..a.batches.max(1) {
@@ -274,11 +269,10 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let samples = a.batches.max(1) * a.batch;
     let per_sample = secs / samples as f64;
-    let profile = a.profile.then(|| {
-        let st = stages(&mut model).unwrap_or_default();
-        let rows: Vec<_> = st.iter().enumerate().map(|(k, s)| s.profile(k)).collect();
-        (rows, gemm_gflops())
-    });
+    let profile = match &model {
+        stdl::train::Model::Stdl(m) if a.profile => Some((stdl::stdl::profile(&m.stages), gemm_gflops())),
+        _ => None,
+    };
     let mut out = serde_json::json!({
         "preset": preset.name, "method": a.method, "t_bins": a.t_bins, "batch": a.batch,
         "threads": rayon::current_num_threads(), "samples": samples, "seconds": secs,

@@ -1340,12 +1340,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         interrupted: crate::runtime::interrupt::requested(),
         error,
         profile: cfg.profile.then(|| {
-            let rows = model
-                .stages
-                .iter()
-                .enumerate()
-                .map(|(k, s)| s.profile(k))
-                .collect();
+            let rows = crate::stdl::profile(&model.stages);
             model.stages.iter_mut().for_each(|s| s.set_profiling(false));
             rows
         }),

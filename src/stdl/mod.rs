@@ -54,6 +54,11 @@ pub struct StageTiming {
     pub wait_output_s: f64,
 }
 
+/// Every stage's [`StageProfile`], in order.
+pub fn profile(stages: &[Stage]) -> Vec<StageProfile> {
+    stages.iter().enumerate().map(|(k, s)| s.profile(k)).collect()
+}
+
 /// CPU seconds the calling thread has used (Linux with glibc: `CLOCK_THREAD_CPUTIME_ID`; 0
 /// elsewhere).
 fn thread_cpu_s() -> f64 {
