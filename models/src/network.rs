@@ -123,6 +123,8 @@ impl Sequential {
             return dy;
         };
         for (l, p) in self.layers.iter_mut().zip(prof.iter_mut()).rev() {
+            p.grad_nonzero += dy.data.iter().filter(|&&v| v != 0.0).count() as u64;
+            p.grad_values += dy.data.len() as u64;
             let t = Instant::now();
             dy = l.backward(dy);
             p.backward_s += since(t);

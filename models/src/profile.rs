@@ -32,6 +32,10 @@ pub struct LayerProfile {
     pub input_nonzero: u64,
     /// Values in the inputs of the forward calls.
     pub input_values: u64,
+    /// Non-zero values in the output gradients the backward calls received.
+    pub grad_nonzero: u64,
+    /// Values in the output gradients the backward calls received.
+    pub grad_values: u64,
     /// Multiply-adds ×2 of one forward call at the batch seen, done densely (0 for layers
     /// without a product).
     pub dense_flops_per_forward: f64,
@@ -41,6 +45,11 @@ impl LayerProfile {
     /// Fraction of non-zero input values.
     pub fn input_density(&self) -> f64 {
         self.input_nonzero as f64 / self.input_values.max(1) as f64
+    }
+
+    /// Fraction of non-zero values in the output gradient reaching the layer.
+    pub fn grad_density(&self) -> f64 {
+        self.grad_nonzero as f64 / self.grad_values.max(1) as f64
     }
 
     /// Dense-equivalent rate of forward and backward together (backward does twice the
@@ -65,6 +74,8 @@ impl LayerProfile {
         self.input_grad_s += o.input_grad_s;
         self.input_nonzero += o.input_nonzero;
         self.input_values += o.input_values;
+        self.grad_nonzero += o.grad_nonzero;
+        self.grad_values += o.grad_values;
         if self.layer.is_empty() {
             self.layer = o.layer.clone();
         }

@@ -335,6 +335,7 @@ fn gemm_gflops() -> f64 {
 fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
     println!(
         "profile on {}, ms per time step of a batch of {batch} (density: non-zero inputs; \
+         grad: non-zero output gradients; \
          GFLOP/s: dense equivalent of forward + backward; the GEMM crate reaches {gemm:.1} GFLOP/s \
          here):",
         cpu_model()
@@ -344,8 +345,8 @@ fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
          a stage's CPU time is its share of the cores)"
     );
     println!(
-        "{:>5} {:<4} {:<26} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
-        "stage", "part", "layer", "density", "forward", "backward", "dW", "dX", "GFLOP/s"
+        "{:>5} {:<4} {:<26} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "stage", "part", "layer", "density", "grad", "forward", "backward", "dW", "dX", "GFLOP/s"
     );
     for st in rows {
         for l in &st.layers {
@@ -358,11 +359,12 @@ fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch: usize) {
                 }
             };
             println!(
-                "{:>5} {:<4} {:<26} {:>7.3} {:>8.3} {:>8.3} {} {} {:>7}",
+                "{:>5} {:<4} {:<26} {:>7.3} {:>7.3} {:>8.3} {:>8.3} {} {} {:>7}",
                 st.stage,
                 l.part,
                 l.layer,
                 l.input_density,
+                l.grad_density,
                 l.forward_ms,
                 l.backward_ms,
                 opt(l.weight_grad_ms),

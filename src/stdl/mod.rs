@@ -107,6 +107,8 @@ pub struct LayerRow {
     pub layer: String,
     /// Fraction of non-zero input values.
     pub input_density: f64,
+    /// Fraction of non-zero values in the output gradient the layer's backward receives.
+    pub grad_density: f64,
     /// Forward, per step.
     pub forward_ms: f64,
     /// Backward, per step (all of it).
@@ -304,6 +306,7 @@ impl Stage {
                 layers.push(LayerRow {
                     part,
                     input_density: lp.input_density(),
+                    grad_density: lp.grad_density(),
                     forward_ms: per(lp.forward_s),
                     backward_ms: per(lp.backward_s),
                     weight_grad_ms: per(lp.weight_grad_s),
@@ -413,8 +416,14 @@ impl StdlModel {
             let mut x = Tensor::zeros(batch, dims);
             let n = self.stages.len();
             for (k, (st, peak)) in self.stages.iter_mut().zip(&mut peaks).enumerate() {
-                let originals: Vec<InputPath> = convs_mut(st)
-                    .map(|c| std::mem::replace(&mut c.path, path))
+                // Both ways of using the input and of using the output gradient.
+                let originals: Vec<(InputPath, InputPath)> = convs_mut(st)
+                    .map(|c| {
+                        (
+                            std::mem::replace(&mut c.path, path),
+                            std::mem::replace(&mut c.grad_path, path),
+                        )
+                    })
                     .collect();
                 let x_len = x.data.len();
                 let ((h, logits, _), used) = stdl_models::pool::measure(|| st.step(x, Some(&labels), 1.0));
@@ -422,8 +431,8 @@ impl StdlModel {
                     let e = peak.entry(class).or_default();
                     *e = (*e).max(n);
                 }
-                for (c, orig) in convs_mut(st).zip(originals) {
-                    c.path = orig;
+                for (c, (path, grad_path)) in convs_mut(st).zip(originals) {
+                    (c.path, c.grad_path) = (path, grad_path);
                 }
                 for p in st.body.params_mut().into_iter().chain(st.head.params_mut()) {
                     p.release_grad();

@@ -63,12 +63,19 @@ pub struct Conv2d {
     pub bias: Param,
     /// Dense (im2col + GEMM) or sparse (scatter of non-zero inputs) arithmetic.
     pub path: InputPath,
+    /// How backward computes with the output gradient: by GEMMs (and [`Self::path`]'s
+    /// weight gradient), or, [`InputPath::Sparse`], by scattering only its non-zero values
+    /// (a surrogate with compact support makes most of them exactly zero).
+    pub grad_path: InputPath,
     /// Whether backward computes the input gradient. The first layer of a subnetwork does
     /// not need it: its input is detached.
     pub input_grad: bool,
     /// Forward passes taken by the dense and by the sparse path (diagnostics: which path
     /// [`InputPath::Auto`] picks as the input's density moves).
     pub path_calls: [u64; 2],
+    /// Backward passes whose weight gradient and whose input gradient scattered the
+    /// non-zero output gradients (diagnostics for [`Self::grad_path`]).
+    pub grad_path_calls: [u64; 2],
     /// Seconds spent in the weight gradient and in the input gradient, summed over backward
     /// calls ([`crate::profile`]; two clock reads per call).
     pub grad_seconds: [f64; 2],
@@ -108,8 +115,10 @@ impl Conv2d {
             gain: Param::new("gain", vec![1.0; if ws { cout } else { 0 }]),
             bias: Param::new("bias", uniform(cout, bound, rng)),
             path: InputPath::Auto,
+            grad_path: InputPath::Auto,
             input_grad: true,
             path_calls: [0; 2],
+            grad_path_calls: [0; 2],
             grad_seconds: [0.0; 2],
             w_eff: Buf(Vec::new()),
             caches: Vec::new(),
@@ -155,8 +164,9 @@ impl Conv2d {
         ws_forward(&self.weight.value, &self.gain.value, self.fan_in(), out);
     }
 
-    /// Gradient of the raw weights and gains from the gradient of the effective weights.
-    fn ws_backward(&mut self, dw_eff: &[f32]) {
+    /// Gradient of the raw weights and gains from the gradient of the effective weights,
+    /// added to the weights' gradient, or written over it when `overwrite`.
+    fn ws_backward(&mut self, dw_eff: &[f32], overwrite: bool) {
         ws_backward(
             &self.weight.value,
             &self.gain.value,
@@ -164,6 +174,7 @@ impl Conv2d {
             dw_eff,
             &mut self.weight.grad,
             &mut self.gain.grad,
+            overwrite,
         );
     }
 
@@ -247,10 +258,45 @@ impl Conv2d {
         match self.path {
             InputPath::Dense => false,
             InputPath::Sparse => true,
-            InputPath::Auto => {
-                self.predicted_sparse_faster(x.b, x.data.iter().filter(|&&v| v != 0.0).count())
-            }
+            InputPath::Auto => self.predicted_sparse_faster(x.b, nonzeros(&x.data)),
         }
+    }
+
+    /// How backward computes, from the input's and the output gradient's non-zero counts:
+    /// `(weight gradient, input gradient)`, each `true` where it scatters the non-zero output
+    /// gradients. Element-operation counts for a batch of `b` (`P`, `P_in` output and input
+    /// positions, `K = C_in·k²`, `C` output channels, `d_x = nnz_x / (b·P_in)` non-zero
+    /// inputs per input position):
+    /// weight gradient by pairs = `b·P·C + b·C_in·P_in + PAIR_COST·nnz_dy·k²·d_x` (scan both,
+    /// then one scalar update per pair of a non-zero output gradient and a non-zero input it
+    /// sees), against the input path's weight gradient (GEMM: `2·K·P·C·b / GEMM_SPEEDUP +
+    /// K·P·b`; scatter of inputs: `2·nnz_x·k²/s²·C + K·C + b·P·C`); input gradient by scatter
+    /// = `2·nnz_dy·k²·C_in + 2·b·P_in·C_in + K·C` (scatter, clear and transpose the
+    /// accumulator, lay out the weights) against the GEMM's `2·K·P·C·b / GEMM_SPEEDUP + 2·K·P·b`.
+    pub fn predicted_grad_sparse(
+        &self,
+        b: usize,
+        nnz_x: usize,
+        nnz_dy: usize,
+        x_sparse: bool,
+    ) -> (bool, bool) {
+        let (kk, p, c) = (
+            self.fan_in() as f64,
+            (self.out_dims.h * self.out_dims.w) as f64,
+            self.out_dims.c as f64,
+        );
+        let (cin, pin) = (self.in_dims.c as f64, (self.in_dims.h * self.in_dims.w) as f64);
+        let (b, k2) = (b as f64, (self.k * self.k) as f64);
+        let (nnz_x, nnz_dy) = (nnz_x as f64, nnz_dy as f64);
+        let gemm = 2.0 * kk * p * c * b / GEMM_SPEEDUP;
+        let dw_input_path = if x_sparse {
+            2.0 * nnz_x * k2 / (self.stride * self.stride) as f64 * c + kk * c + b * p * c
+        } else {
+            gemm + kk * p * b
+        };
+        let dw_pairs = b * p * c + b * cin * pin + PAIR_COST * nnz_dy * k2 * nnz_x / (b * pin).max(1.0);
+        let dx_scatter = 2.0 * nnz_dy * k2 * cin + 2.0 * b * pin * cin + kk * c;
+        (dw_pairs < dw_input_path, dx_scatter < gemm + 2.0 * kk * p * b)
     }
 
     /// The cost model behind [`InputPath::Auto`], in element operations for a batch of `b`
@@ -320,11 +366,91 @@ impl Conv2d {
         }
     }
 
-    /// The largest per-thread workspace a call needs (values): im2col columns, or the sparse
-    /// path's `P × C_out` accumulator ([`crate::workspace`]).
+    /// The largest per-thread workspace a call needs (values): im2col columns, the sparse
+    /// path's `P × C_out` accumulator, or the scattered input gradient's `P_in × C_in`
+    /// ([`crate::workspace`]).
     pub fn workspace_len(&self) -> usize {
         let p = self.out_dims.h * self.out_dims.w;
-        (self.fan_in() * p).max(p * self.out_dims.c)
+        (self.fan_in() * p)
+            .max(p * self.out_dims.c)
+            .max(self.in_dims.len())
+    }
+
+    /// Calls `f(tap, q)` for every kernel tap `(ky·k + kx)` of output position `(oy, ox)`
+    /// whose input pixel `q = iy·W_in + ix` lies inside the input, taps in increasing order.
+    #[inline(always)]
+    fn out_taps(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+        let (k, s, pad, i) = (self.k, self.stride, self.pad, self.in_dims);
+        for ky in 0..k {
+            let Some(iy) = (oy * s + ky).checked_sub(pad).filter(|&iy| iy < i.h) else {
+                continue;
+            };
+            for kx in 0..k {
+                if let Some(ix) = (ox * s + kx).checked_sub(pad).filter(|&ix| ix < i.w) {
+                    f(ky * k + kx, iy * i.w + ix);
+                }
+            }
+        }
+    }
+
+    /// The weight gradient (`C_out × K`, the weights' layout) from pairs of a non-zero output
+    /// gradient and a non-zero input under one of its taps: per sample, the non-zero inputs
+    /// are listed by pixel, then every output channel's non-zero gradients visit their taps'
+    /// lists. Output channels are split over threads in blocks, each summing over the samples
+    /// in order, so the result does not depend on the number of threads.
+    fn weight_grad_by_pairs(&self, x: &Tensor, dy: &Tensor, threads: usize) -> Buf {
+        let (i, o, kk) = (self.in_dims, self.out_dims, self.fan_in());
+        let (p, pin, k2) = (o.h * o.w, i.h * i.w, self.k * self.k);
+        let lists: Vec<PixelList> = x
+            .data
+            .chunks_exact(i.len())
+            .map(|xs| PixelList::new(xs, pin))
+            .collect();
+        let mut dw = Buf::zeros(self.weight.value.len());
+        let per_c = o.c.div_ceil(threads.min(o.c)).max(1);
+        dw.par_chunks_mut(per_c * kk).enumerate().for_each(|(blk, out)| {
+            let c0 = blk * per_c;
+            for (list, dyb) in lists.iter().zip(dy.data.chunks_exact(o.len())) {
+                for (j, row) in out.chunks_exact_mut(kk).enumerate() {
+                    let dyc = &dyb[(c0 + j) * p..][..p];
+                    for (q, &dv) in dyc.iter().enumerate() {
+                        if dv == 0.0 {
+                            continue;
+                        }
+                        self.out_taps(q / o.w, q % o.w, |tap, pix| {
+                            for &(ci, xv) in list.at(pix) {
+                                row[ci as usize * k2 + tap] += dv * xv;
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        dw
+    }
+
+    /// The input gradient of a batch by scattering the non-zero output gradients: each adds
+    /// its value times the weights of its channel and tap (laid out `C_out × k² × C_in`) to
+    /// the input pixel's `C_in` gradients, accumulated pixel-major and transposed at the end.
+    /// Samples are split over threads.
+    fn input_grad_by_scatter(&self, dy: &Tensor, dx: &mut Tensor, threads: usize) {
+        let (i, o) = (self.in_dims, self.out_dims);
+        let (pin, k2) = (i.h * i.w, self.k * self.k);
+        let mut w_r = Buf::take(self.weight.value.len());
+        let gain = if self.ws { &self.gain.value[..] } else { &[] };
+        ws_forward_by_tap(&self.weight.value, gain, i.c, k2, &mut w_r);
+        let per = dx.b.div_ceil(threads).max(1);
+        dx.data
+            .par_chunks_mut(per * i.len())
+            .zip(dy.data.par_chunks(per * o.len()))
+            .for_each(|(dxs, dys)| {
+                workspace::with(i.len(), |acc| {
+                    for (dxb, dyb) in dxs.chunks_exact_mut(i.len()).zip(dys.chunks_exact(o.len())) {
+                        scatter_input_grad(self, &w_r, dyb, acc);
+                        transpose(acc, pin, i.c, dxb);
+                    }
+                });
+            });
     }
 
     /// Computes the effective weights into a buffer from the pool.
@@ -354,16 +480,19 @@ impl Conv2d {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
         let sparse = self.sparse(&x);
         self.path_calls[sparse as usize] += 1;
-        self.refresh_weights();
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
-        // The sparse path scatters rows of the effective weights transposed to K × C_out;
-        // they serve only this forward pass.
+        // The sparse path scatters rows of the effective weights transposed to K × C_out,
+        // computed in that layout; they serve only this forward pass.
         let w_t = sparse.then(|| {
-            let mut t = Buf::take(self.w_eff.len());
-            transpose(&self.w_eff, o.c, kk, &mut t);
+            let mut t = Buf::take(self.weight.value.len());
+            let gain = if self.ws { &self.gain.value[..] } else { &[] };
+            ws_forward_transposed(&self.weight.value, gain, kk, &mut t);
             t
         });
+        if !sparse {
+            self.refresh_weights();
+        }
         // Every output value is written below (transpose or bias), so no zeroing.
         let mut y = Tensor::uninit(x.b, o);
         let (in_len, out_len) = (self.in_dims.len(), o.len());
@@ -517,12 +646,30 @@ impl Conv2d {
     /// the result is the same for any number of threads. The input gradient (when wanted)
     /// is split over samples.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        self.weight.ensure_grad();
+        let overwrite = self.weight.grad_to_overwrite();
         self.gain.ensure_grad();
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
-        let sparse = self.sparse(&x);
-        if self.input_grad && self.w_eff.len() != self.weight.value.len() {
+        let auto = |p: InputPath| p == InputPath::Auto;
+        let nnz_x = if auto(self.path) || auto(self.grad_path) {
+            nonzeros(&x.data)
+        } else {
+            0
+        };
+        let sparse = match self.path {
+            InputPath::Dense => false,
+            InputPath::Sparse => true,
+            InputPath::Auto => self.predicted_sparse_faster(x.b, nnz_x),
+        };
+        let (dw_pairs, dx_scatter) = match self.grad_path {
+            InputPath::Dense => (false, false),
+            InputPath::Sparse => (true, true),
+            InputPath::Auto => self.predicted_grad_sparse(x.b, nnz_x, nonzeros(&dy.data), sparse),
+        };
+        let dx_scatter = dx_scatter && self.input_grad;
+        self.grad_path_calls[0] += dw_pairs as u64;
+        self.grad_path_calls[1] += dx_scatter as u64;
+        if self.input_grad && !dx_scatter && self.w_eff.len() != self.weight.value.len() {
             self.refresh_weights();
         }
         let (o, kk) = (self.out_dims, self.fan_in());
@@ -535,7 +682,9 @@ impl Conv2d {
         }
         let threads = rayon::current_num_threads().max(1);
         let t0 = std::time::Instant::now();
-        let dw_eff = if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
+        let dw_eff = if dw_pairs {
+            self.weight_grad_by_pairs(&x, &dy, threads)
+        } else if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
             self.weight_grad_by_channel(&x, &dy, sparse, threads)
         } else {
             self.weight_grad_by_batch(&x, &dy, sparse, threads)
@@ -544,8 +693,14 @@ impl Conv2d {
         self.grad_seconds[0] += (t1 - t0).as_secs_f64();
         let this = &*self;
         // Without an input gradient, an empty batch is returned (nothing is allocated).
-        let mut dx = Tensor::zeros(if self.input_grad { x.b } else { 0 }, self.in_dims);
-        if self.input_grad {
+        let mut dx = if dx_scatter {
+            Tensor::uninit(x.b, self.in_dims)
+        } else {
+            Tensor::zeros(if self.input_grad { x.b } else { 0 }, self.in_dims)
+        };
+        if dx_scatter {
+            self.input_grad_by_scatter(&dy, &mut dx, threads);
+        } else if self.input_grad {
             let per = x.b.div_ceil(threads).max(1);
             dx.data
                 .par_chunks_mut(per * in_len)
@@ -561,7 +716,9 @@ impl Conv2d {
         }
         self.grad_seconds[1] += t1.elapsed().as_secs_f64();
         if self.ws {
-            self.ws_backward(&dw_eff);
+            self.ws_backward(&dw_eff, overwrite);
+        } else if overwrite {
+            self.weight.grad.copy_from_slice(&dw_eff);
         } else {
             for (g, d) in self.weight.grad.iter_mut().zip(dw_eff.iter()) {
                 *g += d;
@@ -570,6 +727,77 @@ impl Conv2d {
         drop(x);
         self.release_weights();
         dx
+    }
+}
+
+/// Non-zero values in `xs`.
+fn nonzeros(xs: &[f32]) -> usize {
+    xs.iter().filter(|&&v| v != 0.0).count()
+}
+
+/// Cost of one scalar weight-gradient update by pairs, in the cost model's element
+/// operations (a vectorised scatter's multiply-add counts 2) ([`Conv2d::predicted_grad_sparse`]).
+pub const PAIR_COST: f64 = 8.0;
+
+/// One sample's non-zero inputs listed by pixel: `(channel, value)` in channel order.
+struct PixelList {
+    start: Vec<u32>,
+    entries: Vec<(u32, f32)>,
+}
+
+impl PixelList {
+    /// From one sample `xs` (channels × `pixels`).
+    fn new(xs: &[f32], pixels: usize) -> Self {
+        let mut start = vec![0u32; pixels + 1];
+        for plane in xs.chunks_exact(pixels) {
+            for (q, &v) in plane.iter().enumerate() {
+                start[q + 1] += (v != 0.0) as u32;
+            }
+        }
+        for q in 0..pixels {
+            start[q + 1] += start[q];
+        }
+        let mut entries = vec![(0u32, 0.0f32); start[pixels] as usize];
+        let mut next = start.clone();
+        for (ci, plane) in xs.chunks_exact(pixels).enumerate() {
+            for (q, &v) in plane.iter().enumerate() {
+                if v != 0.0 {
+                    entries[next[q] as usize] = (ci as u32, v);
+                    next[q] += 1;
+                }
+            }
+        }
+        Self { start, entries }
+    }
+
+    /// The non-zero inputs at pixel `q`.
+    #[inline(always)]
+    fn at(&self, q: usize) -> &[(u32, f32)] {
+        &self.entries[self.start[q] as usize..self.start[q + 1] as usize]
+    }
+}
+
+crate::math::widest! {
+    /// Scattered input gradient of one sample: `acc` (`P_in × C_in`) gets, for every non-zero
+    /// output gradient `d` of channel `c` at an output position, `d · w_r[c, tap]` at the
+    /// input pixel of each tap; `w_r` is the effective weights as `C_out × k² × C_in`.
+    fn scatter_input_grad(conv: &Conv2d, w_r: &[f32], dyb: &[f32], acc: &mut [f32]) {
+        let (cin, o, k2) = (conv.in_dims.c, conv.out_dims, conv.k * conv.k);
+        let p = o.h * o.w;
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        for (co, dyc) in dyb.chunks_exact(p).enumerate() {
+            for (q, &dv) in dyc.iter().enumerate() {
+                if dv == 0.0 {
+                    continue;
+                }
+                conv.out_taps(q / o.w, q % o.w, |tap, pix| {
+                    let w = &w_r[(co * k2 + tap) * cin..][..cin];
+                    for (a, &wv) in acc[pix * cin..][..cin].iter_mut().zip(w) {
+                        *a += dv * wv;
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -635,6 +863,77 @@ fn ws_stats(w: &[f32]) -> (f32, f32) {
     (mean, (var * n + WS_EPS).sqrt())
 }
 
+/// Per output channel, the `(shift, scale)` that make its effective weights
+/// `(w − shift) · scale`: standardised with `gain` when it is not empty, else `(0, 1)`
+/// (the raw weights, exactly).
+#[inline(always)]
+fn ws_affine(w: &[f32], gain: &[f32], co: usize) -> (f32, f32) {
+    if gain.is_empty() {
+        return (0.0, 1.0);
+    }
+    let (mean, s) = ws_stats(w);
+    (mean, gain[co] / s)
+}
+
+/// Output channels × weights per tile of [`ws_forward_transposed`]: 16 channels make each
+/// written segment a whole cache line, 64 weights keep the tile in L1.
+const WS_TILE: (usize, usize) = (16, 64);
+
+/// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
+/// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
+/// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
+/// transposed in L1).
+fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+    let c_out = weight.len() / n;
+    let (tc, tk) = WS_TILE;
+    let mut affine = [(0.0f32, 0.0f32); WS_TILE.0];
+    let (mut tile, mut tile_t) = ([0.0f32; WS_TILE.0 * WS_TILE.1], [0.0f32; WS_TILE.0 * WS_TILE.1]);
+    for c0 in (0..c_out).step_by(tc) {
+        let cb = (c_out - c0).min(tc);
+        for (j, a) in affine[..cb].iter_mut().enumerate() {
+            *a = ws_affine(&weight[(c0 + j) * n..][..n], gain, c0 + j);
+        }
+        for k0 in (0..n).step_by(tk) {
+            let kb = (n - k0).min(tk);
+            for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
+                affine_row(
+                    &weight[(c0 + j) * n + k0..][..kb],
+                    shift,
+                    scale,
+                    &mut tile[j * kb..][..kb],
+                );
+            }
+            transpose(&tile, cb, kb, &mut tile_t);
+            for (k, row) in tile_t[..kb * cb].chunks_exact(cb).enumerate() {
+                out[(k0 + k) * c_out + c0..][..cb].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
+/// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
+/// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
+fn ws_forward_by_tap(weight: &[f32], gain: &[f32], c_in: usize, k2: usize, out: &mut [f32]) {
+    let n = c_in * k2;
+    workspace::with(n, |row| {
+        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+            let (shift, scale) = ws_affine(w, gain, co);
+            affine_row(w, shift, scale, row);
+            transpose(row, c_in, k2, o);
+        }
+    });
+}
+
+crate::math::widest! {
+    /// `out = (w − shift) · scale`, element-wise.
+    fn affine_row(w: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(w) {
+            *o = (v - shift) * scale;
+        }
+    }
+}
+
 crate::math::widest! {
     /// Scaled weight standardisation: each output channel's `n` weights, less their mean,
     /// times its gain over `sqrt(var · n + ε)`, into `out`.
@@ -652,7 +951,7 @@ crate::math::widest! {
 crate::math::widest! {
     /// The gradients of the raw weights and the gains from `d`, the gradient of the
     /// standardised weights, added into `dw` and `dgain`.
-    fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32]) {
+    fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
         let nf = n as f32;
         for (co, ((w, d), dw)) in weight
             .chunks_exact(n)
@@ -668,8 +967,14 @@ crate::math::widest! {
             let a = g / s;
             let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
             let dmean = dsum / nf;
-            for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
-                *gw += a * (dv - dmean) - c * (wv - mean);
+            if overwrite {
+                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
+                    *gw = a * (dv - dmean) - c * (wv - mean);
+                }
+            } else {
+                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
+                    *gw += a * (dv - dmean) - c * (wv - mean);
+                }
             }
         }
     }

@@ -49,6 +49,18 @@ impl Param {
             self.grad = crate::pool::zeros(self.value.len());
         }
     }
+    /// Makes the gradient exist, like [`Param::ensure_grad`], but without zeroing a new one:
+    /// returns `true` when it was just taken from the pool, its contents unspecified, and
+    /// the caller then writes every value instead of adding to it (one pass over the
+    /// gradient fewer per step, where a layer writes its whole gradient at once).
+    pub fn grad_to_overwrite(&mut self) -> bool {
+        if self.grad.len() == self.value.len() {
+            return false;
+        }
+        crate::pool::give(std::mem::take(&mut self.grad));
+        self.grad = crate::pool::take(self.value.len());
+        true
+    }
     /// Zeroes the gradient, keeping its memory (BPTT: one update per sequence).
     pub fn zero_grad(&mut self) {
         self.grad.iter_mut().for_each(|g| *g = 0.0);
