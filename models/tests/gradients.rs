@@ -104,6 +104,56 @@ fn linear_gradients() {
 }
 
 #[test]
+fn linear_small_batch_path_agrees_with_the_gemm_path() {
+    // Batches up to ROWS_MAX_BATCH take per-sample dot products and visit only non-zero
+    // output gradients; the same two samples padded to a batch of 8 (padding without
+    // gradient) take the GEMMs.
+    let mut rng = Rng::new(31);
+    let (n_in, n_out) = (37, 23);
+    let base = Linear::new(n_in, n_out, &mut rng);
+    let x = rand_tensor(2, Dims::flat(n_in), &mut rng, 1.0);
+    let mut dy = rand_tensor(2, Dims::flat(n_out), &mut rng, 1.0);
+    dy.data.iter_mut().for_each(|v| {
+        if rng.next_f32() < 0.85 {
+            *v = 0.0
+        }
+    });
+    const { assert!(stdl_models::layers::linear::ROWS_MAX_BATCH >= 2) };
+    let run = |x: Tensor, dy: Tensor| {
+        let mut l = base.clone();
+        let y = l.forward(x, true);
+        let dx = l.backward(dy);
+        let g: Vec<f32> = l.weight.grad.iter().chain(&l.bias.grad).copied().collect();
+        (y.into_data(), dx.into_data(), g)
+    };
+    let pad = |t: &Tensor, fill: &mut Rng| {
+        let mut d = t.data.to_vec();
+        d.extend((0..6 * t.dims.len()).map(|_| fill.next_f32()));
+        Tensor::from_vec(8, t.dims, d)
+    };
+    let mut zero = dy.data.to_vec();
+    zero.extend(std::iter::repeat_n(0.0, 6 * n_out));
+    let small = run(x.clone(), dy.clone());
+    let big = run(pad(&x, &mut rng), Tensor::from_vec(8, dy.dims, zero));
+    let close = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs()))
+    };
+    assert!(close(&small.0, &big.0[..2 * n_out]), "outputs differ");
+    assert!(close(&small.1, &big.1[..2 * n_in]), "input gradients differ");
+    assert!(close(&small.2, &big.2), "parameter gradients differ");
+    // And the per-sample forward against finite differences, at batch 1.
+    check(
+        "linear batch 1",
+        seq(vec![Layer::Linear(base.clone())]),
+        vec![rand_tensor(1, Dims::flat(n_in), &mut rng, 1.0)],
+        &mut rng,
+        2e-2,
+    );
+}
+
+#[test]
 fn conv_gradients_plain_and_weight_standardised() {
     let mut rng = Rng::new(2);
     let d = Dims::new(3, 7, 6);
@@ -321,13 +371,27 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
                 })
                 .collect(),
         );
+        // Output gradients as a compact-support surrogate leaves them: mostly exactly zero.
         let mut outs = Vec::new();
-        for path in [InputPath::Dense, InputPath::Sparse] {
+        for (path, grad_path) in [
+            (InputPath::Dense, InputPath::Dense),
+            (InputPath::Sparse, InputPath::Dense),
+            (InputPath::Dense, InputPath::Sparse),
+            (InputPath::Sparse, InputPath::Sparse),
+        ] {
             let mut c = base.clone();
             c.path = path;
+            c.grad_path = grad_path;
             let y = c.forward(x.clone(), true);
-            let dy = rand_tensor(y.b, y.dims, &mut Rng::new(77), 1.0);
+            let mut r = Rng::new(77);
+            let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
+            dy.data.iter_mut().for_each(|v| {
+                if r.next_f32() < 0.8 {
+                    *v = 0.0
+                }
+            });
             let dx = c.backward(dy);
+            assert_eq!(c.grad_path_calls, [(grad_path == InputPath::Sparse) as u64; 2]);
             let grads: Vec<f32> = c.params().iter().flat_map(|p| p.grad.clone()).collect();
             outs.push((y.into_data(), dx.into_data(), grads));
         }
@@ -336,21 +400,27 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
                 .zip(b)
                 .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()))
         };
-        assert!(
-            close(&outs[0].0, &outs[1].0),
-            "outputs differ (k={k} s={stride} p={pad})"
-        );
-        assert!(close(&outs[0].1, &outs[1].1), "input gradients differ");
-        assert!(close(&outs[0].2, &outs[1].2), "parameter gradients differ");
-        let mut c = base.clone();
-        c.path = InputPath::Sparse;
-        check(
-            &format!("sparse conv k={k} s={stride} p={pad} ws={ws}"),
-            seq(vec![Layer::Conv(c)]),
-            vec![x],
-            &mut rng,
-            3e-2,
-        );
+        for (n, out) in outs.iter().enumerate().skip(1) {
+            let what = format!("path {n} (k={k} s={stride} p={pad})");
+            assert!(close(&outs[0].0, &out.0), "outputs differ: {what}");
+            assert!(close(&outs[0].1, &out.1), "input gradients differ: {what}");
+            assert!(close(&outs[0].2, &out.2), "parameter gradients differ: {what}");
+        }
+        // Both gradient paths checked with the same draws.
+        let before = rng.clone();
+        for grad_path in [InputPath::Dense, InputPath::Sparse] {
+            let mut c = base.clone();
+            c.path = InputPath::Sparse;
+            c.grad_path = grad_path;
+            rng = before.clone();
+            check(
+                &format!("sparse conv k={k} s={stride} p={pad} ws={ws} {grad_path:?}"),
+                seq(vec![Layer::Conv(c)]),
+                vec![x.clone()],
+                &mut rng,
+                3e-2,
+            );
+        }
     }
 }
 
@@ -369,8 +439,18 @@ fn conv_results_do_not_depend_on_the_number_of_threads() {
                 .map(|_| (rng.next_f32() < 0.15) as u8 as f32)
                 .collect(),
         );
-        let dy = rand_tensor(5, base.out_dims, &mut Rng::new(8), 1.0);
-        for path in [InputPath::Dense, InputPath::Sparse] {
+        let mut dy = rand_tensor(5, base.out_dims, &mut Rng::new(8), 1.0);
+        let mut r = Rng::new(9);
+        dy.data.iter_mut().for_each(|v| {
+            if r.next_f32() < 0.7 {
+                *v = 0.0
+            }
+        });
+        for (path, grad_path) in [
+            (InputPath::Dense, InputPath::Dense),
+            (InputPath::Sparse, InputPath::Dense),
+            (InputPath::Sparse, InputPath::Sparse),
+        ] {
             let run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -379,6 +459,7 @@ fn conv_results_do_not_depend_on_the_number_of_threads() {
                 pool.install(|| {
                     let mut c = base.clone();
                     c.path = path;
+                    c.grad_path = grad_path;
                     let y = c.forward(x.clone(), true);
                     let dx = c.backward(dy.clone());
                     let grads: Vec<Vec<f32>> = c.params().iter().map(|p| p.grad.clone()).collect();
@@ -389,7 +470,7 @@ fn conv_results_do_not_depend_on_the_number_of_threads() {
             for threads in [2, 3, 4] {
                 assert!(
                     run(threads) == one,
-                    "{path:?}, {c_out} channels: {threads} threads differ from 1"
+                    "{path:?}/{grad_path:?}, {c_out} channels: {threads} threads differ from 1"
                 );
             }
         }

@@ -1,4 +1,11 @@
 //! Fully connected layer: `y = x Wᵀ + b`, `W` stored `outputs × inputs`.
+//!
+//! Batches of up to [`ROWS_MAX_BATCH`] samples (a stream learns at batch 1) skip the GEMM,
+//! whose packing copies the whole weight matrix for one row of input: the forward pass takes
+//! one dot product per output, and backward visits only the outputs whose gradient is
+//! non-zero (a surrogate with compact support zeroes most), adding their weight rows to the
+//! input gradient and the input to their gradient rows. Larger batches use the GEMM, and so
+//! does backward when more than a quarter of the output gradients are non-zero.
 
 use super::{uniform, Param};
 use crate::gemm::matmul;
@@ -36,6 +43,19 @@ impl Linear {
         assert_eq!(x.dims.len(), self.inputs, "linear input size");
         let b = x.b;
         let mut y = Tensor::zeros(b, Dims::flat(self.outputs));
+        if b <= ROWS_MAX_BATCH {
+            for (ys, xs) in y
+                .data
+                .chunks_exact_mut(self.outputs)
+                .zip(x.data.chunks_exact(self.inputs))
+            {
+                dots(&self.weight.value, xs, &self.bias.value, ys);
+            }
+            if train {
+                self.caches.push(x);
+            }
+            return y;
+        }
         for row in y.data.chunks_exact_mut(self.outputs) {
             row.copy_from_slice(&self.bias.value);
         }
@@ -63,6 +83,21 @@ impl Linear {
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("linear backward without forward");
         let b = x.b;
+        if b <= ROWS_MAX_BATCH && 4 * dy.data.iter().filter(|&&v| v != 0.0).count() <= dy.data.len() {
+            let mut dx = Tensor::zeros(b, x.dims);
+            for ((dys, xs), dxs) in dy
+                .data
+                .chunks_exact(self.outputs)
+                .zip(x.data.chunks_exact(self.inputs))
+                .zip(dx.data.chunks_exact_mut(self.inputs))
+            {
+                for (g, d) in self.bias.grad.iter_mut().zip(dys) {
+                    *g += d;
+                }
+                rows_backward(&self.weight.value, &mut self.weight.grad, xs, dys, dxs);
+            }
+            return dx;
+        }
         // dW += dyᵀ x ; db += Σ dy ; dx = dy W
         matmul(
             self.outputs,
@@ -95,5 +130,36 @@ impl Linear {
             &mut dx.data,
         );
         dx
+    }
+}
+
+/// Largest batch that takes the per-sample path (see the module's documentation).
+pub const ROWS_MAX_BATCH: usize = 4;
+
+crate::math::widest! {
+    /// `ys[o] = bias[o] + w[o, :] · xs` for every output `o` (`w` is `outputs × inputs`).
+    fn dots(w: &[f32], xs: &[f32], bias: &[f32], ys: &mut [f32]) {
+        for ((y, row), &b) in ys.iter_mut().zip(w.chunks_exact(xs.len())).zip(bias) {
+            *y = b + crate::math::sum_of2(row, xs, |a, v| a * v);
+        }
+    }
+}
+
+crate::math::widest! {
+    /// One sample's backward over its non-zero output gradients `dys[o]`: `dw[o, :] += dys[o] · xs`
+    /// and `dxs += dys[o] · w[o, :]`.
+    fn rows_backward(w: &[f32], dw: &mut [f32], xs: &[f32], dys: &[f32], dxs: &mut [f32]) {
+        let n = xs.len();
+        for (o, &d) in dys.iter().enumerate() {
+            if d == 0.0 {
+                continue;
+            }
+            for (g, &v) in dw[o * n..][..n].iter_mut().zip(xs) {
+                *g += d * v;
+            }
+            for (g, &v) in dxs.iter_mut().zip(&w[o * n..][..n]) {
+                *g += d * v;
+            }
+        }
     }
 }
