@@ -128,6 +128,9 @@ pub struct LearnArgs {
     /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x).
     #[arg(long)]
     pub aux_budget: Option<String>,
+    /// Surrogate gradient: sigmoid, triangle, atan or rect (default: the preset's).
+    #[arg(long)]
+    pub surrogate: Option<stdl_models::Surrogate>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -136,7 +139,10 @@ pub struct LearnArgs {
 impl LearnArgs {
     /// The preset, and the optimiser with `--lr` applied.
     pub fn preset_and_optimizer(&self) -> Result<(Preset, stdl_models::optim::OptimConfig)> {
-        let preset = Preset::load(&self.preset)?;
+        let mut preset = Preset::load(&self.preset)?;
+        if let Some(s) = self.surrogate {
+            preset.neuron.surrogate = s;
+        }
         let mut optimizer = preset.train.optimizer;
         if let Some(lr) = self.lr {
             optimizer.lr = lr;

@@ -34,6 +34,20 @@ pub enum Surrogate {
     Rect,
 }
 
+impl std::str::FromStr for Surrogate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sigmoid" => Ok(Self::Sigmoid),
+            "triangle" => Ok(Self::Triangle),
+            "atan" => Ok(Self::Atan),
+            "rect" => Ok(Self::Rect),
+            _ => Err(format!("unknown surrogate `{s}` (sigmoid, triangle, atan, rect)")),
+        }
+    }
+}
+
 impl Surrogate {
     /// The derivative at `x = u − θ`, with sharpness `alpha`.
     #[inline(always)]
