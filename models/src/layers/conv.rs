@@ -253,12 +253,13 @@ impl Conv2d {
         }
     }
 
-    /// Whether this call takes the sparse path.
-    fn sparse(&self, x: &Tensor) -> bool {
+    /// Whether a call on a batch of `b` takes the sparse path; `nnz` counts its non-zero
+    /// inputs, called only when [`InputPath::Auto`] needs it.
+    fn sparse(&self, b: usize, nnz: impl FnOnce() -> usize) -> bool {
         match self.path {
             InputPath::Dense => false,
             InputPath::Sparse => true,
-            InputPath::Auto => self.predicted_sparse_faster(x.b, nonzeros(&x.data)),
+            InputPath::Auto => self.predicted_sparse_faster(b, nnz()),
         }
     }
 
@@ -478,7 +479,7 @@ impl Conv2d {
     /// threads.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
-        let sparse = self.sparse(&x);
+        let sparse = self.sparse(x.b, || nonzeros(&x.data));
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
@@ -656,11 +657,7 @@ impl Conv2d {
         } else {
             0
         };
-        let sparse = match self.path {
-            InputPath::Dense => false,
-            InputPath::Sparse => true,
-            InputPath::Auto => self.predicted_sparse_faster(x.b, nnz_x),
-        };
+        let sparse = self.sparse(x.b, || nnz_x);
         let (dw_pairs, dx_scatter) = match self.grad_path {
             InputPath::Dense => (false, false),
             InputPath::Sparse => (true, true),
@@ -934,17 +931,12 @@ crate::math::widest! {
     }
 }
 
-crate::math::widest! {
-    /// Scaled weight standardisation: each output channel's `n` weights, less their mean,
-    /// times its gain over `sqrt(var · n + ε)`, into `out`.
-    fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
-        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
-            let (mean, s) = ws_stats(w);
-            let a = gain[co] / s;
-            for (o, &v) in o.iter_mut().zip(w) {
-                *o = (v - mean) * a;
-            }
-        }
+/// Scaled weight standardisation: each output channel's `n` weights, less their mean, times
+/// its gain over `sqrt(var · n + ε)`, into `out`.
+fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+    for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        let (shift, scale) = ws_affine(w, gain, co);
+        affine_row(w, shift, scale, o);
     }
 }
 
