@@ -364,6 +364,30 @@ fn atis_overflow_marker() {
         );
         assert_eq!(r.stats().timestamp_overflows, 1);
     }
+    // Markers first, back to back and last: each counts once, none is an event.
+    let raw: Vec<u8> = vec![
+        0, 240, 0, 0, 0, //
+        1, 2, 0x80, 0x00, 0x01, // t=1 ON (+1 step)
+        0, 240, 0, 0, 0, //
+        0, 240, 0, 0, 0, //
+        3, 4, 0x00, 0x00, 0x02, // t=2 OFF (+3 steps)
+        0, 240, 0, 0, 0,
+    ];
+    for chunk in [1, 5, 7, raw.len()] {
+        let opts = ReadOptions {
+            atis_overflow_us: 100,
+            chunk_bytes: chunk,
+            ..ReadOptions::default()
+        };
+        let mut r = EventReader::from_slice(&raw, Some(Format::AtisBin), &opts).unwrap();
+        let ev = r.read_all().unwrap();
+        assert_eq!(
+            ev,
+            vec![Event::new(101, 1, 2, true), Event::new(302, 3, 4, false)],
+            "chunk {chunk}"
+        );
+        assert_eq!(r.stats().timestamp_overflows, 4);
+    }
     // The writer inserts markers for long recordings and the reader undoes them.
     let ev = vec![
         Event::new(10, 1, 1, true),

@@ -39,15 +39,30 @@ impl Decode for Decoder {
     fn body(&mut self, buf: &[u8], _ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize> {
         let n = buf.len() / 5;
         out.reserve(n);
-        for r in buf[..n * 5].chunks_exact(5) {
-            if r[1] == 240 {
+        let mut rest = &buf[..n * 5];
+        while !rest.is_empty() {
+            // Decode the run up to the next overflow marker in one `extend` over a
+            // fixed-size chunk iterator (no capacity check per event), then apply the marker.
+            let run = rest
+                .chunks_exact(5)
+                .position(|r| r[1] == 240)
+                .unwrap_or(rest.len() / 5);
+            let offset = self.offset_us;
+            out.extend(rest[..run * 5].chunks_exact(5).map(|r| {
+                let w = u32::from_be_bytes([0, r[2], r[3], r[4]]);
+                Event::new(
+                    (w & 0x7F_FFFF) as u64 + offset,
+                    r[0] as u16,
+                    r[1] as u16,
+                    w & 0x80_0000 != 0,
+                )
+            }));
+            rest = &rest[run * 5..];
+            if !rest.is_empty() {
                 self.offset_us += self.overflow_us;
                 stats.timestamp_overflows += 1;
-                continue;
+                rest = &rest[5..];
             }
-            let w = u32::from_be_bytes([0, r[2], r[3], r[4]]);
-            let t = (w & 0x7F_FFFF) as u64 + self.offset_us;
-            out.push(Event::new(t, r[0] as u16, r[1] as u16, w & 0x80_0000 != 0));
         }
         Ok(n * 5)
     }

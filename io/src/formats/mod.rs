@@ -297,6 +297,16 @@ fn make_decoder(format: Format, opts: &ReadOptions) -> Box<dyn Decode> {
     }
 }
 
+/// The chunk size for an input of `len` bytes: `chunk`, or the input's size plus one byte
+/// (so that the first read already sees the end), rounded up to 4 KiB, when that is smaller.
+fn chunk_for_len(chunk: usize, len: u64) -> usize {
+    let fit = usize::try_from(len.saturating_add(1))
+        .unwrap_or(usize::MAX)
+        .checked_next_multiple_of(4096)
+        .unwrap_or(usize::MAX);
+    chunk.min(fit)
+}
+
 /// Upper bound on bytes buffered while waiting for one header line or record. Every size a
 /// file claims is checked against its format's own smaller cap first; this is the last line
 /// of defence.
@@ -355,10 +365,7 @@ impl EventReader<'static> {
         let mut opts = opts.clone();
         if let Ok(m) = file.metadata() {
             if m.is_file() && m.len() > 0 {
-                let fit = usize::try_from(m.len() + 1)
-                    .unwrap_or(usize::MAX)
-                    .next_multiple_of(4096);
-                opts.chunk_bytes = opts.chunk_bytes.min(fit);
+                opts.chunk_bytes = chunk_for_len(opts.chunk_bytes, m.len());
             }
         }
         EventReader::build(
@@ -382,9 +389,12 @@ impl<'a> EventReader<'a> {
         Self::build(Box::new(reader), None, format, None, opts)
     }
 
-    /// Reads from bytes already in memory.
+    /// Reads from bytes already in memory (in chunks no larger than the bytes: a small
+    /// slice does not cost a zeroed buffer of the default chunk size).
     pub fn from_slice(bytes: &'a [u8], format: Option<Format>, opts: &ReadOptions) -> Result<Self> {
-        Self::build(Box::new(bytes), None, format, None, opts)
+        let mut opts = opts.clone();
+        opts.chunk_bytes = chunk_for_len(opts.chunk_bytes, bytes.len() as u64);
+        Self::build(Box::new(bytes), None, format, None, &opts)
     }
 
     fn build(
@@ -557,13 +567,15 @@ impl<'a> EventReader<'a> {
 
     fn account(&mut self, events: &[Event]) {
         self.stats.events += events.len() as u64;
-        let mut last = self.last_t;
-        let mut back = 0u64;
-        for e in events {
-            back += (e.t_us < last) as u64;
-            last = e.t_us;
-        }
-        self.last_t = last;
+        let Some(first) = events.first() else { return };
+        // Pairs of neighbours, no value carried from one iteration to the next.
+        let back = (first.t_us < self.last_t) as u64
+            + events
+                .iter()
+                .zip(&events[1..])
+                .map(|(a, b)| (b.t_us < a.t_us) as u64)
+                .sum::<u64>();
+        self.last_t = events[events.len() - 1].t_us;
         self.stats.backwards_timestamps += back;
     }
 
