@@ -116,7 +116,23 @@ pub fn take(len: usize) -> Vec<f32> {
         let c = p.entry(from).or_default();
         c.out += 1;
         c.peak = c.peak.max(c.out);
-        c.spares.pop()
+        // The spare whose length is closest above the request's (else the longest): a
+        // buffer keeps the length it was last used at, and growing it zeroes the difference,
+        // so requests of different lengths that share a class (or borrow a larger one) each
+        // find their own length back instead of zeroing a buffer another one shortened.
+        let best = c
+            .spares
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, v)| {
+                if v.len() >= len {
+                    (0, v.len())
+                } else {
+                    (1, usize::MAX - v.len())
+                }
+            })
+            .map(|(i, _)| i)?;
+        Some(c.spares.swap_remove(best))
     })
     .flatten();
     let mut v = reused.unwrap_or_else(|| Vec::with_capacity(class));
