@@ -12,6 +12,11 @@ tau 2 (decay 0.5), threshold 1, soft reset, sigmoid surrogate (alpha 4), the mem
 detached across time. Every time step, each subnetwork computes its cross-entropy loss,
 backpropagates within itself (its input detached) and takes an Adam step (lr 1e-3).
 Prints milliseconds per sample and per sample-step, as `stdl bench train` does.
+
+`--neuron spikingjelly` swaps the LIF layer for SpikingJelly's own `LIFNode` (pip install
+spikingjelly) with the same equations: tau 2 without input decay (`decay_input=False`, so
+u = (1 - 1/tau) u + i), threshold 1, soft reset (`v_reset=None`), `surrogate.Sigmoid(alpha=4)`,
+single-step mode; its membrane is detached after every step, as STDL defines.
 """
 
 import argparse
@@ -52,6 +57,29 @@ class Lif(nn.Module):
         return s
 
 
+class SjLif(nn.Module):
+    """SpikingJelly's LIFNode with the equations of `Lif`, detached across time."""
+
+    def __init__(self):
+        super().__init__()
+        from spikingjelly.activation_based import neuron, surrogate
+
+        self.node = neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=None,
+                                   surrogate_function=surrogate.Sigmoid(alpha=4.0))
+
+    def reset(self):
+        self.node.reset()
+
+    def forward(self, i):
+        s = self.node(i)
+        if isinstance(self.node.v, torch.Tensor):
+            self.node.v = self.node.v.detach()
+        return s
+
+
+LIF = Lif
+
+
 class WsConv(nn.Conv2d):
     """Scaled weight standardisation with a learned gain per output channel."""
 
@@ -71,7 +99,7 @@ class WsConv(nn.Conv2d):
 class Sub0(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv, self.lif, self.aux = WsConv(2, 32), Lif(), nn.Linear(32, 10)
+        self.conv, self.lif, self.aux = WsConv(2, 32), LIF(), nn.Linear(32, 10)
 
     def forward(self, x):
         h = F.avg_pool2d(self.lif(self.conv(x)), 2)
@@ -81,7 +109,7 @@ class Sub0(nn.Module):
 class Sub1(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv, self.lif, self.readout = WsConv(32, 64), Lif(), nn.Linear(64 * 8 * 8, 10)
+        self.conv, self.lif, self.readout = WsConv(32, 64), LIF(), nn.Linear(64 * 8 * 8, 10)
 
     def forward(self, x):
         h = F.avg_pool2d(self.lif(self.conv(x)), 2)
@@ -95,7 +123,11 @@ def main():
     ap.add_argument("--t-bins", type=int, default=10)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.1)
+    ap.add_argument("--neuron", choices=["torch", "spikingjelly"], default="torch")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
+    global LIF
+    LIF = SjLif if a.neuron == "spikingjelly" else Lif
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     subs = [Sub0(), Sub1()]
@@ -124,8 +156,15 @@ def main():
         run_batch()
     dt = time.perf_counter() - t0
     n = a.batches * a.batch
+    if a.json:
+        import json
+
+        print(json.dumps({"neuron": a.neuron, "torch": torch.__version__, "threads": a.threads,
+                          "t_bins": a.t_bins, "batch": a.batch, "samples": n,
+                          "seconds_per_sample": dt / n}))
+        return
     print(
-        f"pytorch {torch.__version__} nmnist STDL T={a.t_bins} batch {a.batch} on {a.threads} threads: "
+        f"pytorch {torch.__version__} ({a.neuron} LIF) nmnist STDL T={a.t_bins} batch {a.batch} on {a.threads} threads: "
         f"{dt / n * 1e3:.2f} ms per sample, {dt / n / a.t_bins * 1e3:.3f} ms per sample-step "
         f"({n} samples in {dt:.2f} s); a 1,000-sample epoch: {dt / n * 1000:.1f} s"
     )

@@ -13,7 +13,16 @@ use super::ReadArgs;
 #[derive(Args, Debug)]
 pub struct BenchReadArgs {
     /// The recording (read into memory once, then decoded --runs times).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "dataset")]
+    pub file: Option<PathBuf>,
+    /// Instead of one file, read every sample of this dataset (nmnist, dvs-gesture,
+    /// ncaltech101, cifar10-dvs) from its files in each run, as a training loop does: the
+    /// per-file cost (open, read, decode) of a small-file dataset.
+    #[arg(long, requires = "root", conflicts_with = "file")]
+    pub dataset: Option<String>,
+    /// The dataset's root directory (with --dataset).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Decoding runs; the median is reported.
     #[arg(long, default_value_t = 7, value_parser = super::at_least_one::<usize>)]
     pub runs: usize,
@@ -42,17 +51,92 @@ struct BenchRead {
     mb_per_s: f64,
 }
 
+#[derive(Serialize)]
+struct BenchReadDataset {
+    dataset: String,
+    root: PathBuf,
+    files: usize,
+    bytes: u64,
+    events: u64,
+    runs: usize,
+    seconds: f64,
+    seconds_min: f64,
+    us_per_file: f64,
+    events_per_s: f64,
+}
+
+/// `bench read --dataset`: every sample of both splits loaded from its file (open, read,
+/// decode into a fresh vector, as [`stdl::io::datasets::Dataset::load`] does for training),
+/// `--runs` times; the median run.
+fn read_dataset(a: &BenchReadArgs, name: &str, root: &std::path::Path) -> Result<()> {
+    let ds = stdl::io::datasets::Dataset::open(name, root)?;
+    let samples: Vec<_> = ds.train.iter().chain(&ds.test).collect();
+    let mut bytes = 0;
+    for s in &samples {
+        bytes += std::fs::metadata(&s.path)
+            .with_context(|| format!("reading {}", s.path.display()))?
+            .len();
+    }
+    let mut times = Vec::new();
+    let mut events = 0u64;
+    for _ in 0..a.runs {
+        let t = Instant::now();
+        events = 0;
+        for s in &samples {
+            let loaded = ds.load(s)?;
+            events += loaded.events.len() as u64;
+            std::hint::black_box(&loaded);
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+    let out = BenchReadDataset {
+        dataset: ds.name.to_owned(),
+        root: root.to_path_buf(),
+        files: samples.len(),
+        bytes,
+        events,
+        runs: times.len(),
+        seconds: median,
+        seconds_min: times[0],
+        us_per_file: 1e6 * median / samples.len().max(1) as f64,
+        events_per_s: events as f64 / median,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{} ({}): {} files, {} events in {:.4} s (median of {}): {:.1} us per file, {:.1} M events/s",
+            out.dataset,
+            out.root.display(),
+            out.files,
+            out.events,
+            out.seconds,
+            out.runs,
+            out.us_per_file,
+            out.events_per_s / 1e6
+        );
+    }
+    Ok(())
+}
+
 pub fn read(a: &BenchReadArgs) -> Result<()> {
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let file = match (&a.file, &a.dataset, &a.root) {
+        (_, Some(name), Some(root)) => return read_dataset(a, name, root),
+        (Some(file), _, _) => file,
+        _ => anyhow::bail!("give a FILE, or --dataset NAME --root DIR"),
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let opts = a.read.options();
-    let ext = a.file.extension().and_then(|e| e.to_str()).map(str::to_owned);
+    let ext = file.extension().and_then(|e| e.to_str()).map(str::to_owned);
     let format = match a.read.format {
         Some(f) => f,
         None => stdl::io::detect(
             &bytes[..bytes.len().min(stdl::io::formats::DETECT_BYTES)],
             ext.as_deref(),
         )
-        .map_err(|reason| anyhow::anyhow!("{}: unknown format ({reason})", a.file.display()))?,
+        .map_err(|reason| anyhow::anyhow!("{}: unknown format ({reason})", file.display()))?,
     };
     let mut all: Vec<Event> = Vec::new();
     let mut times = Vec::new();
@@ -61,7 +145,7 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
         all.clear();
         let t = Instant::now();
         let mut r = if a.from_file {
-            EventReader::open_as(&a.file, Some(format), &opts)?
+            EventReader::open_as(file, Some(format), &opts)?
         } else {
             EventReader::from_slice(&bytes, Some(format), &opts)?
         };
@@ -75,7 +159,7 @@ pub fn read(a: &BenchReadArgs) -> Result<()> {
     times.sort_by(|a, b| a.total_cmp(b));
     let median = times[times.len() / 2];
     let out = BenchRead {
-        file: a.file.clone(),
+        file: file.clone(),
         format: format.name(),
         bytes: bytes.len(),
         events,
@@ -131,6 +215,10 @@ pub struct BenchModelArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub threads: Option<usize>,
+    /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x; `0`: bare
+    /// heads everywhere, the network `benches/python/torch_stdl_nmnist.py` builds).
+    #[arg(long)]
+    pub aux_budget: Option<String>,
     /// `bench train`, STDL: time per stage, layer and phase, each layer's input density and
     /// dense-equivalent GFLOP/s, beside the GEMM crate's rate on this machine.
     #[arg(long)]
@@ -182,7 +270,7 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::D
         limit_samples: None,
         update_every: 1,
         optimizer: preset.train.optimizer,
-        aux_budget: None,
+        aux_budget: a.aux_budget.clone(),
         lr_schedule: stdl::train::LrSchedule::Constant,
         pipeline: a.pipeline,
     };
@@ -279,6 +367,12 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
         "seconds_per_sample": per_sample, "seconds_per_step": per_sample / a.t_bins as f64,
         "density": a.density, "pipeline": a.pipeline, "cpu": cpu_model(),
     });
+    if let stdl::train::Model::Stdl(m) = &model {
+        // Which auxiliary network each subnetwork trains with (empty: a bare head), so a
+        // comparison can check that it runs the same network.
+        let aux: Vec<_> = m.plan.subnets.iter().map(|s| &s.aux_units).collect();
+        out["aux_units"] = serde_json::json!(aux);
+    }
     if let Some((rows, gemm)) = &profile {
         out["profile"] = serde_json::json!({"stages": rows, "gemm_gflops": gemm});
     }

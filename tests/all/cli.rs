@@ -83,6 +83,45 @@ fn bench_read_reports_throughput() {
 }
 
 #[test]
+fn bench_read_dataset_reads_every_file() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let out = stdl()
+        .args([
+            "bench",
+            "read",
+            "--json",
+            "--runs",
+            "1",
+            "--dataset",
+            "nmnist",
+            "--root",
+        ])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every sample of both splits, and every one of its events (5 bytes each, no marker).
+    let ds = stdl::io::datasets::Dataset::open("nmnist", &root).unwrap();
+    let files: Vec<_> = ds.train.iter().chain(&ds.test).collect();
+    assert_eq!(files.len(), 1100);
+    let bytes: u64 = files
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).unwrap().len())
+        .sum();
+    assert_eq!(v["files"], 1100);
+    assert_eq!(v["bytes"], bytes);
+    assert_eq!(v["events"], bytes / 5);
+    // Neither or both: a file, or a dataset with its root.
+    let out = stdl()
+        .args(["bench", "read", "--dataset", "nmnist"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
 fn convert_then_info_round_trips() {
     let Some(d) = data!() else { return };
     let tmp = tempfile::tempdir().unwrap();
