@@ -6,12 +6,24 @@
 # both sides see the same machine. Prints the CPU model, each figure's median over the rounds,
 # and the median of the per-round ratios (these machines are noisy: compare ratios).
 #
-# usage: benches/speed.sh [ROUNDS] [BASELINE_COMMIT]      (defaults: 3, 7e53bc2)
+# With a Python that has torch and spikingjelly (and optionally tonic) as PYTHON, a second
+# table sets this checkout beside what people use, alternated in the same rounds:
+# `stdl bench train` against benches/python/torch_stdl_nmnist.py with its own LIF and with
+# SpikingJelly's LIFNode (same network, same input density 0.1, Adam after every step; at
+# batch 1 stdl is given bare auxiliary heads, the network the Python scripts build), and
+# `stdl bench read --dataset nmnist` against benches/python/read_dataset.py (numpy, Tonic)
+# on the 1,100 real N-MNIST sample files.
+#
+# usage: [PYTHON=/path/to/python] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
+#   e.g. python3 -m venv /tmp/sj && /tmp/sj/bin/pip install torch spikingjelly numpy &&
+#        /tmp/sj/bin/pip install --no-deps tonic && PYTHON=/tmp/sj/bin/python benches/speed.sh 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 base=${2:-7e53bc2}
+py=${PYTHON:-}
 data=../shared/data/aedat2
+nmnist=../shared/data/nmnist/slayer_NMNISTsmall
 files=("$data/dvs128_alex_walking_again.aedat" "$data/dvs128_alex_walking_for_10secs.aedat")
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "error: $f not found (../shared/data beside the checkout)" >&2; exit 1; }
@@ -46,9 +58,42 @@ measure() { # side binary
     done
   done
 }
+# This checkout beside the Python frameworks (PYTHON): one JSON line per measurement.
+tag() { # round side what key scale
+  python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$1,'side':'$2','what':'$3','value':$5*r['$4']}))" >>"$out"
+}
+measure_stdl_vs_py() {
+  for batch in 16 1; do
+    n=$([ "$batch" = 16 ] && echo 24 || echo 200)
+    "$new" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" --aux-budget 0 --json 2>/dev/null |
+      tag "$r" stdl "train nmnist batch $batch (ms/sample)" seconds_per_sample 1e3
+  done
+  "$new" bench read --dataset nmnist --root "$nmnist" --json | tag "$r" stdl "read 1,100 N-MNIST files (ms)" seconds 1e3
+}
+measure_py() {
+  for batch in 16 1; do
+    n=$([ "$batch" = 16 ] && echo 5 || echo 40)
+    for neuron in torch spikingjelly; do
+      "$py" benches/python/torch_stdl_nmnist.py --neuron $neuron --batch "$batch" --batches "$n" --t-bins 10 --threads 2 --json 2>/dev/null |
+        tag "$r" $neuron "train nmnist batch $batch (ms/sample)" seconds_per_sample 1e3
+    done
+  done
+  "$py" benches/python/read_dataset.py "$nmnist" 7 2>/dev/null | while read -r line; do
+    reader=$(echo "$line" | python3 -c "import json,sys; print(json.load(sys.stdin)['reader'].split('.')[0])")
+    echo "$line" | tag "$r" "$reader" "read 1,100 N-MNIST files (ms)" seconds 1e3
+  done
+}
+if [ -n "$py" ]; then
+  "$py" -c "import torch, spikingjelly" || { echo "error: PYTHON=$py lacks torch or spikingjelly" >&2; exit 1; }
+  [ -d "$nmnist" ] || { echo "error: $nmnist not found" >&2; exit 1; }
+fi
+
 for r in $(seq 1 "$rounds"); do
   # Alternate which side goes first.
   if [ $((r % 2)) = 1 ]; then measure base "$old"; measure new "$new"; else measure new "$new"; measure base "$old"; fi
+  if [ -n "$py" ]; then
+    if [ $((r % 2)) = 1 ]; then measure_py; measure_stdl_vs_py; else measure_stdl_vs_py; measure_py; fi
+  fi
 done
 
 python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" <<'EOF'
@@ -64,6 +109,8 @@ print("|---|---:|---:|---:|")
 whats = list(dict.fromkeys(r["what"] for r in rows))
 for w in whats:
     by = {s: {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == s} for s in ("base", "new")}
+    if not by["base"]:
+        continue
     rs = sorted(set(by["base"]) & set(by["new"]))
     if not rs:
         continue
@@ -77,4 +124,33 @@ for w in whats:
         # Lower is better: time; the ratio is the speed-up.
         ratio = statistics.median(by["base"][k] / by["new"][k] for k in rs)
         print(f"| {w} | {b:.2f} | {n:.2f} | {ratio:.2f}x faster |")
+EOF
+
+[ -n "$py" ] || exit 0
+echo
+python3 - "$out" "$(git rev-parse --short HEAD)" "$rounds" "$py" <<'EOF'
+import json, statistics, subprocess, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+head, rounds, py = sys.argv[2], sys.argv[3], sys.argv[4]
+versions = subprocess.run([py, "-c", "import torch, importlib.metadata as m; "
+                           "print(f'torch {torch.__version__}, spikingjelly {m.version(\"spikingjelly\")}')"],
+                          capture_output=True, text=True).stdout.strip()
+print(f"stdl {head} beside Python ({versions}), same machine, {rounds} rounds alternated; "
+      "time per sample or per pass over the files (lower is better), and how many times "
+      "longer the other side takes (median of the per-round ratios)")
+others = [("torch", "PyTorch (own LIF)"), ("spikingjelly", "SpikingJelly LIFNode"),
+          ("numpy", "numpy"), ("tonic", "tonic.io")]
+print("| measurement | stdl | other | other's time | other / stdl |")
+print("|---|---:|---|---:|---:|")
+for w in dict.fromkeys(r["what"] for r in rows if r["side"] == "stdl"):
+    mine = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == "stdl"}
+    for side, label in others:
+        theirs = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == side}
+        rs = sorted(set(mine) & set(theirs))
+        if not rs:
+            continue
+        m = statistics.median(mine[k] for k in rs)
+        t = statistics.median(theirs[k] for k in rs)
+        ratio = statistics.median(theirs[k] / mine[k] for k in rs)
+        print(f"| {w} | {m:.2f} | {label} | {t:.2f} | {ratio:.2f}x |")
 EOF
