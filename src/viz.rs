@@ -16,37 +16,117 @@ pub struct Rgb {
     pub data: Vec<u8>,
 }
 
-/// Colour of ON events.
+/// Colour of ON events on the light background.
 pub const ON_RGB: [u8; 3] = [214, 40, 40];
-/// Colour of OFF events.
+/// Colour of OFF events on the light background.
 pub const OFF_RGB: [u8; 3] = [30, 90, 200];
 
-/// Draws frames side by side on white: ON events red, OFF events blue (merged-polarity
-/// frames in black), each pixel's colour as strong as its count relative to the 99th
-/// percentile of non-zero counts. Tiles are scaled up by an integer factor so that each
-/// is at least `min_tile_px` pixels tall.
-pub fn render_strip(frames: &[Frame], geom: &Geometry, min_tile_px: u32) -> Rgb {
+/// How event frames are coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FrameStyle {
+    /// Events light up a dark background, as event-camera viewers show them: ON amber, OFF
+    /// sky blue (merged polarity white), brightness the square root of the count relative
+    /// to the saturation level, so that pixels with a single event are still seen.
+    #[default]
+    Dark,
+    /// The earlier style: ON red and OFF blue ink on white, linear in the count.
+    Light,
+}
+
+impl std::str::FromStr for FrameStyle {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dark" => Ok(Self::Dark),
+            "light" => Ok(Self::Light),
+            o => Err(format!("unknown frame style `{o}` (dark, light)")),
+        }
+    }
+}
+
+impl FrameStyle {
+    /// Background, gap, ON, OFF and merged-polarity colours.
+    fn palette(self) -> ([f32; 3], u8, [f32; 3], [f32; 3], [f32; 3]) {
+        let f = |c: [u8; 3]| c.map(f32::from);
+        match self {
+            FrameStyle::Dark => (
+                f([12, 12, 18]),
+                48,
+                f([255, 184, 48]),
+                f([64, 164, 255]),
+                f([240, 240, 240]),
+            ),
+            FrameStyle::Light => (f([255, 255, 255]), 160, f(ON_RGB), f(OFF_RGB), f([0, 0, 0])),
+        }
+    }
+
+    /// How strongly a pixel with count `v` shows, in `0..=1`, `sat` the count at which it is
+    /// full.
+    pub fn level(self, v: f32, sat: f32) -> f32 {
+        let a = (v / sat).clamp(0.0, 1.0);
+        match self {
+            FrameStyle::Dark => a.sqrt(),
+            FrameStyle::Light => a,
+        }
+    }
+
+    /// The colour of a pixel whose ON and OFF [`FrameStyle::level`]s are `a_on` and `a_off`
+    /// (`merged`: one polarity, in `a_off`).
+    pub fn mix(self, a_on: f32, a_off: f32, merged: bool) -> [u8; 3] {
+        let (bg, _, on_rgb, off_rgb, merged_rgb) = self.palette();
+        let off_rgb = if merged { merged_rgb } else { off_rgb };
+        let mut c = bg;
+        match self {
+            // Light on dark: the two colours add (a pixel with both is brighter).
+            FrameStyle::Dark => {
+                for k in 0..3 {
+                    c[k] += a_on * (on_rgb[k] - bg[k]) + a_off * (off_rgb[k] - bg[k]);
+                }
+            }
+            // Ink on paper: one layer over the other.
+            FrameStyle::Light => {
+                for k in 0..3 {
+                    c[k] = c[k] * (1.0 - a_on) + on_rgb[k] * a_on;
+                    c[k] = c[k] * (1.0 - a_off) + off_rgb[k] * a_off;
+                }
+            }
+        }
+        c.map(|v| v.round().clamp(0.0, 255.0) as u8)
+    }
+}
+
+/// The count at which colours saturate: the 99th percentile of the non-zero counts of all
+/// `frames` (at least 1), so that a few hot pixels do not wash out the rest.
+pub fn saturation(frames: &[Frame]) -> f32 {
+    saturation_of(frames.iter().flat_map(|f| f.data.iter().copied()))
+}
+
+/// [`saturation`] of any counts.
+pub fn saturation_of(counts: impl IntoIterator<Item = f32>) -> f32 {
+    let mut nz: Vec<f32> = counts.into_iter().filter(|&v| v > 0.0).collect();
+    if nz.is_empty() {
+        return 1.0;
+    }
+    let k = ((nz.len() as f64 * 0.99) as usize).min(nz.len() - 1);
+    let (_, v, _) = nz.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+    v.max(1.0)
+}
+
+/// Draws frames side by side in `style`: ON and OFF events in two colours (merged-polarity
+/// frames in one), each pixel's colour as strong as its count relative to [`saturation`].
+/// Tiles are scaled up by an integer factor so that each is at least `min_tile_px` pixels
+/// tall.
+pub fn render_strip(frames: &[Frame], geom: &Geometry, min_tile_px: u32, style: FrameStyle) -> Rgb {
     let (fw, fh) = (geom.out.width as u32, geom.out.height as u32);
     let scale = min_tile_px.div_ceil(fh).max(1);
     let gap = 4u32;
     let n = frames.len().max(1) as u32;
     let width = n * fw * scale + (n + 1) * gap;
     let height = fh * scale + 2 * gap;
-    let mut data = vec![160u8; (width * height * 3) as usize];
-    // Saturation level: 99th percentile of the non-zero counts of all frames.
-    let mut nz: Vec<f32> = frames
-        .iter()
-        .flat_map(|f| f.data.iter().copied())
-        .filter(|&v| v > 0.0)
-        .collect();
-    let sat = if nz.is_empty() {
-        1.0
-    } else {
-        let k = ((nz.len() as f64 * 0.99) as usize).min(nz.len() - 1);
-        let (_, v, _) = nz.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
-        v.max(1.0)
-    };
+    let mut data = vec![style.palette().1; (width * height * 3) as usize];
+    let sat = saturation(frames);
     let plane = (fw * fh) as usize;
+    let merged = geom.channels == Channels::Merged;
     for (i, f) in frames.iter().enumerate() {
         let x0 = gap + i as u32 * (fw * scale + gap);
         for y in 0..fh {
@@ -56,26 +136,12 @@ pub fn render_strip(frames: &[Frame], geom: &Geometry, min_tile_px: u32) -> Rgb 
                     Channels::Split => (f.data[plane + p], f.data[p]),
                     Channels::Merged => (0.0, f.data[p]),
                 };
-                let a_on = (on / sat).min(1.0);
-                let a_off = (off / sat).min(1.0);
-                let off_rgb = if geom.channels == Channels::Merged {
-                    [0, 0, 0]
-                } else {
-                    OFF_RGB
-                };
-                let mut c = [255f32; 3];
-                for k in 0..3 {
-                    c[k] = c[k] * (1.0 - a_on) + ON_RGB[k] as f32 * a_on;
-                    c[k] = c[k] * (1.0 - a_off) + off_rgb[k] as f32 * a_off;
-                }
+                let c = style.mix(style.level(on, sat), style.level(off, sat), merged);
                 for sy in 0..scale {
-                    for sx in 0..scale {
-                        let px = x0 + x * scale + sx;
-                        let py = gap + y * scale + sy;
-                        let o = ((py * width + px) * 3) as usize;
-                        for k in 0..3 {
-                            data[o + k] = c[k].round() as u8;
-                        }
+                    let py = gap + y * scale + sy;
+                    let o = ((py * width + x0 + x * scale) * 3) as usize;
+                    for px in data[o..o + 3 * scale as usize].chunks_exact_mut(3) {
+                        px.copy_from_slice(&c);
                     }
                 }
             }
@@ -276,4 +342,51 @@ pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title:
             .draw()?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stdl_io::SensorSize;
+
+    fn frame(data: Vec<f32>) -> Frame {
+        Frame {
+            t_start_us: 0,
+            t_end_us: 1,
+            events: data.iter().sum::<f32>() as u64,
+            data,
+        }
+    }
+
+    /// The colour of frame pixel `(x, y)` of the first tile (scale 1, gap 4).
+    fn px(img: &Rgb, x: u32, y: u32) -> [u8; 3] {
+        let o = (((4 + y) * img.width + 4 + x) * 3) as usize;
+        [img.data[o], img.data[o + 1], img.data[o + 2]]
+    }
+
+    #[test]
+    fn dark_style_lights_events_on_black_and_a_hot_pixel_does_not_wash_out_the_rest() {
+        // 16 x 16, split polarity: OFF plane then ON plane. 200 ON pixels with 2 events, one
+        // OFF pixel with 1, and a hot ON pixel with 1000.
+        let geom = Geometry::new(SensorSize::new(16, 16), Channels::Split).unwrap();
+        let mut d = vec![0.0; 2 * 256];
+        for p in 0..200 {
+            d[256 + p] = 2.0;
+        }
+        d[256 + 255] = 1000.0;
+        d[210] = 1.0;
+        let img = render_strip(&[frame(d.clone())], &geom, 16, FrameStyle::Dark);
+        let empty = px(&img, 4, 15); // pixel 244: no event
+        assert!(empty.iter().all(|&c| c < 30), "{empty:?}");
+        let on = px(&img, 0, 0);
+        assert!(on[0] > 200 && on[0] > on[2], "{on:?}"); // full amber despite the hot pixel
+        let off = px(&img, 2, 13); // pixel 210
+        assert!(off[2] > 150 && off[2] > off[0], "{off:?}"); // one event of two is clearly seen
+                                                             // The old style: white paper, red ink.
+        let img = render_strip(&[frame(d)], &geom, 16, FrameStyle::Light);
+        assert_eq!(px(&img, 4, 15), [255, 255, 255]);
+        assert_eq!(px(&img, 0, 0), ON_RGB);
+        assert_eq!("light".parse::<FrameStyle>(), Ok(FrameStyle::Light));
+        assert!("neon".parse::<FrameStyle>().is_err());
+    }
 }

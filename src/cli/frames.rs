@@ -100,9 +100,13 @@ pub struct FramesArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub frames: FrameArgs,
-    /// Write a PNG strip of frames (ON red, OFF blue).
+    /// Write a PNG strip of frames (dark style: ON amber, OFF blue on black).
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// PNG colours: dark (events light up black) or light (the earlier red and blue ink on
+    /// white).
+    #[arg(long, default_value = "dark")]
+    pub png_style: stdl::viz::FrameStyle,
     /// At most this many frames in the PNG, evenly spaced over the recording.
     #[arg(long, default_value_t = 12, value_parser = super::at_least_one::<usize>)]
     pub max_frames: usize,
@@ -308,7 +312,7 @@ pub fn run(a: &FramesArgs) -> Result<()> {
     }
     if let Some(png) = &a.png {
         let picked = pick_evenly(&keep, a.max_frames.max(1));
-        let img = stdl::viz::render_strip(&picked, &geom, 128);
+        let img = stdl::viz::render_strip(&picked, &geom, 128, a.png_style);
         stdl::viz::write_png(png, &img)?;
         eprintln!(
             "wrote {} ({} frames, {}x{} px)",
