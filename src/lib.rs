@@ -11,6 +11,7 @@ pub mod bptt;
 pub mod continual;
 pub mod data;
 pub mod heap;
+pub mod render;
 pub mod runtime;
 pub mod stdl;
 pub mod store;

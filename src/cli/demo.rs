@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use stdl::io::frames::{Channels, Frame, Geometry, StreamBinner};
 use stdl::io::sources::{SyntheticConfig, SyntheticScene};
+use stdl::render::{render, RenderConfig, RenderInput};
 use stdl::runtime::stream::{new_model, run_model, Source, StreamConfig};
 
 #[derive(Args, Debug)]
@@ -36,6 +37,10 @@ pub struct DemoArgs {
     /// Seed of the scenes and the network.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seconds of the held-out stream in OUT/heldout.gif (an animation with the
+    /// predictions).
+    #[arg(long, default_value_t = 8.0, value_parser = super::positive::<f64>)]
+    pub gif_seconds: f64,
     /// Run on real N-MNIST samples instead (a directory in either N-MNIST layout, e.g.
     /// ../shared/data/nmnist/slayer_NMNISTsmall).
     #[arg(long)]
@@ -126,7 +131,10 @@ fn frames_strip(out: &std::path::Path, cfg: &SyntheticConfig) -> Result<()> {
         binner.push(&events, |f| frames.push(f));
     }
     frames.truncate(12);
-    stdl::viz::write_png(out, &stdl::viz::render_strip(&frames, &geom, 128))
+    stdl::viz::write_png(
+        out,
+        &stdl::viz::render_strip(&frames, &geom, 128, stdl::viz::FrameStyle::Dark),
+    )
 }
 
 pub fn run(a: &DemoArgs) -> Result<()> {
@@ -210,9 +218,31 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         "testing on a held-out stream for {} steps (no learning)...",
         a.test_steps
     );
-    let (test, _) = run_model(&test_cfg, model)?;
+    let (test, mut model) = run_model(&test_cfg, model)?;
     let held_out = test.accuracy.unwrap_or(0.0);
     plot(Some(held_out))?;
+    if !test.interrupted {
+        // The start of the same held-out stream as an animation with the predictions.
+        let gif = a.out.join("heldout.gif");
+        let Source::Synthetic(held) = &test_cfg.source else {
+            unreachable!("the demo's held-out stream is synthetic")
+        };
+        let cfg = RenderConfig {
+            max_seconds: Some((a.test_steps as f64 * 0.01).min(a.gif_seconds)),
+            ema_steps: a.ema_steps,
+            class_names: held.class_names(),
+            ..RenderConfig::new(RenderInput::Synthetic(held.clone()), &gif)
+        };
+        match render(&cfg, Some(&mut model)) {
+            Ok(s) => eprintln!(
+                "animation: {} ({} frames, {:.1} s of the held-out stream)",
+                gif.display(),
+                s.frames,
+                s.input_seconds
+            ),
+            Err(e) => eprintln!("warning: {e:#}"),
+        }
+    }
     println!("held-out stream: {} steps, chance 9.1%", test.steps);
     println!("accuracy: {:.1}%", 100.0 * held_out);
     if test.interrupted {

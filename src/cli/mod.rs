@@ -6,6 +6,7 @@ pub mod convert;
 pub mod demo;
 pub mod frames;
 pub mod info;
+pub mod render;
 pub mod stream;
 pub mod train;
 
@@ -50,6 +51,11 @@ enum Command {
     ///
     /// Example: stdl frames ../shared/data/aedat2/dvs128_alex_walking_again.aedat --bin-us 50000 --png walk.png
     Frames(frames::FramesArgs),
+    /// Render an event stream as an animated GIF, with a trained model's predictions drawn
+    /// under each frame.
+    ///
+    /// Example: stdl render ../shared/data/aedat2/dvs128_alex_walking_again.aedat --out walk.gif --max-seconds 4
+    Render(render::RenderArgs),
     /// Rewrite a recording as AEDAT 3.1, AEDAT 2.0 or ATIS .bin.
     ///
     /// Example: stdl convert walk.aedat user01_natural.aedat --to aedat31
@@ -243,6 +249,7 @@ pub fn run() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Info(a) => run_info(a),
         Command::Frames(a) => frames::run(a),
+        Command::Render(a) => render::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Bench(BenchCommand::Read(a)) => bench::read(a),
         Command::Bench(BenchCommand::Memory(a)) => bench::memory(a),

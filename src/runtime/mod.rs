@@ -8,3 +8,26 @@ pub mod ring;
 pub mod stream;
 
 pub use pipeline::{Pipeline, StageOutput};
+
+/// The model's smoothed prediction: an exponential moving average of the logits, its
+/// arg-max and softmax confidence (as `stdl stream` reports them).
+#[derive(Debug, Default)]
+pub struct Smoothed {
+    ema: Option<Vec<f32>>,
+}
+
+impl Smoothed {
+    /// Folds in one step's logits `z` with weight `alpha`; returns (class, confidence).
+    pub fn update(&mut self, z: &[f32], alpha: f32) -> (usize, f32) {
+        let e = self.ema.get_or_insert_with(|| z.to_vec());
+        for (a, b) in e.iter_mut().zip(z) {
+            *a += alpha * (b - *a);
+        }
+        let class = e
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, v)| if *v > e[best] { i } else { best });
+        let max = e[class];
+        (class, 1.0 / e.iter().map(|v| (v - max).exp()).sum::<f32>())
+    }
+}

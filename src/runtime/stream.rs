@@ -700,7 +700,7 @@ impl Write for Output {
 
 /// Smoothed predictions and their running accuracy.
 struct Predictor {
-    ema: Option<Vec<f32>>,
+    smooth: crate::runtime::Smoothed,
     alpha: f32,
     labelled: u64,
     correct: u64,
@@ -717,17 +717,7 @@ impl Predictor {
         meta: (u64, Option<usize>),
         w: &mut dyn Write,
     ) -> Result<()> {
-        let z = &out.logits.data;
-        let e = self.ema.get_or_insert_with(|| z.clone());
-        for (a, b) in e.iter_mut().zip(z) {
-            *a += self.alpha * (b - *a);
-        }
-        let class = e
-            .iter()
-            .enumerate()
-            .fold(0, |best, (i, v)| if *v > e[best] { i } else { best });
-        let max = e[class];
-        let confidence = 1.0 / e.iter().map(|v| (v - max).exp()).sum::<f32>();
+        let (class, confidence) = self.smooth.update(&out.logits.data, self.alpha);
         if let Some(l) = meta.1 {
             self.labelled += 1;
             self.correct += (l == class) as u64;
@@ -1121,7 +1111,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         pipe: Pipeline::start_primed(stages, PIPELINE_QUEUE),
         pending: VecDeque::new(),
         pred: Predictor {
-            ema: None,
+            smooth: Default::default(),
             alpha: 1.0 / cfg.ema_steps.max(1.0),
             labelled: 0,
             correct: 0,

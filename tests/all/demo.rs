@@ -1,5 +1,5 @@
-//! `stdl demo`, shortened: it runs without ../shared, draws both plots and ends with the
-//! accuracy line.
+//! `stdl demo`, shortened: it runs without ../shared, draws both plots and the held-out
+//! animation, and ends with the accuracy line.
 
 use std::process::Command;
 
@@ -25,9 +25,20 @@ fn demo_runs_on_built_in_data_and_ends_with_the_accuracy_line() {
         "accuracy.png",
         "train_predictions.jsonl",
         "test_summary.json",
+        "heldout.gif",
     ] {
         assert!(tmp.path().join(f).exists(), "{f} missing");
     }
     let png = std::fs::read(tmp.path().join("frames.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The held-out stream's first 6 s (600 steps) in 20 ms frames, predictions under each.
+    let mut d = gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(tmp.path().join("heldout.gif")).unwrap())
+        .unwrap();
+    assert_eq!((d.width(), d.height()), (256, 296));
+    let mut frames = 0;
+    while d.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert!((295..=300).contains(&frames), "{frames} frames");
 }

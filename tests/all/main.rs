@@ -12,6 +12,7 @@ mod frames;
 mod hostile;
 mod loader;
 mod readers;
+mod render;
 mod runtime;
 mod stream;
 mod training;

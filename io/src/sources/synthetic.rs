@@ -48,6 +48,16 @@ impl Default for SyntheticConfig {
     }
 }
 
+impl SyntheticConfig {
+    /// A name per class: the direction the square moves in, in degrees clockwise from
+    /// rightwards (the image's y axis points down), e.g. `"dir 33 deg"`.
+    pub fn class_names(&self) -> Vec<String> {
+        (0..self.classes)
+            .map(|k| format!("dir {:.0} deg", 360.0 * k as f64 / self.classes as f64))
+            .collect()
+    }
+}
+
 /// The generator: call [`SyntheticScene::next_tick`] for the events of each tick.
 #[derive(Clone, Debug)]
 pub struct SyntheticScene {

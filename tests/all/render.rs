@@ -1,0 +1,181 @@
+//! `stdl render`: animated GIFs of recordings and of the synthetic stream with a model's
+//! predictions, decoded back with the `gif` crate.
+
+use crate::common::stdl;
+use crate::data;
+
+/// A frame's delay (1/100 s) and palette indices.
+type GifFrame = (u16, Vec<u8>);
+
+/// Every frame of a GIF as palette indices, with its delay, and the global palette.
+fn decode(path: &std::path::Path) -> (u16, u16, Vec<u8>, Vec<GifFrame>) {
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let mut d = opts.read_info(std::fs::File::open(path).unwrap()).unwrap();
+    let (w, h) = (d.width(), d.height());
+    let palette = d.global_palette().expect("a global palette").to_vec();
+    let mut frames = Vec::new();
+    while let Some(f) = d.read_next_frame().unwrap() {
+        assert_eq!((f.width, f.height), (w, h), "whole-canvas frames");
+        frames.push((f.delay, f.buffer.to_vec()));
+    }
+    (w, h, palette, frames)
+}
+
+#[test]
+fn a_real_recording_becomes_a_real_time_gif() {
+    let Some(d) = data!() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let gif = tmp.path().join("walk.gif");
+    let out = stdl()
+        .arg("render")
+        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+        .args(["--max-seconds", "1", "--scale", "1", "--json", "--out"])
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (w, h, palette, frames) = decode(&gif);
+    assert_eq!((w, h), (128, 128));
+    assert_eq!(palette.len(), 256 * 3);
+    assert_eq!(&palette[..3], &[12, 12, 18], "dark background");
+    // 10 ms bins shown two at a time: 20 ms frames, 2/100 s each, real time.
+    assert_eq!(s["frame_us"], 20_000);
+    assert_eq!(frames.len() as u64, s["frames"].as_u64().unwrap());
+    assert!(
+        (45..=50).contains(&frames.len()),
+        "{} frames in 1 s",
+        frames.len()
+    );
+    assert!(frames.iter().all(|(delay, _)| *delay == 2));
+    // Mostly background, and the walking person lights up pixels in every frame.
+    let lit: Vec<usize> = frames
+        .iter()
+        .map(|(_, px)| px.iter().filter(|&&i| i != 0).count())
+        .collect();
+    assert!(lit.iter().all(|&n| n > 0 && n < 128 * 128 / 2), "{lit:?}");
+    assert!(lit.iter().sum::<usize>() > 50 * lit.len(), "{lit:?}");
+    assert_ne!(frames[0].1, frames[10].1, "frames change");
+    assert_eq!(s["model_steps"], 0);
+    assert_eq!(h as u64, s["height"].as_u64().unwrap());
+    // The light style's background is white; half speed doubles every delay.
+    let out = stdl()
+        .arg("render")
+        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+        .args([
+            "--max-seconds",
+            "0.5",
+            "--style",
+            "light",
+            "--speed",
+            "0.5",
+            "--out",
+        ])
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (w, _, palette, frames) = decode(&gif);
+    assert_eq!(w, 256, "scale 2 by default");
+    assert_eq!(&palette[..3], &[255, 255, 255]);
+    assert!(
+        frames.iter().all(|(delay, _)| *delay == 2),
+        "10 ms bins at half speed: 20 ms"
+    );
+}
+
+#[test]
+fn predictions_of_a_trained_stream_are_drawn_under_each_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    let st = crate::common::stream("synthetic:3", "tiny")
+        .args([
+            "--max-steps",
+            "300",
+            "--metrics-every-s",
+            "1000",
+            "--checkpoint-dir",
+        ])
+        .arg(&ck)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let gif = tmp.path().join("held.gif");
+    let out = stdl()
+        .args([
+            "render",
+            "--source",
+            "synthetic:9",
+            "--max-seconds",
+            "1",
+            "--json",
+            "--checkpoint",
+        ])
+        .arg(&ck)
+        .arg("--out")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = s["frames"].as_u64().unwrap();
+    assert!(n >= 45, "{s}");
+    // Every 10 ms bin up to the last frame shown went through the model; every frame of the
+    // synthetic stream has a label.
+    assert_eq!(s["model_steps"].as_u64().unwrap(), 2 * n, "{s}");
+    assert_eq!(s["labelled_frames"].as_u64().unwrap(), n);
+    let (w, h, _, frames) = decode(&gif);
+    assert_eq!((w, h), (256, 256 + 40), "frame and banner");
+    // The banner: text (greys brighter than its background) and the confidence bar (one of
+    // the three bar colours at the palette's end) on every frame.
+    for (_, px) in &frames {
+        let banner = &px[256 * 256..];
+        assert!(
+            banner.iter().any(|&i| (235..252).contains(&i)),
+            "no text in the banner"
+        );
+        assert!(
+            banner.iter().any(|&i| (252..255).contains(&i)),
+            "no bar in the banner"
+        );
+    }
+}
+
+#[test]
+fn render_fails_clearly_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gif = tmp.path().join("x.gif");
+    let missing = tmp.path().join("missing.aedat");
+    let out = stdl()
+        .arg("render")
+        .arg(&missing)
+        .arg("--out")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.aedat"), "{err}");
+    // Less input than one frame: an error, and no file.
+    let out = stdl()
+        .args([
+            "render",
+            "--source",
+            "synthetic",
+            "--max-seconds",
+            "0.001",
+            "--out",
+        ])
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no complete frame"));
+    assert!(!gif.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no partial file left"
+    );
+}
