@@ -80,7 +80,7 @@ enum Command {
     /// Learn online from an event stream while predicting (STDL, one thread per subnetwork).
     ///
     /// Example: stdl stream --source synthetic --preset dvs-gesture --max-steps 2000 --predictions p.jsonl
-    Stream(stream::StreamArgs),
+    Stream(Box<stream::StreamArgs>),
     /// Benchmarks: decoding, training memory and speed, sparsity, long streams, real time.
     /// Each prints a table or line, or JSON with --json.
     ///

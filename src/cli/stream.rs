@@ -12,6 +12,12 @@ pub struct StreamArgs {
     /// camera://SERIAL (USB cameras: build with `--features camera`).
     #[arg(long, default_value = "synthetic")]
     pub source: String,
+    /// Serve a live page of the stream at HOST:PORT (default 127.0.0.1:8765; port 0 picks a
+    /// free one): the frame, the prediction per class, the label, running accuracy over
+    /// time, events/s, dropped bins and lag. Loopback unless another address is named;
+    /// read-only. A slow viewer never slows the learner (its oldest updates are dropped).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8765", value_name = "HOST:PORT")]
+    pub view: Option<String>,
     /// Play a dataset split as one labelled stream instead of --source: nmnist, dvs-gesture,
     /// ncaltech101, cifar10-dvs.
     #[arg(long, requires = "root")]
@@ -167,6 +173,8 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         connect_timeout: std::time::Duration::from_secs_f64(a.connect_timeout_s.min(1e6)),
         read_timeout: std::time::Duration::from_secs_f64(a.read_timeout_s.min(1e6)),
         profile: a.profile,
+        view: a.view.clone(),
+        class_names: Vec::new(),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

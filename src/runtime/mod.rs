@@ -6,6 +6,7 @@ pub mod interrupt;
 pub mod pipeline;
 pub mod ring;
 pub mod stream;
+pub mod view;
 
 pub use pipeline::{Pipeline, StageOutput};
 
@@ -29,5 +30,14 @@ impl Smoothed {
             .fold(0, |best, (i, v)| if *v > e[best] { i } else { best });
         let max = e[class];
         (class, 1.0 / e.iter().map(|v| (v - max).exp()).sum::<f32>())
+    }
+
+    /// The softmax of the smoothed logits (empty before the first update).
+    pub fn probabilities(&self) -> Vec<f32> {
+        let Some(e) = &self.ema else { return Vec::new() };
+        let max = e.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = e.iter().map(|v| (v - max).exp()).collect();
+        let sum: f32 = exp.iter().sum();
+        exp.into_iter().map(|v| v / sum).collect()
     }
 }

@@ -188,6 +188,11 @@ pub struct StreamConfig {
     /// Time every stage, layer and phase, and measure each layer's input density; the
     /// summary then carries `profile` ([`crate::stdl::StageProfile`]).
     pub profile: bool,
+    /// Serve a live page at this `HOST:PORT` ([`crate::runtime::view`]; port 0: any free
+    /// port, printed at start).
+    pub view: Option<String>,
+    /// Class names for the page (`class N` where missing).
+    pub class_names: Vec<String>,
 }
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
@@ -322,6 +327,8 @@ impl StreamConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             profile: false,
+            view: None,
+            class_names: Vec::new(),
         }
     }
 }
@@ -418,6 +425,10 @@ pub struct Summary {
     /// With `--profile`: where each stage's steps went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Vec<crate::stdl::StageProfile>>,
+    /// With `--view`: page updates dropped because a viewer did not keep up (the learner
+    /// never waits for a viewer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_updates_dropped: Option<u64>,
 }
 
 /// What the source thread says besides events (events travel in the ring).
@@ -701,6 +712,8 @@ impl Write for Output {
 /// Smoothed predictions and their running accuracy.
 struct Predictor {
     smooth: crate::runtime::Smoothed,
+    /// The latest prediction (class, confidence) and the label of its bin.
+    last: Option<((usize, f32), Option<usize>)>,
     alpha: f32,
     labelled: u64,
     correct: u64,
@@ -718,6 +731,7 @@ impl Predictor {
         w: &mut dyn Write,
     ) -> Result<()> {
         let (class, confidence) = self.smooth.update(&out.logits.data, self.alpha);
+        self.last = Some(((class, confidence), meta.1));
         if let Some(l) = meta.1 {
             self.labelled += 1;
             self.correct += (l == class) as u64;
@@ -733,6 +747,135 @@ impl Predictor {
             })?
         )?;
         Ok(())
+    }
+}
+
+/// How far the learner is behind the source, in seconds: event time read but not yet handed
+/// to the learner (in the binner or a live backlog).
+fn lag_s(last_t: u64, last_bin_end: u64, first_t: Option<u64>) -> f64 {
+    last_t.saturating_sub(last_bin_end.max(first_t.unwrap_or(last_t))) as f64 * 1e-6
+}
+
+/// `--view`: the page's server and the events since its last update.
+struct LiveView {
+    server: crate::runtime::view::ViewServer,
+    frame: crate::runtime::view::ViewFrame,
+    /// Events and time at the last update (for the recent event rate).
+    rate: (u64, Instant),
+}
+
+/// One update of the page.
+#[derive(Serialize)]
+struct ViewUpdate {
+    t_s: f64,
+    steps: u64,
+    events_per_s: f64,
+    lag_s: f64,
+    dropped_bins: u64,
+    coalesced_bins: u64,
+    learning: bool,
+    label: Option<usize>,
+    prediction: Option<ViewPrediction>,
+    probs: Vec<f32>,
+    running_accuracy: Option<f64>,
+    view_dropped: u64,
+    frame: String,
+    sat: f32,
+    /// Event time the frame's events span, in ms.
+    frame_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ViewPrediction {
+    class: usize,
+    confidence: f32,
+}
+
+impl LiveView {
+    fn start(addr: &str, cfg: &StreamConfig, preset: &Preset, sensor: SensorSize) -> Result<Self> {
+        use crate::runtime::view::{ViewFrame, ViewMeta, ViewServer};
+        let frame = ViewFrame::new(sensor);
+        // Names: given, else the source's own (the synthetic scene's directions, a dataset's
+        // classes), else the preset's (DVS128-Gesture's gestures, N-MNIST's digits).
+        let names = if !cfg.class_names.is_empty() {
+            cfg.class_names.clone()
+        } else {
+            match &cfg.source {
+                Source::Synthetic(c) => c.class_names(),
+                Source::Dataset { name, root, .. } => stdl_io::datasets::Dataset::open(name, root)
+                    .map(|d| d.classes)
+                    .unwrap_or_default(),
+                _ => crate::render::class_names_for(&preset.name, preset.classes),
+            }
+        };
+        let meta = ViewMeta {
+            classes: (0..preset.classes)
+                .map(|k| names.get(k).cloned().unwrap_or_else(|| format!("class {k}")))
+                .collect(),
+            sensor: [sensor.width, sensor.height],
+            frame: frame.size(),
+            downscale: frame.downscale(),
+            preset: preset.name.clone(),
+            source: describe(&cfg.source),
+            learn: cfg.learn,
+        };
+        let server = ViewServer::start(addr, &meta)?;
+        eprintln!("view: http://{}/ (read-only)", server.addr());
+        Ok(Self {
+            server,
+            frame,
+            rate: (0, Instant::now()),
+        })
+    }
+
+    fn publish(
+        &mut self,
+        sink: &Sink<'_>,
+        first_t: Option<u64>,
+        lag_s: f64,
+        (dropped, coalesced): (u64, u64),
+    ) -> Result<()> {
+        let (frame, sat, span_us) = self.frame.take();
+        let now = Instant::now();
+        let secs = now.duration_since(self.rate.1).as_secs_f64().max(1e-6);
+        let events_per_s = sink.events.saturating_sub(self.rate.0) as f64 / secs;
+        self.rate = (sink.events, now);
+        let (prediction, label) = match sink.pred.last {
+            Some(((class, confidence), label)) => (Some(ViewPrediction { class, confidence }), label),
+            None => (None, None),
+        };
+        self.server.publish(&ViewUpdate {
+            t_s: sink
+                .last_bin_end
+                .saturating_sub(first_t.unwrap_or(sink.last_bin_end)) as f64
+                * 1e-6,
+            steps: sink.steps,
+            events_per_s,
+            lag_s,
+            dropped_bins: dropped,
+            coalesced_bins: coalesced,
+            learning: sink.cfg.learn,
+            label,
+            prediction,
+            probs: sink.pred.smooth.probabilities(),
+            running_accuracy: sink.pred.accuracy(),
+            view_dropped: self.server.dropped(),
+            frame,
+            sat,
+            frame_ms: span_us as f64 * 1e-3,
+        })
+    }
+}
+
+/// The source as a user wrote it (for the page).
+fn describe(source: &Source) -> String {
+    match source {
+        Source::File(p) => p.display().to_string(),
+        Source::Stdin => "stdin".into(),
+        Source::DvTcp(a) => format!("dv-tcp://{a}"),
+        Source::Synthetic(c) => format!("synthetic:{}", c.seed),
+        Source::Camera(id) => format!("camera://{id}"),
+        Source::Dataset { name, split, .. } => format!("dataset {name} ({split:?})"),
     }
 }
 
@@ -1102,6 +1245,11 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
     };
     let mut binner = StreamBinner::new(geom, cfg.bin_us)?.with_max_gap(cfg.max_gap_us);
+    // The live page: its server runs beside the learner and never makes it wait.
+    let mut view = match &cfg.view {
+        Some(addr) if error.is_none() => Some(LiveView::start(addr, cfg, &preset, sensor)?),
+        _ => None,
+    };
     let start = Instant::now();
     let (events0, steps0) = resumed.as_ref().map_or((0, 0), |c| (c.events, c.steps));
     let mut sink = Sink {
@@ -1112,6 +1260,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         pending: VecDeque::new(),
         pred: Predictor {
             smooth: Default::default(),
+            last: None,
             alpha: 1.0 / cfg.ema_steps.max(1.0),
             labelled: 0,
             correct: 0,
@@ -1161,6 +1310,13 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         if let (Some(f), Some(l)) = (batch.first(), batch.last()) {
             first_t.get_or_insert(f.t_us);
             last_t = last_t.max(l.t_us);
+        }
+        if let Some(v) = view.as_mut() {
+            v.frame.add(&batch);
+            if v.frame.due() {
+                let lag = lag_s(last_t, sink.last_bin_end, first_t);
+                v.publish(&sink, first_t, lag, (dropped, coalesced))?;
+            }
         }
         if let Some(live) = &live {
             for c in live.try_iter().filter(|c| c.t_us != Some(u64::MAX)) {
@@ -1258,7 +1414,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 "events_per_s": sink.events as f64 / secs, "frames_per_s": sink.steps as f64 / secs,
                 // How far the learner is behind the source: event time read but not yet
                 // handed to the learner (in the binner or a live backlog).
-                "lag_s": last_t.saturating_sub(sink.last_bin_end.max(first_t.unwrap_or(last_t))) as f64 * 1e-6,
+                "lag_s": lag_s(last_t, sink.last_bin_end, first_t),
                 "dropped_bins": dropped, "coalesced_bins": coalesced,
                 "ring_events": ring.backlog(),
                 "running_accuracy": sink.pred.accuracy(),
@@ -1329,6 +1485,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         skipped_bins: binner.stats().skipped_bins,
         interrupted: crate::runtime::interrupt::requested(),
         error,
+        view_updates_dropped: view.as_ref().map(|v| v.server.dropped()),
         profile: cfg.profile.then(|| {
             let rows = crate::stdl::profile(&model.stages);
             model.stages.iter_mut().for_each(|s| s.set_profiling(false));

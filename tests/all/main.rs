@@ -16,3 +16,4 @@ mod render;
 mod runtime;
 mod stream;
 mod training;
+mod view;
