@@ -12,10 +12,12 @@
 //! quantisation (exact, and fast).
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
+use stdl_io::datasets::{Dataset, Split};
 use stdl_io::frames::{Channels, Frame, Geometry, StreamBinner};
 use stdl_io::sources::synthetic::{SyntheticConfig, SyntheticScene};
 use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
@@ -49,6 +51,16 @@ pub enum RenderInput {
     },
     /// The synthetic scene (labelled).
     Synthetic(SyntheticConfig),
+    /// The samples of a dataset split, one after another, each labelled and each a
+    /// sequence of its own (the model's state is reset at its start, as in training).
+    Dataset {
+        /// Dataset name (`nmnist`, `dvs-gesture`, ...).
+        name: String,
+        /// Its root directory.
+        root: PathBuf,
+        /// Which split.
+        split: Split,
+    },
 }
 
 /// Settings of a render.
@@ -153,11 +165,23 @@ fn banner_index(rgb: &[u8]) -> u8 {
     (LEVELS * LEVELS) as u8 + ((y as usize * (GREYS - 1) + 127) / 255) as u8
 }
 
-/// Events in batches with the label that holds (synthetic input only).
+/// Events in batches with the label that holds (synthetic input, datasets) and, for a
+/// dataset, the start of each sample.
 enum Events {
     File(Box<EventReader<'static>>),
     Synthetic(Box<SyntheticScene>),
+    Dataset {
+        ds: Box<Dataset>,
+        split: Split,
+        next: usize,
+        /// Where the next sample starts: samples start on the frame grid, so that no frame
+        /// holds events of two.
+        cursor: u64,
+    },
 }
+
+/// A batch's label, and the time its sample starts (a new sequence) if it starts one.
+type BatchInfo = (Option<usize>, Option<u64>);
 
 impl Events {
     fn open(input: &RenderInput) -> Result<(Self, SensorSize)> {
@@ -177,18 +201,61 @@ impl Events {
                 Events::Synthetic(Box::new(SyntheticScene::new(cfg.clone()))),
                 cfg.size,
             ),
+            RenderInput::Dataset { name, root, split } => {
+                let ds = Dataset::open(name, root)?;
+                let Some(size) = ds.sensor else {
+                    bail!("{name}: its samples differ in size; render a sample file instead")
+                };
+                if ds.split(*split).is_empty() {
+                    bail!("{name} ({}): no {split:?} samples", root.display());
+                }
+                let ev = Events::Dataset {
+                    ds: Box::new(ds),
+                    split: *split,
+                    next: 0,
+                    cursor: 0,
+                };
+                (ev, size)
+            }
         })
     }
 
-    fn next(&mut self, buf: &mut Vec<Event>) -> Option<Result<Option<usize>>> {
+    /// The next batch into `buf`; samples of a dataset start on multiples of `grid_us`.
+    fn next(&mut self, buf: &mut Vec<Event>, grid_us: u64) -> Option<Result<BatchInfo>> {
         buf.clear();
         match self {
-            Events::File(r) => r.read_into(buf).map(|r| r.map(|_| None).map_err(Into::into)),
+            Events::File(r) => r
+                .read_into(buf)
+                .map(|r| r.map(|_| (None, None)).map_err(Into::into)),
             Events::Synthetic(s) => {
                 let (ev, label) = s.next_tick();
                 buf.extend(ev);
-                Some(Ok(Some(label)))
+                Some(Ok((Some(label), None)))
             }
+            Events::Dataset {
+                ds,
+                split,
+                next,
+                cursor,
+            } => loop {
+                let sample = ds.split(*split).get(*next)?.clone();
+                *next += 1;
+                let loaded = match ds.load(&sample) {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let Some(first) = loaded.events.first().map(|e| e.t_us) else {
+                    continue;
+                };
+                let start = *cursor;
+                buf.extend(loaded.events.iter().map(|e| Event {
+                    t_us: e.t_us.saturating_sub(first) + start,
+                    ..*e
+                }));
+                let end = buf.iter().map(|e| e.t_us).max().unwrap_or(start);
+                *cursor = (end + 1).next_multiple_of(grid_us);
+                return Some(Ok((Some(loaded.label), Some(start))));
+            },
         }
     }
 }
@@ -340,8 +407,17 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
     let (mut shown_frames, mut model_frames): (Vec<Frame>, Vec<Frame>) = (Vec::new(), Vec::new());
     let mut t0: Option<u64> = None;
     let mut played_cs = 0u64;
-    'read: while let Some(next) = events.next(&mut batch) {
-        let label = next?;
+    // Labels by time (a frame takes the label at its start), and sample starts to come.
+    let mut labels: VecDeque<(u64, Option<usize>)> = VecDeque::new();
+    let mut starts: VecDeque<u64> = VecDeque::new();
+    'read: while let Some(next) = events.next(&mut batch, frame_us) {
+        let (label, start) = next?;
+        if let Some(first) = batch.first() {
+            if labels.back().is_none_or(|l| l.1 != label) {
+                labels.push_back((first.t_us, label));
+            }
+        }
+        starts.extend(start);
         let mut past_end = false;
         if let (Some(max), Some(first)) = (max_seconds, t0.or(batch.first().map(|e| e.t_us))) {
             let end = first.saturating_add((max * 1e6) as u64);
@@ -364,9 +440,21 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
         display.push(&batch, |f| shown_frames.push(f));
         let mut pending = model_frames.drain(..).peekable();
         for f in shown_frames.drain(..) {
+            while labels.len() > 1 && labels[1].0 <= f.t_start_us {
+                labels.pop_front();
+            }
+            let label = labels.front().and_then(|l| l.1);
             // The model sees every bin up to the end of the frame shown.
             if let (Some(m), Some((_, dims))) = (model.as_deref_mut(), model_bins.as_ref()) {
                 while let Some(mf) = pending.next_if(|mf| mf.t_end_us <= f.t_end_us) {
+                    // A new sample: a new sequence for the model and its smoothing.
+                    if starts.front().is_some_and(|&s| s <= mf.t_start_us) {
+                        while starts.front().is_some_and(|&s| s <= mf.t_start_us) {
+                            starts.pop_front();
+                        }
+                        m.reset_state();
+                        smooth = crate::runtime::Smoothed::default();
+                    }
                     let (logits, _) = m.step(Tensor::from_vec(1, *dims, mf.data), None);
                     shown = Some(smooth.update(&logits.data, alpha));
                     sum.model_steps += 1;

@@ -12,12 +12,22 @@ use super::ReadArgs;
 #[derive(Args, Debug)]
 pub struct RenderArgs {
     /// The recording (any format `stdl info` reads).
-    #[arg(required_unless_present = "source", conflicts_with = "source")]
+    #[arg(required_unless_present_any = ["source", "dataset"], conflicts_with_all = ["source", "dataset"])]
     pub input: Option<PathBuf>,
     /// Instead of a recording: `synthetic[:SEED]` (the demo's labelled scene) or
     /// `file://PATH`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dataset")]
     pub source: Option<String>,
+    /// Instead of a recording: the samples of a dataset split (nmnist, dvs-gesture,
+    /// cifar10-dvs) one after another, labelled, each a new sequence for the model.
+    #[arg(long, requires = "root")]
+    pub dataset: Option<String>,
+    /// The dataset's root directory.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The dataset split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
     /// The GIF to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -60,19 +70,27 @@ pub fn run(a: &RenderArgs) -> Result<()> {
         format: a.read.format,
         opts: opts.clone(),
     };
-    let input = match (&a.input, &a.source) {
-        (Some(p), _) => file(p.clone()),
-        (None, Some(s)) => match Source::parse(s)? {
+    let input = match (&a.input, &a.source, &a.dataset, &a.root) {
+        (Some(p), ..) => file(p.clone()),
+        (None, Some(s), ..) => match Source::parse(s)? {
             Source::File(p) => file(p),
             Source::Synthetic(c) => RenderInput::Synthetic(c),
             _ => bail!("--source {s}: render reads a recording or synthetic[:SEED]"),
         },
-        (None, None) => bail!("give a recording or --source"),
+        (None, None, Some(name), Some(root)) => RenderInput::Dataset {
+            name: name.clone(),
+            root: root.clone(),
+            split: a.split.parse()?,
+        },
+        _ => bail!("give a recording, --source or --dataset with --root"),
     };
     let mut model = a.checkpoint.as_deref().map(|d| load_model(d, 0.0)).transpose()?;
     // The synthetic scene's classes are its directions, whatever network learned them.
     let class_names = match (&input, &model) {
         (RenderInput::Synthetic(c), _) => c.class_names(),
+        (RenderInput::Dataset { name, root, .. }, _) => {
+            stdl::io::datasets::Dataset::open(name, root)?.classes
+        }
         (_, Some(m)) => class_names_for(&m.spec.preset.name, m.spec.preset.classes),
         (_, None) => Vec::new(),
     };

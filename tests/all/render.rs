@@ -179,3 +179,49 @@ fn render_fails_clearly_and_writes_nothing() {
         "no partial file left"
     );
 }
+
+#[test]
+fn a_dataset_split_with_a_trained_checkpoint() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = crate::common::train_nmnist(&root, "nmnist", tmp.path())
+        .args(["--epochs", "1", "--limit-samples", "160"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gif = tmp.path().join("test.gif");
+    let out = stdl()
+        .args([
+            "render",
+            "--dataset",
+            "nmnist",
+            "--split",
+            "test",
+            "--bin-us",
+            "30000",
+        ])
+        .args(["--max-seconds", "3", "--scale", "3", "--json", "--root"])
+        .arg(&root)
+        .arg("--checkpoint")
+        .arg(tmp.path().join("checkpoint"))
+        .arg("--out")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 30 ms frames of 34 x 34 samples one after another: one model step per frame, every
+    // frame labelled with its sample's digit.
+    let n = s["frames"].as_u64().unwrap();
+    assert!((95..=100).contains(&n), "{s}");
+    assert_eq!(s["model_steps"].as_u64().unwrap(), n);
+    assert_eq!(s["labelled_frames"].as_u64().unwrap(), n);
+    let (w, h, _, frames) = decode(&gif);
+    assert_eq!((w, h), (102, 102 + 40));
+    assert_eq!(frames.len() as u64, n);
+    assert!(
+        frames.iter().all(|(delay, _)| *delay == 3),
+        "30 ms frames in real time"
+    );
+}
