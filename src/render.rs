@@ -129,6 +129,8 @@ pub struct RenderSummary {
     pub labelled_frames: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// Peak resident memory of the process at the end (Linux; 0 elsewhere).
+    pub peak_rss_bytes: u64,
 }
 
 /// The palette index of ON level `i` and OFF level `j`.
@@ -402,6 +404,7 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
         correct_frames: 0,
         labelled_frames: 0,
         bytes: 0,
+        peak_rss_bytes: 0,
     };
     let (mut batch, mut pix) = (Vec::new(), Vec::new());
     let (mut shown_frames, mut model_frames): (Vec<Frame>, Vec<Frame>) = (Vec::new(), Vec::new());
@@ -517,6 +520,7 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
     }
     file.commit()?;
     sum.bytes = std::fs::metadata(&cfg.out).map(|m| m.len()).unwrap_or(0);
+    sum.peak_rss_bytes = crate::train::peak_rss_bytes();
     Ok(sum)
 }
 

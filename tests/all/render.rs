@@ -225,3 +225,43 @@ fn a_dataset_split_with_a_trained_checkpoint() {
         "30 ms frames in real time"
     );
 }
+
+#[test]
+fn memory_does_not_grow_with_the_length_rendered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peak = |seconds: &str| {
+        let out = stdl()
+            .args([
+                "render",
+                "--source",
+                "synthetic:5",
+                "--scale",
+                "1",
+                "--json",
+                "--max-seconds",
+                seconds,
+            ])
+            .arg("--out")
+            .arg(tmp.path().join(format!("{seconds}.gif")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            s["frames"].as_u64().unwrap(),
+            s["peak_rss_bytes"].as_u64().unwrap(),
+        )
+    };
+    let (short_frames, short) = peak("2");
+    let (long_frames, long) = peak("40");
+    assert!(
+        long_frames >= 19 * short_frames,
+        "{short_frames} and {long_frames} frames"
+    );
+    // Twenty times the frames, the same memory give or take 2 MiB (frames go to the file as
+    // they are made).
+    assert!(
+        short > 0 && long < short + (2 << 20),
+        "peak RSS {short} B after 2 s, {long} B after 40 s"
+    );
+}
