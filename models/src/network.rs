@@ -150,6 +150,21 @@ impl Sequential {
     pub fn reset(&mut self) {
         self.layers.iter_mut().for_each(Layer::reset);
     }
+    /// `(layer index, spikes, neurons)` of every LIF layer, counted on a sample of its
+    /// forward calls ([`crate::layers::lif::Lif::spike_counts`]).
+    pub fn spike_counts(&self) -> Vec<(usize, u64, u64)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                Layer::Lif(lif) => {
+                    let (s, n) = lif.spike_counts();
+                    Some((i, s, n))
+                }
+                _ => None,
+            })
+            .collect()
+    }
     /// Appends the layers of another sequence (not profiled until profiling is set again).
     pub fn extend(&mut self, other: Sequential) {
         self.layers.extend(other.layers);

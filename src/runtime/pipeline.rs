@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 use stdl_models::Tensor;
 
-use crate::stdl::Stage;
+use crate::stdl::{SpikeCount, Stage};
 
 /// A stage's saved state: parameters and optimiser state, named as in checkpoints.
 pub type StageState = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
@@ -26,6 +26,8 @@ enum Msg {
     Reset,
     /// Every stage sends its state, after the steps queued before this message.
     Snapshot(Sender<(usize, StageState)>),
+    /// Every stage sends its LIF layers' spike counts, after the steps queued before.
+    Spikes(Sender<Vec<SpikeCount>>),
 }
 
 /// What the last stage produces for one time step.
@@ -147,6 +149,12 @@ impl Pipeline {
                                             break;
                                         }
                                     }
+                                    Msg::Spikes(reply) => {
+                                        let _ = reply.send(stage.spike_counts(k));
+                                        if !is_last && tx.send(Msg::Spikes(reply)).is_err() {
+                                            break;
+                                        }
+                                    }
                                     Msg::Snapshot(reply) => {
                                         let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
                                         stage.save_params(k, &mut params);
@@ -214,6 +222,20 @@ impl Pipeline {
             opt.extend(o);
         }
         Some((params, opt))
+    }
+
+    /// Every stage's spike counts after the steps already sent (blocks until all have
+    /// answered), in stage order.
+    pub fn spike_counts(&self) -> Option<Vec<SpikeCount>> {
+        let tx = self.input.as_ref()?;
+        let (reply, answers) = bounded(self.handles.len());
+        tx.send(Msg::Spikes(reply)).ok()?;
+        let mut all = Vec::new();
+        for _ in 0..self.handles.len() {
+            all.extend(answers.recv().ok()?);
+        }
+        all.sort_by_key(|c| (c.stage, c.part != "body", c.layer));
+        Some(all)
     }
 
     /// The next step's output (blocks until the last stage produces it).

@@ -25,7 +25,7 @@ use stdl_models::{Dims, Preset, Tensor};
 
 use crate::runtime::ring::{event_ring, Pop, RingReader, RingWriter};
 use crate::runtime::Pipeline;
-use crate::stdl::{plan, StdlModel};
+use crate::stdl::{plan, SpikeCount, StdlModel};
 
 /// Where events come from.
 #[derive(Clone, Debug)]
@@ -1286,6 +1286,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let (mut bins, mut dropped, mut coalesced) = (0u64, 0u64, 0u64);
     let mut batch: Vec<Event> = Vec::new();
     let mut last_metrics = Instant::now();
+    // Spike counts at the last metrics line (taken now, so that what a line holds between
+    // lines is allocated before the first step).
+    let mut prev_spikes: Vec<SpikeCount> = sink.pipe.spike_counts().unwrap_or_default();
     let mut stop = false;
     'outer: loop {
         batch.clear();
@@ -1408,6 +1411,26 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         }
         if last_metrics.elapsed().as_secs_f64() >= cfg.metrics_every_s {
             last_metrics = Instant::now();
+            // Each LIF layer's spike density since the last line (counted on a sample of
+            // steps; waits for the steps already queued).
+            let spikes = sink.pipe.spike_counts().unwrap_or_default();
+            let density: Vec<serde_json::Value> = spikes
+                .iter()
+                .zip(
+                    prev_spikes
+                        .iter()
+                        .chain(std::iter::repeat(&SpikeCount::default())),
+                )
+                .map(|(c, p)| {
+                    let (ds, dn) = (
+                        c.spikes.saturating_sub(p.spikes),
+                        c.neurons.saturating_sub(p.neurons),
+                    );
+                    serde_json::json!({"stage": c.stage, "part": c.part, "layer": c.layer,
+                        "density": (dn > 0).then(|| ds as f64 / dn as f64)})
+                })
+                .collect();
+            prev_spikes = spikes;
             let secs = start.elapsed().as_secs_f64();
             let line = serde_json::json!({
                 "seconds": secs, "events": sink.events, "steps": sink.steps,
@@ -1419,6 +1442,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 "ring_events": ring.backlog(),
                 "running_accuracy": sink.pred.accuracy(),
                 "peak_rss_bytes": peak_rss(),
+                "spike_density": density,
             });
             eprintln!("{line}");
             if let Some(m) = &mut metrics_out {

@@ -76,6 +76,40 @@ fn thread_cpu_s() -> f64 {
     0.0
 }
 
+/// Spikes counted in one LIF layer of a stage (on one forward call in
+/// [`stdl_models::layers::lif::SPIKE_SAMPLE_EVERY`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpikeCount {
+    /// The stage (subnetwork).
+    pub stage: usize,
+    /// `body` or `head`.
+    pub part: &'static str,
+    /// Layer index within the part.
+    pub layer: usize,
+    /// Spikes counted.
+    pub spikes: u64,
+    /// Neuron updates counted.
+    pub neurons: u64,
+}
+
+impl Stage {
+    /// The spike counts of every LIF layer of this stage (`k`: its index).
+    pub fn spike_counts(&self, k: usize) -> Vec<SpikeCount> {
+        let part = |name: &'static str, seq: &Sequential| {
+            seq.spike_counts()
+                .into_iter()
+                .map(move |(layer, spikes, neurons)| SpikeCount {
+                    stage: k,
+                    part: name,
+                    layer,
+                    spikes,
+                    neurons,
+                })
+        };
+        part("body", &self.body).chain(part("head", &self.head)).collect()
+    }
+}
+
 /// Where one stage's steps went, over the steps profiled.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct StageProfile {

@@ -50,6 +50,46 @@ fn synthetic_stream_learns_above_chance_and_summarises() {
 }
 
 #[test]
+fn metrics_lines_carry_each_lif_layers_spike_density() {
+    let tmp = tempfile::tempdir().unwrap();
+    let metrics = tmp.path().join("m.jsonl");
+    let o = crate::common::stream("synthetic:1", "tiny")
+        .args([
+            "--max-steps",
+            "600",
+            "--speed",
+            "4",
+            "--metrics-every-s",
+            "0.3",
+            "--metrics",
+        ])
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = json_lines(std::fs::read(&metrics).unwrap());
+    assert!(lines.len() >= 2, "{} metrics lines", lines.len());
+    // One entry per LIF layer of every stage, in stage order, each a density in [0, 1] over
+    // the sampled steps since the previous line.
+    let layers = lines[0]["spike_density"].as_array().unwrap().len();
+    assert!(layers >= 2);
+    let mut seen_spikes = false;
+    for l in &lines {
+        let d = l["spike_density"].as_array().unwrap();
+        assert_eq!(d.len(), layers);
+        let stages: Vec<u64> = d.iter().map(|e| e["stage"].as_u64().unwrap()).collect();
+        assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
+        for e in d {
+            if let Some(x) = e["density"].as_f64() {
+                assert!((0.0..=1.0).contains(&x), "{e}");
+                seen_spikes |= x > 0.0;
+            }
+        }
+    }
+    assert!(seen_spikes, "some layer spikes");
+}
+
+#[test]
 fn labelled_replay_of_a_real_recording_and_stdin() {
     let Some(d) = data!() else { return };
     let tmp = tempfile::tempdir().unwrap();

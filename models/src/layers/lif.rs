@@ -166,7 +166,15 @@ pub struct Lif {
     caches: Vec<Buf>,
     /// BPTT: ∂L/∂û of the step after the one being back-propagated.
     carry: Vec<f32>,
+    /// Forward calls, and spikes and neurons counted on every [`SPIKE_SAMPLE_EVERY`]-th.
+    calls: u64,
+    spikes: u64,
+    neurons: u64,
 }
+
+/// The spike count is taken on one forward call in this many (a scan of the output, too
+/// costly on every step of a stream).
+pub const SPIKE_SAMPLE_EVERY: u64 = 16;
 
 impl Lif {
     /// A LIF layer.
@@ -179,7 +187,16 @@ impl Lif {
             state: Vec::new(),
             caches: Vec::new(),
             carry: Vec::new(),
+            calls: 0,
+            spikes: 0,
+            neurons: 0,
         }
+    }
+
+    /// Spikes and neurons counted so far, on one forward call in [`SPIKE_SAMPLE_EVERY`]
+    /// (their ratio estimates the layer's spike density).
+    pub fn spike_counts(&self) -> (u64, u64) {
+        (self.spikes, self.neurons)
     }
 
     /// Resets membranes to 0 and drops kept caches.
@@ -240,6 +257,11 @@ impl Lif {
         if train {
             self.caches.push(sg);
         }
+        if self.calls % SPIKE_SAMPLE_EVERY == 0 {
+            self.spikes += s.data.iter().filter(|&&v| v != 0.0).count() as u64;
+            self.neurons += s.data.len() as u64;
+        }
+        self.calls += 1;
         s
     }
 
