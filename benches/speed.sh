@@ -8,9 +8,10 @@
 #
 # With a Python that has torch and spikingjelly (and optionally tonic) as PYTHON, a second
 # table sets this checkout beside what people use, alternated in the same rounds:
-# `stdl bench train` against benches/python/torch_stdl_nmnist.py with its own LIF and with
+# `stdl bench train` (in sequence, and with --pipeline: the same numbers, the two subnetworks
+# as stages on their own threads) against benches/python/torch_stdl_nmnist.py with its own LIF and with
 # SpikingJelly's LIFNode (same network, same input density 0.1, Adam after every step; at
-# batch 1 stdl is given bare auxiliary heads, the network the Python scripts build), and
+# both batch sizes stdl gets bare auxiliary heads, --aux-budget 0, the Python scripts' network), and
 # `stdl bench read --dataset nmnist` against benches/python/read_dataset.py (numpy, Tonic)
 # on the 1,100 real N-MNIST sample files.
 #
@@ -65,10 +66,13 @@ tag() { # round side what key scale
 measure_stdl_vs_py() {
   for batch in 16 1; do
     n=$([ "$batch" = 16 ] && echo 24 || echo 200)
-    "$new" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" --aux-budget 0 --json 2>/dev/null |
-      tag "$r" stdl "train nmnist batch $batch (ms/sample)" seconds_per_sample 1e3
+    for mode in sequence pipeline; do
+      flag=$([ $mode = pipeline ] && echo --pipeline || true)
+      "$new" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" --aux-budget 0 $flag --json 2>/dev/null |
+        tag "$r" "stdl $mode" "train nmnist batch $batch (ms/sample)" seconds_per_sample 1e3
+    done
   done
-  "$new" bench read --dataset nmnist --root "$nmnist" --json | tag "$r" stdl "read 1,100 N-MNIST files (ms)" seconds 1e3
+  "$new" bench read --dataset nmnist --root "$nmnist" --json | tag "$r" "stdl sequence" "read 1,100 N-MNIST files (ms)" seconds 1e3
 }
 measure_py() {
   for batch in 16 1; do
@@ -140,17 +144,21 @@ print(f"stdl {head} beside Python ({versions}), same machine, {rounds} rounds al
       "longer the other side takes (median of the per-round ratios)")
 others = [("torch", "PyTorch (own LIF)"), ("spikingjelly", "SpikingJelly LIFNode"),
           ("numpy", "numpy"), ("tonic", "tonic.io")]
-print("| measurement | stdl | other | other's time | other / stdl |")
-print("|---|---:|---|---:|---:|")
-for w in dict.fromkeys(r["what"] for r in rows if r["side"] == "stdl"):
-    mine = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == "stdl"}
-    for side, label in others:
-        theirs = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == side}
-        rs = sorted(set(mine) & set(theirs))
-        if not rs:
+print("| measurement | stdl path | stdl | other | other's time | other / stdl |")
+print("|---|---|---:|---|---:|---:|")
+for w in dict.fromkeys(r["what"] for r in rows if r["side"].startswith("stdl")):
+    for mode in ("sequence", "pipeline"):
+        mine = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == "stdl " + mode}
+        if not mine:
             continue
-        m = statistics.median(mine[k] for k in rs)
-        t = statistics.median(theirs[k] for k in rs)
-        ratio = statistics.median(theirs[k] / mine[k] for k in rs)
-        print(f"| {w} | {m:.2f} | {label} | {t:.2f} | {ratio:.2f}x |")
+        path = mode if w.startswith("train") else "reader"
+        for side, label in others:
+            theirs = {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == side}
+            rs = sorted(set(mine) & set(theirs))
+            if not rs:
+                continue
+            m = statistics.median(mine[k] for k in rs)
+            t = statistics.median(theirs[k] for k in rs)
+            ratio = statistics.median(theirs[k] / mine[k] for k in rs)
+            print(f"| {w} | {path} | {m:.2f} | {label} | {t:.2f} | {ratio:.2f}x |")
 EOF
