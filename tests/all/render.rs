@@ -4,6 +4,18 @@
 use crate::common::stdl;
 use crate::data;
 
+/// Runs `cmd`, asserts that it succeeded (its error output otherwise) and returns its output.
+fn succeeded(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs `stdl render ... --json`, asserts that it succeeded and returns its summary.
+fn rendered(cmd: &mut std::process::Command) -> serde_json::Value {
+    serde_json::from_slice(&succeeded(cmd).stdout).unwrap()
+}
+
 /// A frame's delay (1/100 s) and palette indices.
 type GifFrame = (u16, Vec<u8>);
 
@@ -27,15 +39,13 @@ fn a_real_recording_becomes_a_real_time_gif() {
     let Some(d) = data!() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let gif = tmp.path().join("walk.gif");
-    let out = stdl()
-        .arg("render")
-        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
-        .args(["--max-seconds", "1", "--scale", "1", "--json", "--out"])
-        .arg(&gif)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = rendered(
+        stdl()
+            .arg("render")
+            .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+            .args(["--max-seconds", "1", "--scale", "1", "--json", "--out"])
+            .arg(&gif),
+    );
     let (w, h, palette, frames) = decode(&gif);
     assert_eq!((w, h), (128, 128));
     assert_eq!(palette.len(), 256 * 3);
@@ -60,22 +70,21 @@ fn a_real_recording_becomes_a_real_time_gif() {
     assert_eq!(s["model_steps"], 0);
     assert_eq!(h as u64, s["height"].as_u64().unwrap());
     // The light style's background is white; half speed doubles every delay.
-    let out = stdl()
-        .arg("render")
-        .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
-        .args([
-            "--max-seconds",
-            "0.5",
-            "--style",
-            "light",
-            "--speed",
-            "0.5",
-            "--out",
-        ])
-        .arg(&gif)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    succeeded(
+        stdl()
+            .arg("render")
+            .arg(d.join("aedat2/dvs128_alex_walking_again.aedat"))
+            .args([
+                "--max-seconds",
+                "0.5",
+                "--style",
+                "light",
+                "--speed",
+                "0.5",
+                "--out",
+            ])
+            .arg(&gif),
+    );
     let (w, _, palette, frames) = decode(&gif);
     assert_eq!(w, 256, "scale 2 by default");
     assert_eq!(&palette[..3], &[255, 255, 255]);
@@ -89,36 +98,33 @@ fn a_real_recording_becomes_a_real_time_gif() {
 fn predictions_of_a_trained_stream_are_drawn_under_each_frame() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = tmp.path().join("ck");
-    let st = crate::common::stream("synthetic:3", "tiny")
-        .args([
-            "--max-steps",
-            "300",
-            "--metrics-every-s",
-            "1000",
-            "--checkpoint-dir",
-        ])
-        .arg(&ck)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    succeeded(
+        crate::common::stream("synthetic:3", "tiny")
+            .args([
+                "--max-steps",
+                "300",
+                "--metrics-every-s",
+                "1000",
+                "--checkpoint-dir",
+            ])
+            .arg(&ck),
+    );
     let gif = tmp.path().join("held.gif");
-    let out = stdl()
-        .args([
-            "render",
-            "--source",
-            "synthetic:9",
-            "--max-seconds",
-            "1",
-            "--json",
-            "--checkpoint",
-        ])
-        .arg(&ck)
-        .arg("--out")
-        .arg(&gif)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = rendered(
+        stdl()
+            .args([
+                "render",
+                "--source",
+                "synthetic:9",
+                "--max-seconds",
+                "1",
+                "--json",
+                "--checkpoint",
+            ])
+            .arg(&ck)
+            .arg("--out")
+            .arg(&gif),
+    );
     let n = s["frames"].as_u64().unwrap();
     assert!(n >= 45, "{s}");
     // Every 10 ms bin up to the last frame shown went through the model; every frame of the
@@ -185,32 +191,31 @@ fn a_dataset_split_with_a_trained_checkpoint() {
     let Some(d) = data!() else { return };
     let root = d.join("nmnist/slayer_NMNISTsmall");
     let tmp = tempfile::tempdir().unwrap();
-    let out = crate::common::train_nmnist(&root, "nmnist", tmp.path())
-        .args(["--epochs", "1", "--limit-samples", "160"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    succeeded(crate::common::train_nmnist(&root, "nmnist", tmp.path()).args([
+        "--epochs",
+        "1",
+        "--limit-samples",
+        "160",
+    ]));
     let gif = tmp.path().join("test.gif");
-    let out = stdl()
-        .args([
-            "render",
-            "--dataset",
-            "nmnist",
-            "--split",
-            "test",
-            "--bin-us",
-            "30000",
-        ])
-        .args(["--max-seconds", "3", "--scale", "3", "--json", "--root"])
-        .arg(&root)
-        .arg("--checkpoint")
-        .arg(tmp.path().join("checkpoint"))
-        .arg("--out")
-        .arg(&gif)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = rendered(
+        stdl()
+            .args([
+                "render",
+                "--dataset",
+                "nmnist",
+                "--split",
+                "test",
+                "--bin-us",
+                "30000",
+            ])
+            .args(["--max-seconds", "3", "--scale", "3", "--json", "--root"])
+            .arg(&root)
+            .arg("--checkpoint")
+            .arg(tmp.path().join("checkpoint"))
+            .arg("--out")
+            .arg(&gif),
+    );
     // 30 ms frames of 34 x 34 samples one after another: one model step per frame, every
     // frame labelled with its sample's digit.
     let n = s["frames"].as_u64().unwrap();
@@ -230,23 +235,21 @@ fn a_dataset_split_with_a_trained_checkpoint() {
 fn memory_does_not_grow_with_the_length_rendered() {
     let tmp = tempfile::tempdir().unwrap();
     let peak = |seconds: &str| {
-        let out = stdl()
-            .args([
-                "render",
-                "--source",
-                "synthetic:5",
-                "--scale",
-                "1",
-                "--json",
-                "--max-seconds",
-                seconds,
-            ])
-            .arg("--out")
-            .arg(tmp.path().join(format!("{seconds}.gif")))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let s = rendered(
+            stdl()
+                .args([
+                    "render",
+                    "--source",
+                    "synthetic:5",
+                    "--scale",
+                    "1",
+                    "--json",
+                    "--max-seconds",
+                    seconds,
+                ])
+                .arg("--out")
+                .arg(tmp.path().join(format!("{seconds}.gif"))),
+        );
         (
             s["frames"].as_u64().unwrap(),
             s["peak_rss_bytes"].as_u64().unwrap(),
