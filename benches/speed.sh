@@ -43,26 +43,26 @@ old=$wt/target/release/stdl
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-# One JSON line per measurement, tagged with round, side and what was measured.
+# One JSON line per measurement: the round, the side, what was measured and the value (a
+# key of the command's JSON, times a scale).
+tag() { # round side what key scale
+  python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$1,'side':'$2','what':'$3','value':$5*r['$4']}))" >>"$out"
+}
 measure() { # side binary
   local side=$1 bin=$2
   for f in "${files[@]}"; do
-    "$bin" bench realtime --json "$f" 2>/dev/null |
-      python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$r,'side':'$side','what':'realtime '+r['file'].split('/')[-1],'value':r['real_time_factor']}))" >>"$out"
+    "$bin" bench realtime --json "$f" 2>/dev/null | tag "$r" "$side" "realtime $(basename "$f")" real_time_factor 1
   done
   for batch in 16 1; do
     for mode in sequence pipeline; do
       flag=$([ $mode = pipeline ] && echo --pipeline || true)
       n=$([ "$batch" = 16 ] && echo 24 || echo 200)
       "$bin" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" $flag --json 2>/dev/null |
-        python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$r,'side':'$side','what':'train nmnist batch $batch $mode (ms/sample)','value':1e3*r['seconds_per_sample']}))" >>"$out"
+        tag "$r" "$side" "train nmnist batch $batch $mode (ms/sample)" seconds_per_sample 1e3
     done
   done
 }
-# This checkout beside the Python frameworks (PYTHON): one JSON line per measurement.
-tag() { # round side what key scale
-  python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$1,'side':'$2','what':'$3','value':$5*r['$4']}))" >>"$out"
-}
+
 measure_stdl_vs_py() {
   for batch in 16 1; do
     n=$([ "$batch" = 16 ] && echo 24 || echo 200)
