@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use stdl::continual::{parse_tasks, run, ContinualConfig, Protocol};
-use stdl::train::parse_bytes;
 
 use super::train::LearnArgs;
 
@@ -25,7 +24,7 @@ pub struct ContinualArgs {
     pub epochs_per_task: usize,
     /// Reservoir replay buffer of this many bytes (e.g. 2MiB; 0: none). Each learned batch is
     /// joined by as many samples drawn from the buffer.
-    #[arg(long, value_parser = parse_bytes_arg, default_value = "0")]
+    #[arg(long, value_parser = super::bytes, default_value = "0")]
     pub replay_bytes: u64,
     /// Use at most N training and N test samples of each class.
     #[arg(long)]
@@ -36,10 +35,6 @@ pub struct ContinualArgs {
     /// Print continual.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_bytes_arg(s: &str) -> Result<u64, String> {
-    parse_bytes(s).map_err(|e| e.to_string())
 }
 
 pub fn run_continual(a: &ContinualArgs) -> Result<()> {

@@ -142,6 +142,65 @@ impl ReadArgs {
     }
 }
 
+/// The continual-learning strategy flags (`stream`, `continual`, `demo continual`).
+#[derive(Args, Debug, Clone)]
+pub struct StrategyArgs {
+    /// Continual-learning strategy besides replay: naive (plain learning), ewc (online
+    /// elastic weight consolidation), lwf (learning without forgetting: distillation against
+    /// a periodic snapshot). README, "Continual learning".
+    #[arg(long, default_value = "naive")]
+    pub strategy: stdl::stdl::StrategyKind,
+    /// EWC: strength λ of the pull towards the anchor weights.
+    #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().ewc_lambda, value_parser = non_negative_f32)]
+    pub ewc_lambda: f32,
+    /// EWC: decay γ of the accumulated importance at each consolidation (0..=1).
+    #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().ewc_decay, value_parser = unit_interval)]
+    pub ewc_decay: f32,
+    /// LwF: weight α of the distillation loss.
+    #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().lwf_alpha, value_parser = non_negative_f32)]
+    pub lwf_alpha: f32,
+    /// LwF: distillation temperature T.
+    #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().lwf_temperature, value_parser = positive::<f32>)]
+    pub lwf_temperature: f32,
+    /// EWC: updates per consolidation window; LwF: updates between snapshots. Task-free:
+    /// the learner is never told where a task ends.
+    #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().every_steps, value_parser = at_least_one::<u64>)]
+    pub consolidate_every: u64,
+}
+
+impl StrategyArgs {
+    /// The strategy the flags describe.
+    pub fn config(&self) -> stdl::stdl::StrategyConfig {
+        stdl::stdl::StrategyConfig {
+            kind: self.strategy,
+            ewc_lambda: self.ewc_lambda,
+            ewc_decay: self.ewc_decay,
+            lwf_alpha: self.lwf_alpha,
+            lwf_temperature: self.lwf_temperature,
+            every_steps: self.consolidate_every,
+        }
+    }
+}
+
+/// A byte count: `1048576`, `512K`, `2MiB`, `1G`.
+pub(crate) fn bytes(s: &str) -> Result<u64, String> {
+    stdl::train::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+/// A float flag that must be finite and not negative.
+pub(crate) fn non_negative_f32(s: &str) -> Result<f32, String> {
+    checked(
+        s,
+        |v: f32| v.is_finite() && v >= 0.0,
+        "a finite number, 0 or above",
+    )
+}
+
+/// A fraction in `[0, 1]`.
+pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
+    checked(s, |v: f32| (0.0..=1.0).contains(&v), "between 0 and 1")
+}
+
 /// Parses a number and keeps it when `ok`; otherwise says it `must be ...`.
 fn checked<T: std::str::FromStr + Copy>(s: &str, ok: impl Fn(T) -> bool, must: &str) -> Result<T, String> {
     let v: T = s

@@ -113,6 +113,19 @@ pub struct StreamArgs {
     /// optimiser, pipeline waits) and each layer's input density: `profile` in the summary.
     #[arg(long)]
     pub profile: bool,
+    /// Replay: a reservoir of past labelled segments of the stream (a few bins each, stored
+    /// as u8 counts) of at most this many bytes (e.g. 4MiB; 0: off), replayed between live
+    /// steps, each from zero membranes with the live ones set aside. Task-free.
+    #[arg(long, value_parser = super::bytes, default_value = "0")]
+    pub replay_bytes: u64,
+    /// Replayed steps per live labelled step (1: as many replayed as live).
+    #[arg(long, default_value_t = 1.0, value_parser = super::non_negative, requires = "replay_bytes")]
+    pub replay_ratio: f64,
+    /// Bins per replayed segment.
+    #[arg(long, default_value_t = 4, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
+    pub replay_segment_bins: usize,
+    #[command(flatten)]
+    pub strategy: super::StrategyArgs,
     #[command(flatten)]
     pub read: super::ReadArgs,
 }
@@ -175,6 +188,12 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         profile: a.profile,
         view: a.view.clone(),
         class_names: Vec::new(),
+        replay: (a.replay_bytes > 0).then_some(stdl::runtime::replay::ReplaySettings {
+            bytes: a.replay_bytes,
+            ratio: a.replay_ratio,
+            segment_bins: a.replay_segment_bins,
+        }),
+        strategy: a.strategy.config(),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod interrupt;
 pub mod pipeline;
+pub mod replay;
 pub mod ring;
 pub mod stream;
 pub mod view;

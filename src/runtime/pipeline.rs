@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 use stdl_models::Tensor;
 
-use crate::stdl::{SpikeCount, Stage};
+use crate::stdl::{SpikeCount, Stage, StepContext};
 
 /// A stage's saved state: parameters and optimiser state, named as in checkpoints.
 pub type StageState = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
@@ -22,6 +22,7 @@ enum Msg {
     Step {
         x: Tensor,
         labels: Option<Arc<Vec<usize>>>,
+        ctx: StepContext,
     },
     Reset,
     /// Every stage sends its state, after the steps queued before this message.
@@ -116,7 +117,8 @@ impl Pipeline {
                                 let Ok(msg) = my_rx.recv() else { break };
                                 stage.timing.wait_input_s += waited.elapsed().as_secs_f64();
                                 match msg {
-                                    Msg::Step { x, labels } => {
+                                    Msg::Step { x, labels, ctx } => {
+                                        stage.set_context(ctx);
                                         let (h, logits, loss) = stage.advance(
                                             x,
                                             labels.as_deref().map(|v| v.as_slice()),
@@ -135,7 +137,7 @@ impl Pipeline {
                                                 })
                                                 .is_ok()
                                         } else {
-                                            tx.send(Msg::Step { x: h, labels }).is_ok()
+                                            tx.send(Msg::Step { x: h, labels, ctx }).is_ok()
                                         };
                                         stage.timing.wait_output_s += waited.elapsed().as_secs_f64();
                                         if !sent {
@@ -143,8 +145,7 @@ impl Pipeline {
                                         }
                                     }
                                     Msg::Reset => {
-                                        stage.body.reset();
-                                        stage.head.reset();
+                                        stage.reset();
                                         if !is_last && tx.send(Msg::Reset).is_err() {
                                             break;
                                         }
@@ -181,20 +182,33 @@ impl Pipeline {
 
     /// Feeds one time step (blocks while the first stage's queue is full).
     pub fn send(&self, x: Tensor, labels: Option<Vec<usize>>) {
+        self.send_in(StepContext::Live, x, labels);
+    }
+
+    /// [`Pipeline::send`] for a step of the sequence `ctx` names (a replayed segment between
+    /// live steps: [`StepContext`]).
+    pub fn send_in(&self, ctx: StepContext, x: Tensor, labels: Option<Vec<usize>>) {
         if let Some(tx) = &self.input {
             let _ = tx.send(Msg::Step {
                 x,
                 labels: labels.map(Arc::new),
+                ctx,
             });
         }
     }
 
     /// Feeds one time step if the first stage's queue has room; gives the input back if not.
     pub fn try_send(&self, x: Tensor, labels: Option<Vec<usize>>) -> Result<(), Tensor> {
+        self.try_send_in(StepContext::Live, x, labels)
+    }
+
+    /// [`Pipeline::try_send`] for a step of the sequence `ctx` names.
+    pub fn try_send_in(&self, ctx: StepContext, x: Tensor, labels: Option<Vec<usize>>) -> Result<(), Tensor> {
         let Some(tx) = &self.input else { return Ok(()) };
         match tx.try_send(Msg::Step {
             x,
             labels: labels.map(Arc::new),
+            ctx,
         }) {
             Ok(()) | Err(crossbeam_channel::TrySendError::Disconnected(_)) => Ok(()),
             Err(crossbeam_channel::TrySendError::Full(Msg::Step { x, .. })) => Err(x),

@@ -193,6 +193,10 @@ pub struct StreamConfig {
     pub view: Option<String>,
     /// Class names for the page (`class N` where missing).
     pub class_names: Vec<String>,
+    /// Replay of past labelled segments between live steps (`None`: off).
+    pub replay: Option<crate::runtime::replay::ReplaySettings>,
+    /// Continual-learning strategy of every stage (EWC, LwF; default plain learning).
+    pub strategy: crate::stdl::StrategyConfig,
 }
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
@@ -329,6 +333,8 @@ impl StreamConfig {
             profile: false,
             view: None,
             class_names: Vec::new(),
+            replay: None,
+            strategy: crate::stdl::StrategyConfig::default(),
         }
     }
 }
@@ -429,6 +435,12 @@ pub struct Summary {
     /// never waits for a viewer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view_updates_dropped: Option<u64>,
+    /// With `--replay-bytes`: what the reservoir held and replayed (replayed steps are not
+    /// in `steps`, and make no predictions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::continual::SegmentReplayStats>,
+    /// The continual-learning strategy (`naive` unless one was chosen).
+    pub strategy: crate::stdl::StrategyKind,
 }
 
 /// What the source thread says besides events (events travel in the ring).
@@ -972,8 +984,11 @@ struct Sink<'a> {
     /// The preset, stored whole with each checkpoint.
     preset: Preset,
     pipe: Pipeline,
-    /// Bins in the pipeline: end time and label, oldest first.
-    pending: VecDeque<(u64, Option<usize>)>,
+    /// Steps in the pipeline: end time and label, oldest first (`None`: a replayed step,
+    /// which makes no prediction).
+    pending: VecDeque<Option<(u64, Option<usize>)>>,
+    /// Replay between live steps.
+    replay: Option<crate::runtime::replay::StreamReplay>,
     pred: Predictor,
     out: Output,
     steps: u64,
@@ -996,6 +1011,10 @@ impl Sink<'_> {
         } else {
             None
         };
+        let learned = labels.as_ref().map(|l| l[0]);
+        if let Some(r) = self.replay.as_mut() {
+            r.offering(&bin.x);
+        }
         let x = if wait {
             self.pipe.send(bin.x, labels);
             None
@@ -1005,7 +1024,10 @@ impl Sink<'_> {
         if let Some(x) = x {
             return Ok(Some(Bin { x, ..bin }));
         }
-        self.pending.push_back((bin.t_end_us, bin.label));
+        if let Some(r) = self.replay.as_mut() {
+            r.accepted(learned);
+        }
+        self.pending.push_back(Some((bin.t_end_us, bin.label)));
         self.steps += 1;
         self.last_bin_end = bin.t_end_us;
         self.maybe_checkpoint()?;
@@ -1026,21 +1048,42 @@ impl Sink<'_> {
     fn drain(&mut self, keep: usize) -> Result<()> {
         while self.pending.len() > keep {
             let out = self.pipe.recv().context("pipeline stopped")?;
-            let meta = self.pending.pop_front().expect("a pending step");
-            self.check_loss(&out, meta.0);
-            self.pred
-                .handle(out, meta, &mut self.out)
-                .with_context(|| format!("writing predictions to {}", self.out_name()))?;
+            self.finished(out)?;
         }
         while !self.pending.is_empty() {
             let Some(out) = self.pipe.try_recv() else { break };
-            let meta = self.pending.pop_front().expect("a pending step");
-            self.check_loss(&out, meta.0);
+            self.finished(out)?;
+        }
+        Ok(())
+    }
+
+    /// The oldest pending step's output: a prediction for a live step.
+    fn finished(&mut self, out: crate::runtime::StageOutput) -> Result<()> {
+        let meta = self.pending.pop_front().expect("a pending step");
+        self.check_loss(&out, meta.map_or(self.last_bin_end, |m| m.0));
+        if let Some(meta) = meta {
             self.pred
                 .handle(out, meta, &mut self.out)
                 .with_context(|| format!("writing predictions to {}", self.out_name()))?;
         }
         Ok(())
+    }
+
+    /// Hands due replayed steps to the learner (waiting for room when `wait`); false while
+    /// some are left (the learner's queue is full), so that no live step comes between the
+    /// steps of a segment.
+    fn send_replay(&mut self, wait: bool) -> Result<bool> {
+        while let Some((ctx, x, label)) = self.replay.as_ref().and_then(|r| r.next()) {
+            if wait {
+                self.pipe.send_in(ctx, x, Some(vec![label]));
+            } else if self.pipe.try_send_in(ctx, x, Some(vec![label])).is_err() {
+                return Ok(false);
+            }
+            self.replay.as_mut().expect("replay").sent();
+            self.pending.push_back(None);
+            self.drain(if wait { 4 } else { usize::MAX })?;
+        }
+        Ok(true)
     }
 
     /// Where predictions go, for messages.
@@ -1116,7 +1159,8 @@ impl Sink<'_> {
     /// keeping what does not fit), and turns finished steps into predictions. True once the
     /// run should stop: `max_steps` reached or interrupted.
     fn flush(&mut self, backlog: &mut VecDeque<Bin>, wait: bool) -> Result<bool> {
-        while let Some(bin) = backlog.pop_front() {
+        while self.send_replay(wait)? {
+            let Some(bin) = backlog.pop_front() else { break };
             if let Some(back) = self.offer(bin, wait)? {
                 backlog.push_front(back);
                 break;
@@ -1160,6 +1204,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     model.warm_up(1, Some(PIPELINE_QUEUE));
     if cfg.profile {
         model.stages.iter_mut().for_each(|s| s.set_profiling(true));
+    }
+    if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
+        cfg.strategy.validate().map_err(anyhow::Error::msg)?;
+        model.set_strategy(&cfg.strategy);
     }
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
@@ -1258,6 +1306,12 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         preset: preset.clone(),
         pipe: Pipeline::start_primed(stages, PIPELINE_QUEUE),
         pending: VecDeque::new(),
+        replay: match &cfg.replay {
+            Some(r) if cfg.learn && r.bytes > 0 => {
+                Some(crate::runtime::replay::StreamReplay::new(r, dims, cfg.seed)?)
+            }
+            _ => None,
+        },
         pred: Predictor {
             smooth: Default::default(),
             last: None,
@@ -1484,6 +1538,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         events,
         rss_at,
         heap_at,
+        replay,
         ..
     } = sink;
     model.stages = pipe.finish();
@@ -1510,6 +1565,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         interrupted: crate::runtime::interrupt::requested(),
         error,
         view_updates_dropped: view.as_ref().map(|v| v.server.dropped()),
+        replay: replay.map(|r| r.stats()),
+        strategy: cfg.strategy.kind,
         profile: cfg.profile.then(|| {
             let rows = crate::stdl::profile(&model.stages);
             model.stages.iter_mut().for_each(|s| s.set_profiling(false));

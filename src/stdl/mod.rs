@@ -2,6 +2,7 @@
 //! online step that updates every subnetwork right after every time step.
 
 pub mod plan;
+pub mod strategy;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,22 @@ use stdl_models::optim::{OptimConfig, Optimizer};
 use stdl_models::{Dims, Layer, Rng, Tensor};
 
 pub use plan::{build_stage_layers, plan, Plan, SubnetPlan};
+pub use strategy::{StageStrategy, StrategyConfig, StrategyKind};
+
+/// Which sequence a time step belongs to. The live stream is one sequence; a replayed
+/// segment or a probe is another, run between two live steps. A stage keeps the live
+/// membranes aside while the other runs and puts them back, bit for bit, at the next live
+/// step: the other sequence's state never leaks into the live one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StepContext {
+    /// A step of the live sequence.
+    #[default]
+    Live,
+    /// The first step of another sequence (from zero membranes).
+    SideStart,
+    /// A further step of the sequence `SideStart` began.
+    Side,
+}
 
 /// One subnetwork with its head (auxiliary network, or the readout for the last) and its
 /// own optimiser.
@@ -32,6 +49,11 @@ pub struct Stage {
     /// this stage waited for its input and for the next stage to take its output
     /// ([`StageProfile`]).
     pub timing: StageTiming,
+    /// Continual-learning strategy state (EWC, LwF), if any.
+    pub strategy: Option<StageStrategy>,
+    /// The live membranes, kept here while another sequence runs ([`StepContext`]).
+    side: Vec<Vec<f32>>,
+    in_side: bool,
 }
 
 /// Clock readings of a stage outside its layers (always kept: a few clock reads per step).
@@ -167,6 +189,86 @@ impl Stage {
             update_every: update_every.max(1),
             labelled_steps: 0,
             timing: StageTiming::default(),
+            strategy: None,
+            side: Vec::new(),
+            in_side: false,
+        }
+    }
+
+    /// Clears every membrane (the snapshot's too) and cache, and drops any live state set
+    /// aside: a new sample or stream.
+    pub fn reset(&mut self) {
+        self.body.reset();
+        self.head.reset();
+        if let Some(StageStrategy::Lwf(l)) = self.strategy.as_mut() {
+            if let Some(t) = l.teacher_mut() {
+                t.0.reset();
+                t.1.reset();
+            }
+        }
+        self.side.iter_mut().for_each(Vec::clear);
+        self.in_side = false;
+    }
+
+    /// Uses `cfg`'s strategy from now on (state starts empty).
+    pub fn set_strategy(&mut self, cfg: &StrategyConfig) {
+        self.strategy = StageStrategy::new(cfg);
+    }
+
+    /// Every LIF layer of the stage, its strategy's snapshot included, in a fixed order.
+    fn lifs_mut(&mut self) -> impl Iterator<Item = &mut stdl_models::layers::Lif> {
+        let teacher = match self.strategy.as_mut() {
+            Some(StageStrategy::Lwf(l)) => l.teacher_mut(),
+            _ => None,
+        };
+        let extra = teacher
+            .into_iter()
+            .flat_map(|t| t.0.layers.iter_mut().chain(t.1.layers.iter_mut()));
+        self.body
+            .layers
+            .iter_mut()
+            .chain(self.head.layers.iter_mut())
+            .chain(extra)
+            .filter_map(|l| match l {
+                Layer::Lif(l) => Some(l),
+                _ => None,
+            })
+    }
+
+    /// Moves to the sequence a step belongs to ([`StepContext`]): the live membranes are set
+    /// aside at the first step of another sequence and restored at the next live step. Call
+    /// between steps. After the first switch no allocation is made (the aside buffers are
+    /// reused).
+    pub fn set_context(&mut self, ctx: StepContext) {
+        match (ctx, self.in_side) {
+            (StepContext::Live, false) | (StepContext::Side, true) => {}
+            (StepContext::Live, true) => {
+                let mut side = std::mem::take(&mut self.side);
+                for (l, slot) in self.lifs_mut().zip(side.iter_mut()) {
+                    l.swap_state(slot);
+                    // The other sequence's state, emptied (its capacity kept for next time).
+                    slot.clear();
+                }
+                self.side = side;
+                self.in_side = false;
+            }
+            (StepContext::SideStart | StepContext::Side, false) => {
+                let mut side = std::mem::take(&mut self.side);
+                for (n, l) in self.lifs_mut().enumerate() {
+                    if side.len() == n {
+                        side.push(Vec::new());
+                    }
+                    l.swap_state(&mut side[n]);
+                }
+                self.side = side;
+                self.in_side = true;
+            }
+            (StepContext::SideStart, true) => {
+                // A new side sequence: its membranes from zero, the live ones still aside.
+                for l in self.lifs_mut() {
+                    l.reset();
+                }
+            }
         }
     }
 
@@ -180,10 +282,18 @@ impl Stage {
         loss_scale: f32,
     ) -> (Tensor, Tensor, Option<f32>) {
         let train = labels.is_some();
+        // LwF: the snapshot's answer for the same input, before the stage moves it.
+        let old = match (&mut self.strategy, labels) {
+            (Some(StageStrategy::Lwf(l)), Some(_)) => l.teacher_logits(&x),
+            _ => None,
+        };
         let h = self.body.forward(x, train);
         let logits = self.head.forward(h.clone(), train);
         let loss = labels.map(|y| {
-            let (l, dl) = cross_entropy(&logits, y, loss_scale);
+            let (mut l, mut dl) = cross_entropy(&logits, y, loss_scale);
+            if let (Some(old), Some(StageStrategy::Lwf(lwf))) = (&old, &self.strategy) {
+                l += lwf.distill(&logits, old, &mut dl, loss_scale);
+            }
             let dh = self.head.backward(dl);
             self.body.backward(dh);
             l
@@ -314,9 +424,15 @@ impl Stage {
         let t = std::time::Instant::now();
         let mut ps = self.body.params_mut();
         ps.extend(self.head.params_mut());
+        if let Some(StageStrategy::Ewc(e)) = self.strategy.as_mut() {
+            e.before_update(&mut ps);
+        }
         self.opt.step(&mut ps);
         for p in ps {
             p.release_grad();
+        }
+        if let Some(StageStrategy::Lwf(l)) = self.strategy.as_mut() {
+            l.after_update(&self.body, &self.head);
         }
         self.timing.updates += 1;
         self.timing.update_s += t.elapsed().as_secs_f64();
@@ -508,8 +624,7 @@ impl StdlModel {
     /// Clears every membrane and cache (a new sample or stream).
     pub fn reset_state(&mut self) {
         for s in &mut self.stages {
-            s.body.reset();
-            s.head.reset();
+            s.reset();
         }
     }
 
@@ -530,6 +645,21 @@ impl StdlModel {
             }
         }
         (logits.expect("the last stage returns logits"), losses)
+    }
+
+    /// [`StdlModel::step`] as a step of the sequence `ctx` names ([`StepContext`]).
+    pub fn step_in(&mut self, ctx: StepContext, x: Tensor, labels: Option<&[usize]>) -> (Tensor, Vec<f32>) {
+        for s in &mut self.stages {
+            s.set_context(ctx);
+        }
+        self.step(x, labels)
+    }
+
+    /// Every stage uses `cfg`'s strategy from now on.
+    pub fn set_strategy(&mut self, cfg: &StrategyConfig) {
+        for s in &mut self.stages {
+            s.set_strategy(cfg);
+        }
     }
 
     /// Named parameters (`s{k}.body.{i}.{name}`, `s{k}.head.{i}.{name}`), for checkpoints.

@@ -99,3 +99,102 @@ fn warm_up_changes_no_number() {
         "weights differ after warm_up"
     );
 }
+
+/// Replayed segments run between live steps as their own sequences: the live membranes are
+/// set aside and come back bit for bit, each segment starts from zero membranes, and the
+/// pipeline does exactly what the sequential model does.
+#[test]
+fn replayed_segments_never_leak_into_the_live_membranes() {
+    use stdl::stdl::StepContext::{Live, Side, SideStart};
+    let (mut base, dims) = tiny_model(1);
+    // No weight change: what differs can only come from membranes.
+    base.stages.iter_mut().for_each(|s| s.opt.cfg.lr = 0.0);
+    let mut rng = Rng::new(5);
+    let mut input = || {
+        Tensor::from_vec(
+            4,
+            dims,
+            (0..4 * dims.len())
+                .map(|_| (rng.next_f32() < 0.3) as u8 as f32 * 2.0)
+                .collect(),
+        )
+    };
+    let live: Vec<Tensor> = (0..16).map(|_| input()).collect();
+    // After live step 4 one segment of three steps; after live step 9 two segments back to
+    // back (the second starts from zero again).
+    let seg_a: Vec<Tensor> = (0..3).map(|_| input()).collect();
+    let seg_b: Vec<Tensor> = (0..2).map(|_| input()).collect();
+    let seg_c: Vec<Tensor> = (0..2).map(|_| input()).collect();
+    let labels = [0usize, 1, 2, 3];
+    let mut plan: Vec<(stdl::stdl::StepContext, Tensor, bool)> = Vec::new();
+    for (t, x) in live.iter().enumerate() {
+        plan.push((Live, x.clone(), true));
+        let segs: Vec<&Vec<Tensor>> = match t {
+            4 => vec![&seg_a],
+            9 => vec![&seg_b, &seg_c],
+            _ => vec![],
+        };
+        for seg in segs {
+            for (k, x) in seg.iter().enumerate() {
+                plan.push((if k == 0 { SideStart } else { Side }, x.clone(), false));
+            }
+        }
+    }
+    let run = |ctx_of: &dyn Fn(stdl::stdl::StepContext) -> stdl::stdl::StepContext| {
+        let mut m = base.clone();
+        plan.iter()
+            .map(|(ctx, x, is_live)| (m.step_in(ctx_of(*ctx), x.clone(), Some(&labels)).0, *is_live))
+            .collect::<Vec<_>>()
+    };
+    let alone: Vec<Tensor> = {
+        let mut m = base.clone();
+        live.iter().map(|x| m.step(x.clone(), Some(&labels)).0).collect()
+    };
+    let mixed = run(&|c| c);
+    let mixed_live: Vec<&Tensor> = mixed.iter().filter(|o| o.1).map(|o| &o.0).collect();
+    for (t, (a, b)) in alone.iter().zip(&mixed_live).enumerate() {
+        assert!(
+            a.data == b.data,
+            "live step {t}: replay changed the live sequence"
+        );
+    }
+    // Each segment's steps are those of the segment run alone from zero membranes.
+    let side: Vec<&Tensor> = mixed.iter().filter(|o| !o.1).map(|o| &o.0).collect();
+    let mut want = Vec::new();
+    for seg in [&seg_a, &seg_b, &seg_c] {
+        let mut m = base.clone();
+        want.extend(seg.iter().map(|x| m.step(x.clone(), Some(&labels)).0));
+    }
+    for (k, (a, b)) in side.iter().zip(&want).enumerate() {
+        assert!(
+            a.data == b.data,
+            "replayed step {k} did not start from zero membranes"
+        );
+    }
+    // Without the contexts (every step live) the membranes do leak: the check can fail.
+    let leaky = run(&|_| Live);
+    let leaky_live: Vec<&Tensor> = leaky.iter().filter(|o| o.1).map(|o| &o.0).collect();
+    assert!(
+        alone.iter().zip(&leaky_live).any(|(a, b)| a.data != b.data),
+        "the sequences are too short to show a leak"
+    );
+    // The pipeline does the same, step for step.
+    let pipe = Pipeline::start(base.clone().stages, 2);
+    let got: Vec<Tensor> = std::thread::scope(|s| {
+        let feeder = s.spawn(|| {
+            for (ctx, x, _) in &plan {
+                pipe.send_in(*ctx, x.clone(), Some(labels.to_vec()));
+            }
+        });
+        let out = (0..plan.len()).map(|_| pipe.recv().unwrap().logits).collect();
+        feeder.join().unwrap();
+        out
+    });
+    for (k, (a, b)) in got.iter().zip(&mixed).enumerate() {
+        assert!(
+            a.data == b.0.data,
+            "pipeline step {k} differs from the sequential model"
+        );
+    }
+    pipe.finish();
+}

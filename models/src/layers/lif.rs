@@ -206,6 +206,14 @@ impl Lif {
         self.carry.clear();
     }
 
+    /// Exchanges the membrane state with `other` (a saved state, or an empty vector for a
+    /// fresh sequence: an empty state reads as zeros at the next step). Lets a caller run
+    /// another sequence (a replayed segment, a probe) and then put the first one back
+    /// exactly as it was. Call it between steps: kept caches are not exchanged.
+    pub fn swap_state(&mut self, other: &mut Vec<f32>) {
+        std::mem::swap(&mut self.state, other);
+    }
+
     pub(crate) fn kept(&self) -> usize {
         self.caches.len()
     }

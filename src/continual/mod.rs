@@ -26,6 +26,9 @@ use stdl_models::{Dims, Preset, Rng, Tensor};
 use crate::data::{step_of_rows, Row, SampleSet};
 use crate::train::{peak_rss_bytes, Method, Model, TrainConfig};
 
+pub mod replay;
+pub use replay::{ReplayBuffer, SegmentReplay, SegmentReplayStats};
+
 /// How tasks relate to the label space.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -75,127 +78,6 @@ pub fn parse_tasks(s: &str) -> Result<Vec<Vec<usize>>> {
         "continual learning needs at least two tasks, got {s:?}"
     );
     Ok(tasks)
-}
-
-/// A reservoir-sampled replay buffer with a fixed capacity in bytes (Vitter's algorithm R):
-/// after `n` offers, each offered sample is held with probability `capacity / n`. It holds
-/// its own copy of each sample's frames (`u8` counts), so its memory is the budget, whatever
-/// the stream's length.
-#[derive(Clone, Debug)]
-pub struct ReplayBuffer {
-    item_bytes: usize,
-    capacity: usize,
-    data: Vec<u8>,
-    labels: Vec<usize>,
-    seen: u64,
-    rng: Rng,
-}
-
-impl ReplayBuffer {
-    /// Bytes the buffer charges per sample: its counts and its label.
-    pub fn bytes_per_sample(item_bytes: usize) -> usize {
-        item_bytes + std::mem::size_of::<usize>()
-    }
-
-    /// A buffer of at most `budget_bytes` for samples of `item_bytes` counts each. Fails when
-    /// the budget cannot hold a single sample or cannot be allocated.
-    pub fn new(budget_bytes: u64, item_bytes: usize, seed: u64) -> Result<Self> {
-        let per = Self::bytes_per_sample(item_bytes) as u64;
-        let capacity = (budget_bytes / per) as usize;
-        ensure!(
-            capacity > 0,
-            "--replay-bytes {budget_bytes} cannot hold one sample ({per} bytes each at this T and input size)"
-        );
-        let mut data = Vec::new();
-        data.try_reserve_exact(capacity * item_bytes)
-            .with_context(|| format!("allocating a replay buffer of {budget_bytes} bytes"))?;
-        let mut labels = Vec::new();
-        labels.try_reserve_exact(capacity)?;
-        Ok(ReplayBuffer {
-            item_bytes,
-            capacity,
-            data,
-            labels,
-            seen: 0,
-            rng: Rng::new(seed ^ 0x5EED_5EED),
-        })
-    }
-
-    /// Offers a sample from the stream; it is kept with probability `capacity / seen`,
-    /// replacing a uniformly chosen one. `write` fills the slot it gets (called only when the
-    /// sample is kept, so an offer costs no copy of the sample otherwise).
-    pub fn offer_with(&mut self, label: usize, write: impl FnOnce(&mut [u8])) {
-        self.seen += 1;
-        let slot = if self.labels.len() < self.capacity {
-            let n = self.data.len();
-            self.data.resize(n + self.item_bytes, 0);
-            self.labels.push(label);
-            self.labels.len() - 1
-        } else {
-            let j = self.rng.below_u64(self.seen);
-            if j >= self.capacity as u64 {
-                return;
-            }
-            let j = j as usize;
-            self.labels[j] = label;
-            j
-        };
-        write(&mut self.data[slot * self.item_bytes..(slot + 1) * self.item_bytes]);
-    }
-
-    /// [`ReplayBuffer::offer_with`] for a sample already in counts.
-    pub fn offer(&mut self, item: &[u8], label: usize) {
-        assert_eq!(item.len(), self.item_bytes, "replay sample of the wrong size");
-        self.offer_with(label, |slot| slot.copy_from_slice(item));
-    }
-
-    /// Up to `k` distinct held samples, chosen uniformly.
-    pub fn sample(&mut self, k: usize) -> Vec<usize> {
-        let n = self.labels.len();
-        let k = k.min(n);
-        let mut idx: Vec<usize> = (0..n).collect();
-        for i in 0..k {
-            let j = i + self.rng.below(n - i);
-            idx.swap(i, j);
-        }
-        idx.truncate(k);
-        idx
-    }
-
-    /// Counts of held sample `i`.
-    pub fn item(&self, i: usize) -> &[u8] {
-        &self.data[i * self.item_bytes..(i + 1) * self.item_bytes]
-    }
-
-    /// Label of held sample `i`.
-    pub fn label(&self, i: usize) -> usize {
-        self.labels[i]
-    }
-
-    /// Samples held.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether nothing is held yet.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Most samples it can hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Samples offered so far.
-    pub fn seen(&self) -> u64 {
-        self.seen
-    }
-
-    /// Bytes allocated for samples and labels.
-    pub fn allocated_bytes(&self) -> usize {
-        self.data.capacity() + self.labels.capacity() * std::mem::size_of::<usize>()
-    }
 }
 
 /// Settings of a continual-learning run.
@@ -605,47 +487,5 @@ mod tests {
         assert!((bwt + 0.45).abs() < 1e-6, "{bwt}");
         // fwt: ((0.1 - 0.2) + (0.3 - 0.1)) / 2.
         assert!((fwt - 0.05).abs() < 1e-6, "{fwt}");
-    }
-
-    #[test]
-    fn reservoir_keeps_a_uniform_sample_within_its_budget() {
-        // 1,000 offers of 10-byte samples into 20 slots; over many seeds every offer is held
-        // with probability 20/1000.
-        let per = ReplayBuffer::bytes_per_sample(10) as u64;
-        let mut hits = vec![0u32; 1000];
-        let runs = 2000;
-        for seed in 0..runs {
-            let mut b = ReplayBuffer::new(20 * per + per - 1, 10, seed).unwrap();
-            assert_eq!(b.capacity(), 20);
-            for i in 0..1000usize {
-                b.offer(&[(i % 251) as u8; 10], i);
-            }
-            assert_eq!(b.len(), 20);
-            assert!(b.allocated_bytes() as u64 <= 20 * per);
-            for j in 0..b.len() {
-                assert_eq!(b.item(j)[0] as usize, b.label(j) % 251);
-                hits[b.label(j)] += 1;
-            }
-        }
-        // Expected 40 per index; compare the first and the last tenth of the stream.
-        let early: u32 = hits[..100].iter().sum();
-        let late: u32 = hits[900..].iter().sum();
-        let expect = runs as f64 * 20.0 / 10.0;
-        for (name, h) in [("early", early), ("late", late)] {
-            assert!(
-                (h as f64 - expect).abs() < 0.1 * expect,
-                "{name} tenth held {h} times, expected about {expect}"
-            );
-        }
-        let mut b = ReplayBuffer::new(5 * per, 10, 1).unwrap();
-        for i in 0..3usize {
-            b.offer(&[0; 10], i);
-        }
-        let s = b.sample(8);
-        assert_eq!(s.len(), 3);
-        let mut sorted = s.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, vec![0, 1, 2]);
-        assert!(ReplayBuffer::new(per - 1, 10, 0).is_err());
     }
 }
