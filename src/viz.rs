@@ -253,6 +253,114 @@ pub fn plot_metrics(path: &Path, metrics: &[crate::train::EpochMetrics], title: 
     })
 }
 
+/// The accuracy matrix `m` (rows: after task i; columns: task j; `n` columns) as a heat
+/// map, white (0) to deep green (1), each cell with its value in percent.
+fn heat_map(area: &Canvas, m: &[Vec<f32>], n: usize, caption: &str, axes: (&str, &str)) -> Drawn {
+    use plotters::prelude::*;
+    let mut heat = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(-0.5f32..n as f32 - 0.5, n as f32 - 0.5..-0.5f32)?;
+    heat.configure_mesh()
+        .disable_mesh()
+        .x_labels(n)
+        .y_labels(n)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .x_desc(axes.1)
+        .y_desc(axes.0)
+        .draw()?;
+    for (i, row) in m.iter().enumerate() {
+        for (j, &a) in row.iter().enumerate() {
+            let c = |hi: f32| (255.0 - (255.0 - hi) * a.clamp(0.0, 1.0)) as u8;
+            let fill = RGBColor(c(30.0), c(120.0), c(60.0));
+            let (x, y) = (j as f32 - 0.5, i as f32 - 0.5);
+            heat.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            let ink = if a > 0.55 { WHITE } else { BLACK };
+            heat.draw_series(std::iter::once(Text::new(
+                format!("{:.0}", a * 100.0),
+                (x + 0.32, y + 0.4),
+                ("sans-serif", 16).into_font().color(&ink),
+            )))?;
+        }
+    }
+    Ok(())
+}
+
+/// `stdl demo continual`: each run's accuracy matrix side by side (top), and below each, the
+/// accuracy on each phase over the stream's time (one line per phase, from its start).
+pub fn plot_scene(path: &Path, runs: &[crate::continual::scene::SceneRun], title: &str) -> Result<()> {
+    use plotters::prelude::*;
+    let k = runs.len().max(1);
+    let n = runs.first().map_or(0, |r| r.config.phases.len());
+    draw_png(path, (360 * k as u32, 700), |root| {
+        let (title_area, body) = root.split_vertically(34);
+        title_area.titled(title, ("sans-serif", 20))?;
+        let (top, bottom) = body.split_vertically(330);
+        for ((run, cell), lower) in runs
+            .iter()
+            .zip(top.split_evenly((1, k)))
+            .zip(bottom.split_evenly((1, k)))
+        {
+            heat_map(
+                &cell,
+                &run.accuracy_matrix,
+                n,
+                &format!("{}: average {:.1}%", run.name, 100.0 * run.average_accuracy),
+                ("after phase", "tested on phase"),
+            )?;
+            let xmax = run.curve.last().map_or(1.0, |p| p.step as f32).max(1.0);
+            let mut lines = ChartBuilder::on(&lower)
+                .caption(
+                    format!("{}: accuracy over the stream", run.name),
+                    ("sans-serif", 15),
+                )
+                .margin(12)
+                .x_label_area_size(30)
+                .y_label_area_size(44)
+                .build_cartesian_2d(0f32..xmax, 0f32..1.02f32)?;
+            lines
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc("live step (10 ms bins)")
+                .y_desc("probe accuracy")
+                .draw()?;
+            for j in 0..n {
+                let color = Palette99::pick(j).to_rgba();
+                let pts: Vec<(f32, f32)> = run
+                    .curve
+                    .iter()
+                    .filter_map(|p| {
+                        p.phase_accuracy
+                            .get(j)
+                            .copied()
+                            .flatten()
+                            .map(|a| (p.step as f32, a))
+                    })
+                    // From the probe just before the phase began.
+                    .filter(|&(x, _)| x >= (j as u64 * run.config.steps_per_phase) as f32)
+                    .collect();
+                lines
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                    .label(format!("phase {j} {:?}", run.config.phases[j]))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+            lines
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.85))
+                .draw()?;
+        }
+        Ok(())
+    })
+}
+
 /// Draws a continual-learning run: the accuracy matrix as a heat map with its values (row:
 /// after learning task i; column: tested on task j), and each task's accuracy over the
 /// sequence of tasks.
@@ -265,42 +373,13 @@ pub fn plot_continual(path: &Path, r: &crate::continual::ContinualResult, title:
         let (title_area, body) = root.split_vertically(34);
         title_area.titled(title, ("sans-serif", 20))?;
         let (left, right) = body.split_horizontally(460);
-        let mut heat = ChartBuilder::on(&left)
-            .caption(
-                "accuracy matrix (row: after task, column: task)",
-                ("sans-serif", 15),
-            )
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            .build_cartesian_2d(-0.5f32..tasks as f32 - 0.5, tasks as f32 - 0.5..-0.5f32)?;
-        heat.configure_mesh()
-            .disable_mesh()
-            .x_labels(tasks)
-            .y_labels(tasks)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .x_desc("tested on task")
-            .y_desc("after task")
-            .draw()?;
-        for (i, row) in r.accuracy_matrix.iter().enumerate() {
-            for (j, &a) in row.iter().enumerate() {
-                // White (0) to deep green (1).
-                let c = |hi: f32| (255.0 - (255.0 - hi) * a.clamp(0.0, 1.0)) as u8;
-                let fill = RGBColor(c(30.0), c(120.0), c(60.0));
-                let (x, y) = (j as f32 - 0.5, i as f32 - 0.5);
-                heat.draw_series(std::iter::once(Rectangle::new(
-                    [(x, y), (x + 1.0, y + 1.0)],
-                    fill.filled(),
-                )))?;
-                let ink = if a > 0.55 { WHITE } else { BLACK };
-                heat.draw_series(std::iter::once(Text::new(
-                    format!("{:.0}", a * 100.0),
-                    (x + 0.32, y + 0.4),
-                    ("sans-serif", 16).into_font().color(&ink),
-                )))?;
-            }
-        }
+        heat_map(
+            &left,
+            &r.accuracy_matrix,
+            tasks,
+            "accuracy matrix (row: after task, column: task)",
+            ("after task", "tested on task"),
+        )?;
         let mut lines = ChartBuilder::on(&right)
             .caption("accuracy on each task as tasks are learned", ("sans-serif", 15))
             .margin(12)

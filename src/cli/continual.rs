@@ -16,7 +16,8 @@ pub struct ContinualArgs {
     #[arg(long, default_value = "0,1/2,3/4,5/6,7/8,9")]
     pub tasks: String,
     /// class: one head over all classes (class-incremental); domain: the label is the class's
-    /// position within its task (domain-incremental).
+    /// position within its task (domain-incremental); task: as class, but a test sample is
+    /// classified among its own task's classes (task-incremental, task given at test).
     #[arg(long, value_enum, default_value_t = Protocol::Class)]
     pub protocol: Protocol,
     /// Passes over each task's training stream.
@@ -35,6 +36,13 @@ pub struct ContinualArgs {
     /// Print continual.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub strategy: super::StrategyArgs,
+    /// Run several learners one after another and print one table: naive, replay (naive
+    /// with --replay-bytes, default 2MiB), ewc, lwf, or STRATEGY+replay. Each run's JSON goes
+    /// to OUT/NAME/continual.json; the table to OUT/compare.json.
+    #[arg(long, value_delimiter = ',', conflicts_with = "json")]
+    pub compare: Vec<String>,
 }
 
 pub fn run_continual(a: &ContinualArgs) -> Result<()> {
@@ -57,7 +65,11 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
         update_every: l.update_every.unwrap_or(d.update_every).max(1),
         optimizer,
         aux_budget: l.aux_budget.clone(),
+        strategy: a.strategy.config(),
     };
+    if !a.compare.is_empty() {
+        return compare(a, cfg);
+    }
     eprintln!(
         "{}-incremental: {} tasks {:?} of {} with {} ({}), T={}, batch {}, {} pass(es) per task, replay {}",
         cfg.protocol,
@@ -170,4 +182,73 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
         r.forward_transfer * 100.0
     );
     finished()
+}
+
+/// `--compare`: each learner in turn, one table.
+fn compare(a: &ContinualArgs, base: ContinualConfig) -> Result<()> {
+    stdl::runtime::interrupt::install();
+    let mut rows = Vec::new();
+    for name in &a.compare {
+        let (strategy, replay) = match name.strip_suffix("+replay") {
+            Some(s) => (s, true),
+            None if name == "replay" => ("naive", true),
+            None => (name.as_str(), false),
+        };
+        let kind: stdl::stdl::StrategyKind = strategy.parse().map_err(anyhow::Error::msg)?;
+        let cfg = ContinualConfig {
+            strategy: a.strategy.constants.config(kind),
+            replay_bytes: match (replay, base.replay_bytes) {
+                (false, _) => 0,
+                (true, 0) => 2 << 20,
+                (true, b) => b,
+            },
+            ..base.clone()
+        };
+        eprintln!("{name}: learning {} tasks...", cfg.tasks.len());
+        let r = run(cfg, |_, _, _| {})?;
+        let dir = a.out.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        stdl::store::write_json(&dir.join("continual.json"), &r)?;
+        eprintln!(
+            "{name}: average accuracy {:.1}% ({:.1} s)",
+            100.0 * r.average_accuracy,
+            r.seconds
+        );
+        let interrupted = r.interrupted;
+        rows.push((name.clone(), r));
+        if interrupted {
+            break;
+        }
+    }
+    println!(
+        "{:<14} {:>9} {:>11} {:>10} {:>10} {:>9}",
+        "learner", "average", "forgetting", "BWT", "FWT", "time"
+    );
+    for (name, r) in &rows {
+        println!(
+            "{:<14} {:>8.1}% {:>10.1}  {:>+9.1}  {:>+9.1}  {:>8.1}s",
+            name,
+            100.0 * r.average_accuracy,
+            100.0 * r.forgetting,
+            100.0 * r.backward_transfer,
+            100.0 * r.forward_transfer,
+            r.seconds
+        );
+    }
+    let table: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(name, r)| {
+            serde_json::json!({
+                "learner": name, "average_accuracy": r.average_accuracy, "forgetting": r.forgetting,
+                "backward_transfer": r.backward_transfer, "forward_transfer": r.forward_transfer,
+                "avalanche": r.avalanche, "seconds": r.seconds, "interrupted": r.interrupted,
+            })
+        })
+        .collect();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    stdl::store::write_json(&a.out.join("compare.json"), &table)?;
+    if rows.iter().any(|r| r.1.interrupted) {
+        anyhow::bail!("interrupted: the table covers the learners run");
+    }
+    Ok(())
 }

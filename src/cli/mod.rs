@@ -4,6 +4,7 @@ pub mod bench;
 pub mod continual;
 pub mod convert;
 pub mod demo;
+pub mod demo_continual;
 pub mod frames;
 pub mod info;
 pub mod render;
@@ -150,6 +151,13 @@ pub struct StrategyArgs {
     /// a periodic snapshot). README, "Continual learning".
     #[arg(long, default_value = "naive")]
     pub strategy: stdl::stdl::StrategyKind,
+    #[command(flatten)]
+    pub constants: StrategyConstants,
+}
+
+/// The constants of the continual-learning strategies.
+#[derive(Args, Debug, Clone)]
+pub struct StrategyConstants {
     /// EWC: strength λ of the pull towards the anchor weights.
     #[arg(long, default_value_t = stdl::stdl::StrategyConfig::default().ewc_lambda, value_parser = non_negative_f32)]
     pub ewc_lambda: f32,
@@ -171,8 +179,15 @@ pub struct StrategyArgs {
 impl StrategyArgs {
     /// The strategy the flags describe.
     pub fn config(&self) -> stdl::stdl::StrategyConfig {
+        self.constants.config(self.strategy)
+    }
+}
+
+impl StrategyConstants {
+    /// Strategy `kind` with these constants.
+    pub fn config(&self, kind: stdl::stdl::StrategyKind) -> stdl::stdl::StrategyConfig {
         stdl::stdl::StrategyConfig {
-            kind: self.strategy,
+            kind,
             ewc_lambda: self.ewc_lambda,
             ewc_decay: self.ewc_decay,
             lwf_alpha: self.lwf_alpha,

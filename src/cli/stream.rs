@@ -122,7 +122,7 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = 1.0, value_parser = super::non_negative, requires = "replay_bytes")]
     pub replay_ratio: f64,
     /// Bins per replayed segment.
-    #[arg(long, default_value_t = 4, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
+    #[arg(long, default_value_t = 8, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
     pub replay_segment_bins: usize,
     #[command(flatten)]
     pub strategy: super::StrategyArgs,

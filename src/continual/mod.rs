@@ -7,7 +7,10 @@
 //!   classified among all of them, without being told its task;
 //! - **domain-incremental**: every task has the same label space, a class's position in its
 //!   task (`0,1/2,3/...` becomes "first or second of the pair"); the head has as many outputs
-//!   as the largest task.
+//!   as the largest task;
+//! - **task-incremental**: one head over all classes, but a test sample is classified among
+//!   its own task's classes only (the task is given at test time, as a multi-head network's
+//!   head would be chosen); training is the same as class-incremental (no masking).
 //!
 //! Training is one pass over each task's stream by default (`epochs_per_task = 1`), every
 //! batch learned online exactly as `stdl train` does (STDL: every subnetwork updated after
@@ -26,7 +29,10 @@ use stdl_models::{Dims, Preset, Rng, Tensor};
 use crate::data::{step_of_rows, Row, SampleSet};
 use crate::train::{peak_rss_bytes, Method, Model, TrainConfig};
 
+pub mod metrics;
 pub mod replay;
+pub mod scene;
+pub use metrics::{avalanche_metrics, summarize};
 pub use replay::{ReplayBuffer, SegmentReplay, SegmentReplayStats};
 
 /// How tasks relate to the label space.
@@ -38,6 +44,8 @@ pub enum Protocol {
     Class,
     /// Domain-incremental: the label is the class's position within its task.
     Domain,
+    /// Task-incremental: predictions among the sample's own task's classes.
+    Task,
 }
 
 impl std::fmt::Display for Protocol {
@@ -45,6 +53,7 @@ impl std::fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Class => "class",
             Protocol::Domain => "domain",
+            Protocol::Task => "task",
         })
     }
 }
@@ -113,6 +122,9 @@ pub struct ContinualConfig {
     pub optimizer: OptimConfig,
     /// Auxiliary budget override.
     pub aux_budget: Option<String>,
+    /// Continual-learning strategy of every stage (STDL only).
+    #[serde(default)]
+    pub strategy: crate::stdl::StrategyConfig,
 }
 
 /// Replay buffer figures of a run.
@@ -163,6 +175,10 @@ pub struct ContinualResult {
     pub samples_per_task: Vec<[usize; 2]>,
     /// Replay buffer, when used.
     pub replay: Option<ReplayStats>,
+    /// The same run under Avalanche's metric names and definitions
+    /// ([`metrics::avalanche_metrics`]).
+    #[serde(default)]
+    pub avalanche: std::collections::BTreeMap<String, f32>,
     /// Tasks learned and measured in full: all of them, unless the run was interrupted.
     #[serde(default)]
     pub tasks_learned: usize,
@@ -174,30 +190,6 @@ pub struct ContinualResult {
     pub seconds: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
-}
-
-/// Average accuracy, forgetting, backward and forward transfer of an accuracy matrix
-/// (`r[i][j]`, square), given the accuracies before learning.
-pub fn summarize(r: &[Vec<f32>], initial: &[f32]) -> (f32, f32, f32, f32) {
-    let t = r.len();
-    let last = &r[t - 1];
-    let acc = last.iter().sum::<f32>() / t as f32;
-    if t < 2 {
-        return (acc, 0.0, 0.0, 0.0);
-    }
-    let k = (t - 1) as f32;
-    let mut forgetting = 0.0;
-    let mut bwt = 0.0;
-    let mut fwt = 0.0;
-    for j in 0..t - 1 {
-        let best = (j..t - 1).map(|l| r[l][j]).fold(f32::NEG_INFINITY, f32::max);
-        forgetting += best - last[j];
-        bwt += last[j] - r[j][j];
-    }
-    for j in 1..t {
-        fwt += r[j - 1][j] - initial[j];
-    }
-    (acc, forgetting / k, bwt / k, fwt / k)
 }
 
 /// Index of the largest of `cols` in each row of `logits`.
@@ -273,7 +265,7 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         );
     }
     let label_space = match cfg.protocol {
-        Protocol::Class => ds.classes.len(),
+        Protocol::Class | Protocol::Task => ds.classes.len(),
         Protocol::Domain => cfg.tasks.iter().map(Vec::len).max().unwrap_or(0),
     };
     ensure!(
@@ -287,19 +279,29 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
     for task in &cfg.tasks {
         for (pos, &c) in task.iter().enumerate() {
             target[c] = match cfg.protocol {
-                Protocol::Class => c,
+                Protocol::Class | Protocol::Task => c,
                 Protocol::Domain => pos,
             };
         }
     }
-    let cols: Vec<usize> = match cfg.protocol {
-        Protocol::Class => {
-            let mut v = all.clone();
-            v.sort_unstable();
-            v
-        }
-        Protocol::Domain => (0..label_space).collect(),
-    };
+    // The outputs each task's samples are classified among.
+    let cols: Vec<Vec<usize>> = cfg
+        .tasks
+        .iter()
+        .map(|task| match cfg.protocol {
+            Protocol::Class => {
+                let mut v = all.clone();
+                v.sort_unstable();
+                v
+            }
+            Protocol::Domain => (0..label_space).collect(),
+            Protocol::Task => {
+                let mut v = task.clone();
+                v.sort_unstable();
+                v
+            }
+        })
+        .collect();
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let train_s = select(ds.split(Split::Train), &all, cfg.samples_per_class);
     let test_s = select(ds.split(Split::Test), &all, cfg.samples_per_class);
@@ -343,6 +345,16 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         pipeline: false,
     };
     let mut model = Model::build(&train_cfg, &preset)?;
+    if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
+        cfg.strategy.validate().map_err(anyhow::Error::msg)?;
+        match &mut model {
+            Model::Stdl(m) => m.set_strategy(&cfg.strategy),
+            Model::Bptt(_) => bail!(
+                "--strategy {} acts inside STDL's per-step updates; use --method stdl",
+                cfg.strategy.kind
+            ),
+        }
+    }
     let item_bytes = cfg.t_bins * dims.len();
     let mut replay = if cfg.replay_bytes > 0 {
         Some(ReplayBuffer::new(cfg.replay_bytes, item_bytes, cfg.seed)?)
@@ -353,7 +365,8 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
     let eval_all = |model: &mut Model| -> Result<Vec<f32>> {
         test_idx
             .iter()
-            .map(|idx| accuracy(model, &test_set, idx, &cols, &target, cfg.t_bins, cfg.batch))
+            .zip(&cols)
+            .map(|(idx, cols)| accuracy(model, &test_set, idx, cols, &target, cfg.t_bins, cfg.batch))
             .collect()
     };
     let initial_accuracy = eval_all(&mut model)?;
@@ -386,7 +399,7 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
                 }
                 let (sum, _loss) =
                     model.train_batch(cfg.t_bins, |t| step_of_rows(&rows, t, cfg.t_bins, dims), &labels);
-                let pred = masked_argmax(&sum, &cols);
+                let pred = masked_argmax(&sum, &cols[k]);
                 correct += pred[..n].iter().zip(&labels[..n]).filter(|(a, b)| a == b).count();
                 seen += n;
                 if pass == 0 {
@@ -423,6 +436,11 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
     let block: Vec<Vec<f32>> = matrix.iter().map(|r| r[..learned].to_vec()).collect();
     let (average_accuracy, forgetting, backward_transfer, forward_transfer) =
         summarize(&block, &initial_accuracy[..learned]);
+    let test_counts: Vec<usize> = test_idx.iter().map(Vec::len).collect();
+    let task_labels: Vec<usize> = (0..cfg.tasks.len())
+        .map(|j| if cfg.protocol == Protocol::Task { j } else { 0 })
+        .collect();
+    let avalanche = avalanche_metrics(&block, &initial_accuracy[..learned], &test_counts, &task_labels);
     let replay = replay.map(|buf| {
         let mut held = std::collections::BTreeMap::<usize, usize>::new();
         for i in 0..buf.len() {
@@ -445,14 +463,15 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         forgetting,
         backward_transfer,
         forward_transfer,
-        label_space: cols.len(),
-        chance: 1.0 / cols.len() as f32,
+        label_space: cols[0].len(),
+        chance: 1.0 / cols[0].len() as f32,
         samples_per_task: train_idx
             .iter()
             .zip(&test_idx)
             .map(|(a, b)| [a.len(), b.len()])
             .collect(),
         replay,
+        avalanche,
         tasks_learned: learned,
         interrupted,
         seconds: t0.elapsed().as_secs_f64(),
@@ -472,20 +491,5 @@ mod tests {
         for bad in ["0,1", "0,1/1,2", "0,,1/2", "a/b", "0,1/"] {
             assert!(parse_tasks(bad).is_err(), "{bad} accepted");
         }
-    }
-
-    #[test]
-    fn summaries_of_a_hand_made_matrix() {
-        // Three tasks; task 0 learned to 0.9, then forgotten to 0.6 and 0.3.
-        let r = vec![vec![0.9, 0.1, 0.2], vec![0.6, 0.8, 0.3], vec![0.3, 0.5, 0.7]];
-        let init = [0.1, 0.2, 0.1];
-        let (acc, f, bwt, fwt) = summarize(&r, &init);
-        assert!((acc - 0.5).abs() < 1e-6);
-        // forgetting: task 0 max(0.9, 0.6) - 0.3 = 0.6; task 1 max(0.8) - 0.5 = 0.3.
-        assert!((f - 0.45).abs() < 1e-6, "{f}");
-        // bwt: (0.3 - 0.9 + 0.5 - 0.8) / 2.
-        assert!((bwt + 0.45).abs() < 1e-6, "{bwt}");
-        // fwt: ((0.1 - 0.2) + (0.3 - 0.1)) / 2.
-        assert!((fwt - 0.05).abs() < 1e-6, "{fwt}");
     }
 }

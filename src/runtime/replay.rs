@@ -29,7 +29,7 @@ impl Default for ReplaySettings {
         Self {
             bytes: 0,
             ratio: 1.0,
-            segment_bins: 4,
+            segment_bins: 8,
         }
     }
 }

@@ -83,7 +83,7 @@ impl Default for StrategyConfig {
     fn default() -> Self {
         Self {
             kind: StrategyKind::Naive,
-            ewc_lambda: 1e4,
+            ewc_lambda: 3.0,
             ewc_decay: 0.9,
             lwf_alpha: 1.0,
             lwf_temperature: 2.0,

@@ -69,6 +69,8 @@ pub struct SyntheticScene {
     label: usize,
     segment_end_us: u64,
     covered: Vec<bool>,
+    /// Classes segments are drawn from (empty: all).
+    allowed: Vec<usize>,
 }
 
 impl SyntheticScene {
@@ -83,6 +85,7 @@ impl SyntheticScene {
             label: 0,
             segment_end_us: 0,
             covered: vec![false; n],
+            allowed: Vec::new(),
         };
         s.new_segment();
         s
@@ -102,7 +105,12 @@ impl SyntheticScene {
     }
 
     fn new_segment(&mut self) {
-        self.label = (self.next_u64() % self.cfg.classes as u64) as usize;
+        self.label = if self.allowed.is_empty() {
+            (self.next_u64() % self.cfg.classes as u64) as usize
+        } else {
+            let k = (self.next_u64() % self.allowed.len() as u64) as usize;
+            self.allowed[k]
+        };
         let (w, h) = (self.cfg.size.width as f32, self.cfg.size.height as f32);
         self.pos = (self.uniform() * w, self.uniform() * h);
         self.segment_end_us = self.t_us + self.cfg.segment_us;
@@ -127,6 +135,21 @@ impl SyntheticScene {
             }
         }
         v
+    }
+
+    /// From the next tick on, segments move in one of `classes` only (empty: any class), and
+    /// a new segment starts there: the phases of a class-incremental stream.
+    ///
+    /// # Panics
+    /// If a class is not below the scene's number of classes.
+    pub fn set_classes(&mut self, classes: &[usize]) {
+        assert!(
+            classes.iter().all(|&c| c < self.cfg.classes),
+            "classes {classes:?} of a scene with {}",
+            self.cfg.classes
+        );
+        self.allowed = classes.to_vec();
+        self.new_segment();
     }
 
     /// The label of the segment the next tick belongs to.
@@ -247,5 +270,25 @@ mod tests {
         // A moving square makes events every tick, noise included: ~ 2 edges × 24 px × 60 px/s.
         let per_s = total as f64 / 2.0;
         assert!(per_s > 1000.0 && per_s < 100_000.0, "{per_s} events/s");
+    }
+
+    #[test]
+    fn set_classes_restricts_the_segments_from_the_next_tick() {
+        let mut s = SyntheticScene::new(SyntheticConfig {
+            segment_us: 20_000,
+            ..Default::default()
+        });
+        s.set_classes(&[3, 7]);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            seen.insert(s.next_tick().1);
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 7]);
+        s.set_classes(&[]);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            seen.insert(s.next_tick().1);
+        }
+        assert!(seen.len() >= 8, "all classes again: {seen:?}");
     }
 }
