@@ -38,6 +38,8 @@ fn main() -> anyhow::Result<()> {
             update_every: 1,
             optimizer,
             aux_budget: None,
+            // Plain learning besides replay (also: online EWC, LwF; README).
+            strategy: Default::default(),
         };
         let r = run(cfg, |_, _, _| {})?;
         let out = PathBuf::from(format!("out/example04/replay-{replay_bytes}"));
