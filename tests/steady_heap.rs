@@ -4,14 +4,17 @@
 //! threads, online (batch 1, the subnetworks as pipeline stages, as `stdl stream` runs them)
 //! and in batches (as `stdl train` runs them), while the convolutions switch between their
 //! sparse and dense paths (the input alternates between sparse event frames and dense ones).
+//! Online also with replay and a strategy (`stdl stream --replay-bytes --strategy lwf`):
+//! replayed segments between live steps, and LwF's snapshots, for `tiny` and `demo`.
 //!
 //! Its own test binary; each configuration runs in a child process of its own, so nothing
 //! else allocates while it counts.
 
 use stdl::data::frame_geometry;
 use stdl::io::sources::synthetic::{SyntheticConfig, SyntheticScene};
+use stdl::runtime::replay::{ReplaySettings, StreamReplay};
 use stdl::runtime::Pipeline;
-use stdl::stdl::{plan, StdlModel};
+use stdl::stdl::{plan, StdlModel, StrategyConfig, StrategyKind};
 use stdl::train::Model;
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
@@ -92,22 +95,51 @@ fn at(preset: &Preset) -> [u64; 2] {
 
 /// Online, batch 1, stages on their own threads (`stdl stream`): live heap after each of
 /// [`at`] steps, with the pipeline drained.
-fn online(preset: &Preset) -> (Vec<u64>, Vec<[u64; 2]>) {
+fn online(preset: &Preset, replay: bool) -> (Vec<u64>, Vec<[u64; 2]>) {
     let at = at(preset);
     let spec = NetworkSpec::new(preset).unwrap();
     let p = plan(&spec, 1, None, 2).unwrap();
     let mut model = StdlModel::new(spec.clone(), p, 1, OptimConfig::default(), 1).unwrap();
+    let mut replay = replay.then(|| {
+        model.set_strategy(&StrategyConfig {
+            kind: StrategyKind::Lwf,
+            every_steps: 300,
+            ..Default::default()
+        });
+        let settings = ReplaySettings {
+            bytes: 256 << 10,
+            ratio: 0.5,
+            segment_bins: 8,
+        };
+        StreamReplay::new(&settings, spec.input, 1).unwrap()
+    });
     model.warm_up(1, Some(4));
     let mut frames = Frames::new(spec.input, preset.classes, 1_500);
     let pipe = Pipeline::start_primed(std::mem::take(&mut model.stages), 4);
     let (mut in_flight, mut live) = (0usize, Vec::with_capacity(at.len()));
     for step in 1..=at[1] {
         let (x, labels) = frames.next(1);
+        let label = labels[0];
+        if let Some(r) = replay.as_mut() {
+            r.offering(&x);
+        }
         pipe.send(x, Some(labels));
         in_flight += 1;
         if in_flight > 4 {
             drop(pipe.recv().unwrap());
             in_flight -= 1;
+        }
+        if let Some(r) = replay.as_mut() {
+            r.accepted(Some(label));
+            while let Some((ctx, x, l)) = r.next() {
+                pipe.send_in(ctx, x, Some(vec![l]));
+                r.sent();
+                in_flight += 1;
+                if in_flight > 4 {
+                    drop(pipe.recv().unwrap());
+                    in_flight -= 1;
+                }
+            }
         }
         if at.contains(&step) {
             for _ in 0..in_flight {
@@ -155,7 +187,8 @@ fn child(cfg: &str) {
     let (name, mode) = cfg.split_once(' ').expect("PRESET MODE");
     let preset = Preset::load(name).unwrap();
     let (live, calls) = match mode {
-        "online" => online(&preset),
+        "online" => online(&preset, false),
+        "replay" => online(&preset, true),
         _ => batched(&preset),
     };
     println!("RESULT {} {} {calls:?}", live[0], live[1]);
@@ -172,7 +205,12 @@ fn a_learned_step_allocates_nothing_that_outlives_it() {
     let mut failures = Vec::new();
     for name in ["tiny", "demo", "dvs-gesture"] {
         for threads in ["1", "2"] {
-            for mode in ["online", "batched"] {
+            let modes: &[&str] = if name == "dvs-gesture" {
+                &["online", "batched"]
+            } else {
+                &["online", "batched", "replay"]
+            };
+            for &mode in modes {
                 let o = std::process::Command::new(std::env::current_exe().unwrap())
                     .args([
                         "--exact",

@@ -480,3 +480,69 @@ fn a_trained_checkpoint_streams_better_than_a_fresh_network() {
     let fresh = accuracy(&["--preset", "nmnist"]);
     assert!(trained > fresh + 0.2, "trained {trained} vs fresh {fresh}");
 }
+
+#[test]
+fn replay_in_a_stream_keeps_its_budget_and_memory_flat_over_100000_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("s.json");
+    let o = crate::common::stream("synthetic", "tiny")
+        .args([
+            "--max-steps",
+            "100000",
+            "--replay-bytes",
+            "256KiB",
+            "--replay-ratio",
+            "0.25",
+            "--strategy",
+            "ewc",
+            "--report-at-steps",
+            "10000,100000",
+            "--metrics-every-s",
+            "1000",
+            "--summary",
+        ])
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["steps"], 100000, "replayed steps are not live steps");
+    assert_eq!(s["strategy"], "ewc");
+    let r = &s["replay"];
+    let (held, cap) = (
+        r["held_segments"].as_u64().unwrap(),
+        r["capacity_segments"].as_u64().unwrap(),
+    );
+    assert_eq!(held, cap, "{r}");
+    assert!(r["allocated_bytes"].as_u64().unwrap() <= 256 << 10, "{r}");
+    // Every live step earns 0.25 replayed steps, paid out in whole 8-bin segments.
+    let replayed = r["replayed_steps"].as_u64().unwrap();
+    assert!((24_992..=25_000).contains(&replayed), "{r}");
+    assert!(r["segments_seen"].as_u64().unwrap() > 100 * cap, "{r}");
+    // Reservoir sampling keeps every class of the stream.
+    assert_eq!(r["held_per_class"].as_array().unwrap().len(), 4, "{r}");
+    // Memory: the heap after 10^5 steps is not above the heap after 10^4 (the binary counts
+    // its heap; what the source has read ahead moves it by a few KiB), and peak RSS is flat.
+    let at = |k: &str, i: usize| s[k][i][1].as_u64().unwrap();
+    assert!(
+        at("heap_bytes_at_steps", 1) <= at("heap_bytes_at_steps", 0) + (16 << 10),
+        "heap grew: {}",
+        s["heap_bytes_at_steps"]
+    );
+    assert!(
+        at("peak_rss_at_steps", 1) <= at("peak_rss_at_steps", 0) + (1 << 20),
+        "peak RSS grew: {}",
+        s["peak_rss_at_steps"]
+    );
+    // A budget below one segment is a clear error.
+    let o = crate::common::stream("synthetic", "tiny")
+        .args(["--max-steps", "10", "--replay-bytes", "1000"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--replay-bytes 1000 cannot hold one segment"),
+        "{err}"
+    );
+}
