@@ -1,5 +1,6 @@
 //! `stdl continual` on the real N-MNIST samples: the accuracy matrix, its summaries, the
-//! replay buffer's budget, the domain protocol, and errors for bad task lists.
+//! replay buffer's budget, the domain and task protocols, the strategies, and errors for bad
+//! task lists.
 
 use std::process::Command;
 
@@ -152,4 +153,87 @@ fn bad_task_lists_and_budgets_say_what_is_wrong() {
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(err.contains(expect), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn task_incremental_is_judged_within_each_task_and_names_avalanche_metrics() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let class = run(&root, &tmp.path().join("c"), &[]);
+    let task = run(&root, &tmp.path().join("t"), &["--protocol", "task"]);
+    assert_eq!(task["label_space"], 2);
+    // The same learning (the same seed, no masking in training): given its task, an old
+    // sample only has to be told from the other class of its pair.
+    let (mc, mt) = (matrix(&class), matrix(&task));
+    for j in 0..3 {
+        assert!(mt[2][j] >= mc[2][j], "task {j}: {mt:?} vs {mc:?}");
+    }
+    assert!(
+        task["average_accuracy"].as_f64().unwrap() > class["average_accuracy"].as_f64().unwrap() + 0.1,
+        "{mt:?} vs {mc:?}"
+    );
+    let av = &task["avalanche"];
+    assert!(
+        av["Top1_Acc_Exp/eval_phase/test_stream/Task002/Exp002"]
+            .as_f64()
+            .is_some(),
+        "{av}"
+    );
+    // Avalanche's forgetting is against the accuracy right after learning: minus BWT.
+    let f = av["StreamForgetting/eval_phase/test_stream"].as_f64().unwrap();
+    assert!((f + task["backward_transfer"].as_f64().unwrap()).abs() < 1e-6);
+    assert_eq!(
+        class["avalanche"]["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp002"],
+        class["accuracy_matrix"][2][2]
+    );
+}
+
+#[test]
+fn strategies_run_compare_in_one_table_and_refuse_bptt() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = continual(&root, tmp.path())
+        .args(["--tasks", "0,1/2,3", "--samples-per-class", "20", "--t-bins", "6"])
+        .args(["--compare", "naive,ewc,lwf+replay", "--replay-bytes", "256KiB"])
+        .args(["--consolidate-every", "10"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let table: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("compare.json")).unwrap()).unwrap();
+    let names: Vec<&str> = table.iter().map(|r| r["learner"].as_str().unwrap()).collect();
+    assert_eq!(names, ["naive", "ewc", "lwf+replay"]);
+    for name in names {
+        assert!(stdout.lines().any(|l| l.starts_with(name)), "{stdout}");
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(name).join("continual.json")).unwrap(),
+        )
+        .unwrap();
+        let kind = name.trim_end_matches("+replay");
+        assert_eq!(r["config"]["strategy"]["kind"], kind);
+        assert_eq!(r["replay"].is_null(), !name.ends_with("+replay"), "{name}");
+    }
+    // The strategies act inside STDL's per-step updates.
+    let o = continual(&root, tmp.path())
+        .args([
+            "--tasks",
+            "0/1",
+            "--samples-per-class",
+            "4",
+            "--method",
+            "bptt",
+            "--strategy",
+            "ewc",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("use --method stdl"));
 }
