@@ -323,10 +323,15 @@ pub fn plot_scene(path: &Path, runs: &[crate::continual::scene::SceneRun], title
                 .margin(12)
                 .x_label_area_size(30)
                 .y_label_area_size(44)
-                .build_cartesian_2d(0f32..xmax, 0f32..1.02f32)?;
+                // Room above 1 for the legend.
+                .build_cartesian_2d(0f32..xmax, 0f32..1.4f32)?;
             lines
                 .configure_mesh()
                 .light_line_style(WHITE)
+                .x_labels(4)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_labels(6)
+                .y_label_formatter(&|v| if *v <= 1.0 { format!("{v:.1}") } else { String::new() })
                 .x_desc("live step (10 ms bins)")
                 .y_desc("probe accuracy")
                 .draw()?;
@@ -352,7 +357,7 @@ pub fn plot_scene(path: &Path, runs: &[crate::continual::scene::SceneRun], title
             }
             lines
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(SeriesLabelPosition::UpperLeft)
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.85))
                 .draw()?;

@@ -115,6 +115,7 @@ pub fn run(a: &ContinualDemoArgs) -> Result<()> {
         base.probe_every,
         a.runs.join(", ")
     );
+    let started = std::time::Instant::now();
     let probe = Probe::new(&base)?;
     // The runs two at a time, one core each (each on a one-thread pool of its own).
     let next = AtomicUsize::new(0);
@@ -196,6 +197,12 @@ pub fn run(a: &ContinualDemoArgs) -> Result<()> {
         Ok(()) => eprintln!("wrote {} and {}", json.display(), png.display()),
         Err(e) => eprintln!("warning: {e:#}; wrote {}", json.display()),
     }
+    println!(
+        "{} learners in {:.0} s ({} at a time, one core each)",
+        runs.len(),
+        started.elapsed().as_secs_f64(),
+        workers
+    );
     let interrupted = runs.iter().any(|r| r.interrupted);
     let chance = 1.0 / 11.0;
     println!(
