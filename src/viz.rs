@@ -331,7 +331,13 @@ pub fn plot_scene(path: &Path, runs: &[crate::continual::scene::SceneRun], title
                 .x_labels(4)
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .y_labels(6)
-                .y_label_formatter(&|v| if *v <= 1.0 { format!("{v:.1}") } else { String::new() })
+                .y_label_formatter(&|v| {
+                    if *v <= 1.0 {
+                        format!("{v:.1}")
+                    } else {
+                        String::new()
+                    }
+                })
                 .x_desc("live step (10 ms bins)")
                 .y_desc("probe accuracy")
                 .draw()?;

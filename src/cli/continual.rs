@@ -189,12 +189,7 @@ fn compare(a: &ContinualArgs, base: ContinualConfig) -> Result<()> {
     stdl::runtime::interrupt::install();
     let mut rows = Vec::new();
     for name in &a.compare {
-        let (strategy, replay) = match name.strip_suffix("+replay") {
-            Some(s) => (s, true),
-            None if name == "replay" => ("naive", true),
-            None => (name.as_str(), false),
-        };
-        let kind: stdl::stdl::StrategyKind = strategy.parse().map_err(anyhow::Error::msg)?;
+        let (kind, replay) = stdl::continual::parse_learner(name)?;
         let cfg = ContinualConfig {
             strategy: a.strategy.constants.config(kind),
             replay_bytes: match (replay, base.replay_bytes) {

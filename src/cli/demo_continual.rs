@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use stdl::continual::parse_tasks;
 use stdl::continual::scene::{run_scene, Probe, SceneConfig, SceneRun};
+use stdl::continual::{parse_learner, parse_tasks};
 use stdl::runtime::replay::ReplaySettings;
-use stdl::stdl::StrategyKind;
 
 #[derive(Args, Debug)]
 pub struct ContinualDemoArgs {
@@ -53,12 +52,7 @@ pub struct ContinualDemoArgs {
 
 /// A run's settings from its name.
 fn run_config(name: &str, base: &SceneConfig, a: &ContinualDemoArgs) -> Result<SceneConfig> {
-    let (strategy, replay) = match name.strip_suffix("+replay") {
-        Some(s) => (s, true),
-        None if name == "replay" => ("naive", true),
-        None => (name, false),
-    };
-    let kind: StrategyKind = strategy.parse().map_err(anyhow::Error::msg)?;
+    let (kind, replay) = parse_learner(name)?;
     Ok(SceneConfig {
         strategy: a.constants.config(kind),
         replay: replay.then_some(ReplaySettings {

@@ -58,6 +58,21 @@ impl std::fmt::Display for Protocol {
     }
 }
 
+/// A learner named as on the command line (`--compare`, `stdl demo continual --runs`):
+/// `naive`, `ewc`, `lwf`, `replay` (naive with replay) or `STRATEGY+replay`. Returns the
+/// strategy and whether it replays.
+///
+/// # Errors
+/// An unknown strategy name.
+pub fn parse_learner(name: &str) -> Result<(crate::stdl::StrategyKind, bool)> {
+    let (strategy, replay) = match name.strip_suffix("+replay") {
+        Some(s) => (s, true),
+        None if name == "replay" => ("naive", true),
+        None => (name, false),
+    };
+    Ok((strategy.parse().map_err(anyhow::Error::msg)?, replay))
+}
+
 /// Parses a task list: tasks separated by `/`, classes within a task by `,`, e.g.
 /// `0,1/2,3/4,5/6,7/8,9`. A class may appear in one task only.
 pub fn parse_tasks(s: &str) -> Result<Vec<Vec<usize>>> {

@@ -3,6 +3,15 @@
 
 use std::process::Command;
 
+/// The percentage on the last line of `out`, which must read `accuracy: NN.N%`.
+fn accuracy_line(out: &str) -> f64 {
+    let last = out.lines().last().unwrap_or_default();
+    last.strip_prefix("accuracy: ")
+        .and_then(|v| v.strip_suffix('%'))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("last line {last:?} is not `accuracy: NN.N%`"))
+}
+
 #[test]
 fn demo_runs_on_built_in_data_and_ends_with_the_accuracy_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -13,12 +22,7 @@ fn demo_runs_on_built_in_data_and_ends_with_the_accuracy_line() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
-    let last = out.lines().last().unwrap();
-    let pct: f64 = last
-        .strip_prefix("accuracy: ")
-        .and_then(|v| v.strip_suffix('%'))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("last line {last:?} is not `accuracy: NN.N%`"));
+    let pct = accuracy_line(&out);
     assert!((0.0..=100.0).contains(&pct));
     for f in [
         "frames.png",
@@ -102,12 +106,7 @@ fn demo_continual_forgets_without_replay_and_remembers_with_it() {
         .is_some());
     let png = std::fs::read(tmp.path().join("continual.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let last = out.lines().last().unwrap();
-    let pct: f64 = last
-        .strip_prefix("accuracy: ")
-        .and_then(|v| v.strip_suffix('%'))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("last line {last:?} is not `accuracy: NN.N%`"));
+    let pct = accuracy_line(&out);
     assert!(
         (100.0 * avg(replay) - pct).abs() < 0.06,
         "{pct} vs {}",
