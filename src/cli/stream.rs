@@ -116,7 +116,7 @@ pub struct StreamArgs {
     /// Replay: a reservoir of past labelled segments of the stream (a few bins each, stored
     /// as u8 counts) of at most this many bytes (e.g. 4MiB; 0: off), replayed between live
     /// steps, each from zero membranes with the live ones set aside. Task-free.
-    #[arg(long, value_parser = super::bytes, default_value = "0")]
+    #[arg(long, value_parser = super::bytes, default_value = "0", conflicts_with = "no_learn")]
     pub replay_bytes: u64,
     /// Replayed steps per live labelled step (1: as many replayed as live).
     #[arg(long, default_value_t = 1.0, value_parser = super::non_negative, requires = "replay_bytes")]
