@@ -545,4 +545,16 @@ fn replay_in_a_stream_keeps_its_budget_and_memory_flat_over_100000_steps() {
         err.contains("--replay-bytes 1000 cannot hold one segment"),
         "{err}"
     );
+    // Replay is learning: not without a budget, not with --no-learn (usage errors, exit 2).
+    for args in [
+        &["--replay-ratio", "2"][..],
+        &["--replay-bytes", "1MiB", "--no-learn"],
+    ] {
+        let o = crate::common::stream("synthetic", "tiny")
+            .args(["--max-steps", "10"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
 }
