@@ -1,5 +1,5 @@
-//! `stdl demo`, shortened: it runs without ../shared, draws both plots and the held-out
-//! animation, and ends with the accuracy line.
+//! `stdl demo`, shortened: it runs without ../shared, learns (held-out accuracy far above
+//! chance), draws both plots and the held-out animation, and ends with the accuracy line.
 
 use std::process::Command;
 
@@ -16,14 +16,16 @@ fn accuracy_line(out: &str) -> f64 {
 fn demo_runs_on_built_in_data_and_ends_with_the_accuracy_line() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_stdl"))
-        .args(["demo", "--train-steps", "4000", "--test-steps", "600", "--out"])
+        .args(["demo", "--train-steps", "16000", "--test-steps", "600", "--out"])
         .arg(tmp.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
+    // It learns: seeds 0-3 at this length reach 70.0-78.8% on the held-out stream (chance
+    // 9.1%); 4,000 steps gave 14.5-31.2%, too close to chance to test.
     let pct = accuracy_line(&out);
-    assert!((0.0..=100.0).contains(&pct));
+    assert!(pct > 40.0, "held-out accuracy {pct}%");
     for f in [
         "frames.png",
         "accuracy.png",
