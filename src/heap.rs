@@ -83,3 +83,17 @@ pub fn reset_peak() -> u64 {
     PEAK.store(now, Relaxed);
     now as u64
 }
+
+/// A size line of `/proc/self/status` in bytes (`key` as written there, e.g. `"VmHWM:"` for
+/// peak resident memory, `"VmRSS:"` for resident memory now), or 0 where unknown (another
+/// OS, no such line).
+pub fn proc_status_bytes(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1024)
+}

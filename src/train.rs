@@ -115,12 +115,12 @@ impl Model {
         Ok(match cfg.method {
             Method::Stdl => {
                 let budget = cfg.aux_budget.as_deref().map(parse_budget).transpose()?;
-                let opt_floats = if cfg.optimizer.kind == stdl_models::optim::OptimizerKind::Adam {
-                    2
-                } else {
-                    1
-                };
-                let p = plan(&spec, cfg.batch, budget.as_ref(), opt_floats)?;
+                let p = plan(
+                    &spec,
+                    cfg.batch,
+                    budget.as_ref(),
+                    cfg.optimizer.state_floats_per_param(),
+                )?;
                 let mut m = StdlModel::new(spec, p, cfg.seed, cfg.optimizer, cfg.update_every)?;
                 m.pipeline = cfg.pipeline;
                 // One subnetwork after another: they share spares of similar sizes. As
@@ -362,14 +362,7 @@ pub struct EpochMetrics {
 
 /// Peak resident set size of this process (`VmHWM`), or 0 where unknown.
 pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        })
-        .map_or(0, |kb| kb * 1024)
+    crate::heap::proc_status_bytes("VmHWM:")
 }
 
 /// Accuracy and loss of a model on a set of samples, read by a [`crate::data::Loader`] `batch` at a time

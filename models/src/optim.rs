@@ -50,6 +50,17 @@ impl Default for OptimConfig {
     }
 }
 
+impl OptimConfig {
+    /// Floats of state the optimiser keeps per parameter value: Adam's two moments, SGD's
+    /// velocity (what the auxiliary-network plan charges for it).
+    pub fn state_floats_per_param(&self) -> usize {
+        match self.kind {
+            OptimizerKind::Adam => 2,
+            OptimizerKind::Sgd => 1,
+        }
+    }
+}
+
 /// An optimiser over a fixed list of parameters (in the order `step` receives them).
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -78,12 +89,9 @@ impl Optimizer {
         }
     }
 
-    /// Bytes of state per parameter value.
+    /// Floats of state per parameter value.
     pub fn state_floats_per_param(&self) -> usize {
-        match self.cfg.kind {
-            OptimizerKind::Adam => 2,
-            OptimizerKind::Sgd => 1,
-        }
+        self.cfg.state_floats_per_param()
     }
 
     /// Updates the parameters from their gradients (gradients are left as they are).

@@ -228,17 +228,6 @@ pub struct BenchModelArgs {
     pub json: bool,
 }
 
-fn vm_status(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// Synthetic frames: each pixel has an event with probability `density`.
 fn synthetic_frame(
     b: usize,
@@ -298,14 +287,14 @@ fn run_batch(
 
 /// `stdl bench memory`: peak resident memory of training in this (fresh) process.
 pub fn memory(a: &BenchModelArgs) -> Result<()> {
-    let baseline = vm_status("VmRSS:");
+    let baseline = stdl::heap::proc_status_bytes("VmRSS:");
     let (mut model, dims, preset) = bench_model(a)?;
-    let built = vm_status("VmHWM:");
+    let built = stdl::heap::proc_status_bytes("VmHWM:");
     let mut rng = stdl_models::Rng::new(1);
     for _ in 0..a.batches.max(1) {
         run_batch(&mut model, a, dims, preset.classes, &mut rng);
     }
-    let peak = vm_status("VmHWM:");
+    let peak = stdl::heap::proc_status_bytes("VmHWM:");
     if std::env::var_os("STDL_DEBUG_MEMORY").is_some() {
         eprintln!(
             "peak after building the model: {built} B; pooled spares now: {} B",

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use stdl::render::{class_names_for, render, RenderConfig, RenderInput};
+use stdl::render::{class_names, render, NamesFrom, RenderConfig, RenderInput};
 use stdl::runtime::stream::{load_model, Source};
 
 use super::ReadArgs;
@@ -86,14 +86,17 @@ pub fn run(a: &RenderArgs) -> Result<()> {
     };
     let mut model = a.checkpoint.as_deref().map(|d| load_model(d, 0.0)).transpose()?;
     // The synthetic scene's classes are its directions, whatever network learned them.
-    let class_names = match (&input, &model) {
-        (RenderInput::Synthetic(c), _) => c.class_names(),
-        (RenderInput::Dataset { name, root, .. }, _) => {
-            stdl::io::datasets::Dataset::open(name, root)?.classes
-        }
-        (_, Some(m)) => class_names_for(&m.spec.preset.name, m.spec.preset.classes),
-        (_, None) => Vec::new(),
+    let from = match &input {
+        RenderInput::Synthetic(c) => NamesFrom::Synthetic(c),
+        RenderInput::Dataset { name, root, .. } => NamesFrom::Dataset { name, root },
+        RenderInput::File { .. } => NamesFrom::Other,
     };
+    let class_names = class_names(
+        from,
+        model
+            .as_ref()
+            .map(|m| (m.spec.preset.name.as_str(), m.spec.preset.classes)),
+    )?;
     let cfg = RenderConfig {
         bin_us: a.bin_us,
         speed: a.speed,

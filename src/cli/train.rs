@@ -35,7 +35,12 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
     let spec = NetworkSpec::new(&preset)?;
     let batch = a.batch.unwrap_or(preset.train.batch);
     let budget = a.aux_budget.as_deref().map(parse_budget).transpose()?;
-    let p = plan(&spec, batch, budget.as_ref(), 2)?;
+    let p = plan(
+        &spec,
+        batch,
+        budget.as_ref(),
+        preset.train.optimizer.state_floats_per_param(),
+    )?;
     if a.json {
         // The plan, plus what this machine's worker threads add to it.
         let threads = rayon::current_num_threads();

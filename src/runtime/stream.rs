@@ -812,13 +812,13 @@ impl LiveView {
         let names = if !cfg.class_names.is_empty() {
             cfg.class_names.clone()
         } else {
-            match &cfg.source {
-                Source::Synthetic(c) => c.class_names(),
-                Source::Dataset { name, root, .. } => stdl_io::datasets::Dataset::open(name, root)
-                    .map(|d| d.classes)
-                    .unwrap_or_default(),
-                _ => crate::render::class_names_for(&preset.name, preset.classes),
-            }
+            use crate::render::NamesFrom;
+            let from = match &cfg.source {
+                Source::Synthetic(c) => NamesFrom::Synthetic(c),
+                Source::Dataset { name, root, .. } => NamesFrom::Dataset { name, root },
+                _ => NamesFrom::Other,
+            };
+            crate::render::class_names(from, Some((&preset.name, preset.classes))).unwrap_or_default()
         };
         let meta = ViewMeta {
             classes: (0..preset.classes)
@@ -955,11 +955,11 @@ pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
 pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
     let preset = Preset::load(&cfg.preset)?;
     let spec = NetworkSpec::new(&preset)?;
-    let p = plan(&spec, 1, None, 2)?;
     let opt = OptimConfig {
         lr: cfg.lr,
         ..preset.train.optimizer
     };
+    let p = plan(&spec, 1, None, opt.state_floats_per_param())?;
     StdlModel::new(spec, p, cfg.seed, opt, 1)
 }
 
