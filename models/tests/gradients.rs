@@ -326,6 +326,64 @@ fn stdl_equals_bptt_for_one_step_and_one_subnetwork() {
 }
 
 #[test]
+fn detached_training_passes_no_gradient_back_in_time_and_bptt_does() {
+    // Three steps, a loss at the last only. STDL's detached membranes: the input gradients
+    // of steps 1 and 2 are exactly zero (nothing reaches back through û_{t−1}), and the
+    // parameter gradient is the last step's alone. BPTT: both reach back.
+    let p = Preset::load("tiny").unwrap();
+    let spec = NetworkSpec::new(&p).unwrap();
+    let dims = spec.unit_dims().unwrap();
+    let build = |mode| {
+        let mut rng = Rng::new(9);
+        let mut s = Sequential::default();
+        for (i, u) in spec.units.iter().enumerate() {
+            s.extend(spec.build_unit(*u, dims[i], mode, &mut rng).layers);
+        }
+        s.extend(spec.build_readout(*dims.last().unwrap(), &mut rng));
+        s
+    };
+    let mut rng = Rng::new(12);
+    let xs: Vec<Tensor> = (0..3)
+        .map(|_| rand_tensor(2, spec.input, &mut rng, 3.0))
+        .collect();
+    let labels = [1usize, 3];
+    let param_grads =
+        |s: &Sequential| -> Vec<f32> { s.params().iter().flat_map(|p| p.grad.clone()).collect() };
+    let mut earlier = Vec::new();
+    let mut last_only = Vec::new();
+    for mode in [TimeMode::Detached, TimeMode::Bptt] {
+        let mut s = build(mode);
+        let logits: Vec<Tensor> = xs.iter().map(|x| s.forward(x.clone(), true)).collect();
+        let (_, dl) = cross_entropy(&logits[2], &labels, 1.0);
+        let mut dx = vec![s.backward(dl)];
+        for t in (0..2).rev() {
+            dx.push(s.backward(Tensor::zeros(2, logits[t].dims)));
+        }
+        earlier.push(dx[1..].iter().flat_map(|d| d.data.clone()).collect::<Vec<f32>>());
+        last_only.push(param_grads(&s));
+    }
+    assert!(
+        earlier[0].iter().all(|&v| v == 0.0),
+        "detached: a gradient reached an earlier step"
+    );
+    assert!(
+        earlier[1].iter().any(|&v| v != 0.0),
+        "BPTT: no gradient reached an earlier step"
+    );
+    // Detached: the parameter gradient equals that of the last step with its membranes given
+    // (the same forward history, backward of the last step only).
+    let mut s = build(TimeMode::Detached);
+    for x in &xs[..2] {
+        s.forward(x.clone(), false);
+    }
+    let logits = s.forward(xs[2].clone(), true);
+    let (_, dl) = cross_entropy(&logits, &labels, 1.0);
+    s.backward(dl);
+    assert_eq!(last_only[0], param_grads(&s));
+    assert_ne!(last_only[1], param_grads(&s));
+}
+
+#[test]
 fn cross_entropy_gradient() {
     let mut rng = Rng::new(11);
     let z = rand_tensor(4, Dims::flat(5), &mut rng, 2.0);
