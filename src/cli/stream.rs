@@ -124,6 +124,10 @@ pub struct StreamArgs {
     /// Bins per replayed segment.
     #[arg(long, default_value_t = 8, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
     pub replay_segment_bins: usize,
+    /// Testing: every learned step takes at least this many milliseconds (a learner slowed
+    /// on purpose, to exercise the overload policies on any machine).
+    #[arg(long, hide = true, value_parser = super::positive::<f64>)]
+    pub debug_min_step_ms: Option<f64>,
     #[command(flatten)]
     pub strategy: super::StrategyArgs,
     #[command(flatten)]
@@ -194,6 +198,9 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
             segment_bins: a.replay_segment_bins,
         }),
         strategy: a.strategy.config(),
+        min_step: a
+            .debug_min_step_ms
+            .map(|ms| std::time::Duration::from_secs_f64(ms.min(1e6) / 1e3)),
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.

@@ -197,6 +197,8 @@ pub struct StreamConfig {
     pub replay: Option<crate::runtime::replay::ReplaySettings>,
     /// Continual-learning strategy of every stage (EWC, LwF; default plain learning).
     pub strategy: crate::stdl::StrategyConfig,
+    /// Testing: the learner takes at least this long per step ([`crate::stdl::Stage::min_step`]).
+    pub min_step: Option<Duration>,
 }
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
@@ -335,6 +337,7 @@ impl StreamConfig {
             class_names: Vec::new(),
             replay: None,
             strategy: crate::stdl::StrategyConfig::default(),
+            min_step: None,
         }
     }
 }
@@ -1208,6 +1211,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
         cfg.strategy.validate().map_err(anyhow::Error::msg)?;
         model.set_strategy(&cfg.strategy);
+    }
+    if let Some(last) = model.stages.last_mut() {
+        last.min_step = cfg.min_step;
     }
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);

@@ -51,6 +51,9 @@ pub struct Stage {
     pub timing: StageTiming,
     /// Continual-learning strategy state (EWC, LwF), if any.
     pub strategy: Option<StageStrategy>,
+    /// Every step takes at least this long (sleeping out the rest): a learner slowed on
+    /// purpose, so that tests of the overload policies do not depend on the machine's speed.
+    pub min_step: Option<std::time::Duration>,
     /// The live membranes, kept here while another sequence runs ([`StepContext`]).
     side: Vec<Vec<f32>>,
     in_side: bool,
@@ -190,6 +193,7 @@ impl Stage {
             labelled_steps: 0,
             timing: StageTiming::default(),
             strategy: None,
+            min_step: None,
             side: Vec::new(),
             in_side: false,
         }
@@ -315,6 +319,9 @@ impl Stage {
     ) -> (Tensor, Option<Tensor>, Option<f32>) {
         let (t, cpu) = (std::time::Instant::now(), thread_cpu_s());
         let out = self.advance_untimed(x, labels, is_last);
+        if let Some(min) = self.min_step {
+            std::thread::sleep(min.saturating_sub(t.elapsed()));
+        }
         self.timing.steps += 1;
         self.timing.advance_s += t.elapsed().as_secs_f64();
         self.timing.advance_cpu_s += thread_cpu_s() - cpu;
