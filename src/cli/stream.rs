@@ -124,6 +124,10 @@ pub struct StreamArgs {
     /// Bins per replayed segment.
     #[arg(long, default_value_t = 8, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
     pub replay_segment_bins: usize,
+    /// When the source ends, drop its last, partial bin (default: it is binned and learned
+    /// from, as `stdl frames` does).
+    #[arg(long)]
+    pub drop_partial: bool,
     /// Testing: every learned step takes at least this many milliseconds (a learner slowed
     /// on purpose, to exercise the overload policies on any machine).
     #[arg(long, hide = true, value_parser = super::positive::<f64>)]
@@ -198,6 +202,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
             segment_bins: a.replay_segment_bins,
         }),
         strategy: a.strategy.config(),
+        drop_partial: a.drop_partial,
         min_step: a
             .debug_min_step_ms
             .map(|ms| std::time::Duration::from_secs_f64(ms.min(1e6) / 1e3)),

@@ -197,6 +197,8 @@ pub struct StreamConfig {
     pub replay: Option<crate::runtime::replay::ReplaySettings>,
     /// Continual-learning strategy of every stage (EWC, LwF; default plain learning).
     pub strategy: crate::stdl::StrategyConfig,
+    /// At the end of the source, drop its last, partial bin instead of learning from it.
+    pub drop_partial: bool,
     /// Testing: the learner takes at least this long per step ([`crate::stdl::Stage::min_step`]).
     pub min_step: Option<Duration>,
 }
@@ -338,6 +340,7 @@ impl StreamConfig {
             replay: None,
             strategy: crate::stdl::StrategyConfig::default(),
             min_step: None,
+            drop_partial: false,
         }
     }
 }
@@ -1248,6 +1251,21 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             .find(|r| r.start_us <= t && t < r.end_us)
             .map(|r| r.class as usize - 1)
     };
+    // A bin takes the label at its middle: from the labels file, else the label changes of
+    // a labelled source or live labels (consumed up to it), else the constant label.
+    let label_of = |f: &stdl_io::frames::Frame, changes: &mut VecDeque<(u64, Option<usize>)>| {
+        let mid = (f.t_start_us + f.t_end_us) / 2;
+        if !rows.is_empty() {
+            label_at(mid)
+        } else if !changes.is_empty() {
+            while changes.len() > 1 && changes[1].0 <= mid {
+                changes.pop_front();
+            }
+            changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
+        } else {
+            cfg.constant_label
+        }
+    };
     if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
         bail!("the source already reads standard input; give --live-labels a file");
     }
@@ -1421,17 +1439,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 }
             };
             bins += 1;
-            let mid = (f.t_start_us + f.t_end_us) / 2;
-            let label = if !rows.is_empty() {
-                label_at(mid)
-            } else if !label_changes.is_empty() {
-                while label_changes.len() > 1 && label_changes[1].0 <= mid {
-                    label_changes.pop_front();
-                }
-                label_changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
-            } else {
-                cfg.constant_label
-            };
+            let label = label_of(&f, &mut label_changes);
             backlog.push_back(Bin {
                 x: Tensor::from_vec(1, dims, f.data),
                 t_end_us: f.t_end_us,
@@ -1513,10 +1521,25 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             break;
         }
     }
-    // Bins still held back by a live policy are learned from at the end of the stream.
-    if !stop {
+    // The source ended: its last, partial bin is learned from too (its events are good),
+    // unless `drop_partial`. Then bins still held back by a live policy are learned from.
+    let binned = if stop {
+        binner.stats().clone()
+    } else {
+        let mut last = None;
+        let stats = binner.finish(!cfg.drop_partial, |f| last = Some(f));
+        if let Some(f) = last {
+            bins += 1;
+            let label = label_of(&f, &mut label_changes);
+            backlog.push_back(Bin {
+                x: Tensor::from_vec(1, dims, f.data),
+                t_end_us: f.t_end_us,
+                label,
+            });
+        }
         sink.flush(&mut backlog, true)?;
-    }
+        stats
+    };
     dropped += backlog.len() as u64;
     drop(ring);
     sink.drain(0)?;
@@ -1566,8 +1589,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
         peak_rss_at_steps: rss_at,
         heap_bytes_at_steps: heap_at,
-        time_jumps: binner.stats().time_jumps,
-        skipped_bins: binner.stats().skipped_bins,
+        time_jumps: binned.time_jumps,
+        skipped_bins: binned.skipped_bins,
         interrupted: crate::runtime::interrupt::requested(),
         error,
         view_updates_dropped: view.as_ref().map(|v| v.server.dropped()),

@@ -556,3 +556,35 @@ fn replay_in_a_stream_keeps_its_budget_and_memory_flat_over_100000_steps() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn the_last_partial_bin_is_learned_unless_dropped() {
+    let Some(d) = data!() else { return };
+    // 6.89 s of events in 1 s bins: six full bins and a partial seventh.
+    let file = d.join("aedat2/dvs128_alex_walking_again.aedat");
+    let run = |extra: &[&str]| {
+        let tmp = tempfile::tempdir().unwrap();
+        let summary = tmp.path().join("s.json");
+        let o = crate::common::stream(&file, "tiny")
+            .args(["--bin-us", "1000000", "--no-learn", "--summary"])
+            .arg(&summary)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+    };
+    let kept = run(&[]);
+    let dropped = run(&["--drop-partial"]);
+    assert_eq!(
+        (kept["steps"].as_u64(), kept["bins"].as_u64()),
+        (Some(7), Some(7)),
+        "{kept}"
+    );
+    assert_eq!(
+        (dropped["steps"].as_u64(), dropped["bins"].as_u64()),
+        (Some(6), Some(6)),
+        "{dropped}"
+    );
+    assert_eq!(kept["events"], dropped["events"]);
+}
