@@ -18,7 +18,7 @@ use neuromorphic_drivers::adapters::Adapter;
 use neuromorphic_drivers::{Identifier, Properties};
 use stdl_io::{Event, SensorSize};
 
-use crate::runtime::stream::SourceOut;
+use crate::runtime::source::SourceOut;
 
 /// Opens the camera (`id`: empty for the first one found, or a serial number) and writes its
 /// events until the reader goes away or the device fails.

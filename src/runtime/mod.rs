@@ -3,9 +3,11 @@
 #[cfg_attr(not(feature = "camera"), path = "no_camera.rs")]
 pub mod camera;
 pub mod interrupt;
+pub mod labels;
 pub mod pipeline;
 pub mod replay;
 pub mod ring;
+pub mod source;
 pub mod stream;
 pub mod view;
 

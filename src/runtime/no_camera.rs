@@ -1,7 +1,7 @@
 //! Built without the `camera` feature: `camera://` sources are refused when parsed, and this
 //! stand-in only reports that.
 
-use crate::runtime::stream::SourceOut;
+use crate::runtime::source::SourceOut;
 
 /// Reports that the binary has no camera support.
 pub(crate) fn run(_id: &str, out: &mut SourceOut) {

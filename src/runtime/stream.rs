@@ -2,10 +2,12 @@
 //! binned on event time, learned from online with STDL while predicting, with the
 //! subnetworks as pipeline stages.
 //!
-//! Threads: the source reads and decodes on its own thread and sends event batches over a
-//! bounded channel (a full channel blocks the reader: replay is lossless); the main thread
-//! bins and labels; one thread per subnetwork learns and predicts; the main thread turns
-//! readout logits into predictions.
+//! Threads: the source reads and decodes on its own thread ([`crate::runtime::source`]) and
+//! writes events into a fixed-size ring (a full ring makes it wait: a replay is lossless);
+//! the main thread bins and labels (live labels: [`crate::runtime::labels`]); one thread per
+//! subnetwork learns and predicts ([`crate::runtime::Pipeline`], with replayed segments
+//! between live steps: [`crate::runtime::replay`]); the main thread turns readout logits
+//! into predictions.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -13,80 +15,22 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use crossbeam_channel::bounded;
 use serde::Serialize;
 use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
 use stdl_io::frames::{Binned, Channels, Geometry, StreamBinner};
-use stdl_io::sources::{SyntheticConfig, SyntheticScene};
-use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
+use stdl_io::{Event, Format, SensorSize};
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Tensor};
 
-use crate::runtime::ring::{event_ring, Pop, RingReader, RingWriter};
+use crate::runtime::labels::spawn_live_labels;
+pub use crate::runtime::labels::{parse_label_line, LabelCmd};
+use crate::runtime::ring::Pop;
+pub use crate::runtime::source::Source;
+pub use crate::runtime::source::EVENT_RING_CAPACITY;
+use crate::runtime::source::{describe, spawn_source, Control, SourceSettings};
 use crate::runtime::Pipeline;
 use crate::stdl::{plan, SpikeCount, StdlModel};
-
-/// Where events come from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// A recording, replayed.
-    File(PathBuf),
-    /// Raw bytes of any supported format on standard input.
-    Stdin,
-    /// A DV (AEDAT 4) network stream, `HOST:PORT`.
-    DvTcp(String),
-    /// The seeded synthetic scene (labelled).
-    Synthetic(SyntheticConfig),
-    /// A USB event camera through neuromorphic-drivers (feature `camera`): `""` for the
-    /// first one found, or its serial number.
-    Camera(String),
-    /// The samples of a dataset split, played one after another as one labelled stream
-    /// (each sample's times shifted to follow the previous one).
-    Dataset {
-        /// Dataset name (`nmnist`, `dvs-gesture`, `ncaltech101`, `cifar10-dvs`).
-        name: String,
-        /// Its root directory.
-        root: PathBuf,
-        /// Which split.
-        split: stdl_io::datasets::Split,
-    },
-}
-
-impl Source {
-    /// Parses `--source`: `file://PATH`, a plain path, `stdin`, `dv-tcp://HOST:PORT`,
-    /// `camera://` or `camera://SERIAL`, `synthetic` or `synthetic:SEED`.
-    pub fn parse(s: &str) -> Result<Source> {
-        Ok(if let Some(p) = s.strip_prefix("file://") {
-            Source::File(PathBuf::from(p))
-        } else if s == "stdin" || s == "-" {
-            Source::Stdin
-        } else if let Some(a) = s.strip_prefix("dv-tcp://") {
-            Source::DvTcp(a.to_owned())
-        } else if s == "synthetic" || s.starts_with("synthetic:") {
-            let seed = s
-                .strip_prefix("synthetic:")
-                .map(|v| v.parse())
-                .transpose()
-                .context("synthetic:SEED")?
-                .unwrap_or(0);
-            Source::Synthetic(SyntheticConfig {
-                seed,
-                ..Default::default()
-            })
-        } else if let Some(id) = s.strip_prefix("camera://") {
-            if !cfg!(feature = "camera") {
-                bail!(
-                    "{s}: this binary was built without USB camera support; rebuild with \
-                     `cargo build --release --features camera`"
-                );
-            }
-            Source::Camera(id.trim_matches('/').to_owned())
-        } else {
-            Source::File(PathBuf::from(s))
-        })
-    }
-}
 
 /// What happens when the learner falls behind the source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -205,99 +149,6 @@ pub struct StreamConfig {
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
 pub const DEFAULT_MAX_GAP_US: u64 = 10_000_000;
-
-/// One live label command: from time `t_us` (or the current stream time) on, `label`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LabelCmd {
-    /// `None`: "now".
-    pub t_us: Option<u64>,
-    /// `None`: unlabelled.
-    pub label: Option<usize>,
-}
-
-/// Parses one live-label line.
-pub fn parse_label_line(line: &str) -> std::result::Result<Option<LabelCmd>, String> {
-    let mut it = line.split_whitespace();
-    let Some(first) = it.next() else { return Ok(None) };
-    if first.starts_with('#') {
-        return Ok(None);
-    }
-    let bad = || format!("live label line {line:?}: expected `now LABEL`, `T_US LABEL` or `none`");
-    if first == "none" {
-        return Ok(Some(LabelCmd {
-            t_us: None,
-            label: None,
-        }));
-    }
-    let t_us = if first == "now" {
-        None
-    } else {
-        Some(first.parse::<u64>().map_err(|_| bad())?)
-    };
-    let label = match it.next() {
-        Some("none") => None,
-        Some(v) => Some(v.parse::<usize>().map_err(|_| bad())?),
-        None => return Err(bad()),
-    };
-    Ok(Some(LabelCmd { t_us, label }))
-}
-
-/// Reads live label lines on a thread: standard input, or a file followed as it grows.
-fn spawn_live_labels(src: &str) -> crossbeam_channel::Receiver<LabelCmd> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let src = src.to_owned();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let send_line = |line: &str| match parse_label_line(line) {
-            Ok(Some(c)) => tx.send(c).is_ok(),
-            Ok(None) => true,
-            Err(m) => {
-                eprintln!("{m}");
-                true
-            }
-        };
-        if src == "-" {
-            for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
-                if !send_line(&line) {
-                    return;
-                }
-            }
-            return;
-        }
-        let mut pos = 0u64;
-        let mut partial = String::new();
-        loop {
-            if let Ok(mut f) = std::fs::File::open(&src) {
-                use std::io::{Read, Seek};
-                if f.seek(std::io::SeekFrom::Start(pos)).is_ok() {
-                    let mut buf = String::new();
-                    if let Ok(n) = f.read_to_string(&mut buf) {
-                        pos += n as u64;
-                        partial.push_str(&buf);
-                        while let Some(i) = partial.find('\n') {
-                            let line: String = partial.drain(..=i).collect();
-                            if !send_line(line.trim_end()) {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            if tx.is_empty()
-                && tx
-                    .send(LabelCmd {
-                        t_us: Some(u64::MAX),
-                        label: None,
-                    })
-                    .is_err()
-            {
-                return; // the stream has ended
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    rx
-}
 
 impl StreamConfig {
     /// A stream of `source` through `preset`, with `stdl stream`'s defaults: 10 ms bins,
@@ -447,248 +298,6 @@ pub struct Summary {
     pub replay: Option<crate::continual::SegmentReplayStats>,
     /// The continual-learning strategy (`naive` unless one was chosen).
     pub strategy: crate::stdl::StrategyKind,
-}
-
-/// What the source thread says besides events (events travel in the ring).
-pub(crate) enum Control {
-    /// The sensor size, first.
-    Size(SensorSize),
-    /// From this time on, this label (sent before the events it labels).
-    Label(u64, usize),
-    /// The source failed after the events already written.
-    Failed(String),
-}
-
-/// The source thread's outputs: the event ring and the control channel.
-pub(crate) struct SourceOut {
-    ring: RingWriter,
-    ctl: crossbeam_channel::Sender<Control>,
-    label: Option<usize>,
-}
-
-impl SourceOut {
-    /// Sends the sensor size; false when the reader is gone.
-    pub(crate) fn size(&self, s: SensorSize) -> bool {
-        self.ctl.send(Control::Size(s)).is_ok()
-    }
-
-    /// Reports a failure (the reader keeps every event written before it).
-    pub(crate) fn fail(&self, m: impl Into<String>) {
-        let _ = self.ctl.send(Control::Failed(m.into()));
-    }
-
-    /// Writes events, after the label that holds from `label.0` on if it changed; false when
-    /// the reader is gone.
-    pub(crate) fn events(&mut self, events: &[Event], label: Option<(u64, usize)>) -> bool {
-        if let Some((t, l)) = label {
-            if self.label != Some(l) {
-                self.label = Some(l);
-                if self.ctl.send(Control::Label(t, l)).is_err() {
-                    return false;
-                }
-            }
-        }
-        self.ring.push(events).is_ok()
-    }
-
-    /// Whether the reader is still there.
-    pub(crate) fn alive(&self) -> bool {
-        self.ring.reader_alive()
-    }
-}
-
-/// Events the ring between the source and the binner holds (16 bytes each: 1 MiB).
-pub const EVENT_RING_CAPACITY: usize = 1 << 16;
-
-fn spawn_source(
-    cfg: &StreamConfig,
-    resume_t_us: u64,
-) -> (
-    RingReader,
-    crossbeam_channel::Receiver<Control>,
-    std::thread::JoinHandle<()>,
-) {
-    let (ring, reader) = event_ring(EVENT_RING_CAPACITY);
-    let (ctl, ctl_rx) = bounded::<Control>(1024);
-    let mut out = SourceOut {
-        ring,
-        ctl,
-        label: None,
-    };
-    let source = cfg.source.clone();
-    let (format, size, speed, max_steps, bin_us) =
-        (cfg.format, cfg.sensor_size, cfg.speed, cfg.max_steps, cfg.bin_us);
-    let (connect_timeout, read_timeout) = (cfg.connect_timeout, cfg.read_timeout);
-    let resume_t = resume_t_us;
-    let h = std::thread::spawn(move || {
-        // Events of one reader until its end (Ok) or its failure (the message).
-        let send_reader = |out: &mut SourceOut, mut r: EventReader<'_>| -> std::result::Result<(), String> {
-            r.read_header().map_err(|e| e.to_string())?;
-            match size.or(r.sensor_size()) {
-                Some(s) => {
-                    out.size(s);
-                }
-                None => return Err("the source states no sensor size; pass --sensor-size WxH".into()),
-            }
-            let start = Instant::now();
-            let mut t0 = None;
-            let mut buf = Vec::new();
-            while let Some(res) = r.read_into(&mut buf) {
-                res.map_err(|e| e.to_string())?;
-                if resume_t > 0 {
-                    buf.retain(|e| e.t_us >= resume_t);
-                    if buf.is_empty() {
-                        continue;
-                    }
-                }
-                if let (Some(speed), Some(last)) = (speed, buf.last()) {
-                    let first = *t0.get_or_insert(buf[0].t_us);
-                    let due = Duration::from_secs_f64(last.t_us.saturating_sub(first) as f64 * 1e-6 / speed);
-                    if let Some(wait) = due.checked_sub(start.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-                if !out.events(&buf, None) {
-                    return Ok(());
-                }
-                buf.clear();
-            }
-            Ok(())
-        };
-        let opts = ReadOptions {
-            chunk_bytes: 64 << 10,
-            sensor_size: size,
-            ..ReadOptions::default()
-        };
-        match source {
-            Source::File(p) => {
-                if let Err(m) = EventReader::open_as(&p, format, &opts)
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| send_reader(&mut out, r))
-                {
-                    out.fail(m);
-                }
-            }
-            Source::Stdin => {
-                if let Err(m) = EventReader::from_reader(std::io::stdin(), format, &opts)
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| send_reader(&mut out, r))
-                {
-                    out.fail(format!("standard input: {m}"));
-                }
-            }
-            Source::DvTcp(addr) => {
-                // Reconnect with backoff when the server goes away.
-                let mut backoff = Duration::from_millis(200);
-                loop {
-                    match connect(&addr, connect_timeout, read_timeout) {
-                        Ok(s) => {
-                            eprintln!("connected to {addr}");
-                            backoff = Duration::from_millis(200);
-                            // A failure here is the connection's, not the stream's: reconnect.
-                            match EventReader::from_reader(s, Some(Format::Aedat4), &opts)
-                                .map_err(|e| e.to_string())
-                                .and_then(|r| send_reader(&mut out, r))
-                            {
-                                Ok(()) => eprintln!("dv-tcp {addr}: stream ended; reconnecting"),
-                                Err(m) => eprintln!("dv-tcp {addr}: {m}; reconnecting"),
-                            }
-                        }
-                        Err(e) => eprintln!("dv-tcp {addr}: {e}; retrying in {:.1} s", backoff.as_secs_f64()),
-                    }
-                    if !out.alive() {
-                        return;
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-            Source::Camera(id) => crate::runtime::camera::run(&id, &mut out),
-            Source::Dataset { name, root, split } => {
-                let ds = match stdl_io::datasets::Dataset::open(&name, &root) {
-                    Ok(d) => d,
-                    Err(e) => return out.fail(format!("{e}")),
-                };
-                let Some(sensor) = size.or(ds.sensor) else {
-                    return out.fail(format!("{name}: samples differ in size; pass --sensor-size WxH"));
-                };
-                out.size(sensor);
-                let mut cursor = 0u64;
-                for sample in ds.split(split) {
-                    let loaded = match ds.load(sample) {
-                        Ok(l) => l,
-                        Err(e) => return out.fail(format!("{e}")),
-                    };
-                    let Some(first) = loaded.events.first().map(|e| e.t_us) else {
-                        continue;
-                    };
-                    let start = cursor;
-                    let mut events: Vec<Event> = loaded
-                        .events
-                        .iter()
-                        .map(|e| Event {
-                            t_us: e.t_us.saturating_sub(first) + start,
-                            ..*e
-                        })
-                        .collect();
-                    cursor = events.last().map_or(start, |e| e.t_us) + 1;
-                    if resume_t > 0 {
-                        events.retain(|e| e.t_us >= resume_t);
-                    }
-                    if !out.events(&events, Some((start, loaded.label))) {
-                        return;
-                    }
-                }
-            }
-            Source::Synthetic(c) => {
-                let mut scene = SyntheticScene::new(c.clone());
-                out.size(c.size);
-                let start = Instant::now();
-                let ticks_per_bin = (bin_us / c.tick_us).max(1);
-                let limit = max_steps.map(|s| (s + 2) * ticks_per_bin);
-                let mut n = 0u64;
-                loop {
-                    let tick_start = scene.t_us();
-                    let (events, label) = scene.next_tick();
-                    if scene.t_us() <= resume_t {
-                        continue; // fast-forward the deterministic scene to the checkpoint
-                    }
-                    if let Some(speed) = speed {
-                        let due = Duration::from_secs_f64(scene.t_us() as f64 * 1e-6 / speed);
-                        if let Some(wait) = due.checked_sub(start.elapsed()) {
-                            std::thread::sleep(wait);
-                        }
-                    }
-                    if !out.events(&events, Some((tick_start, label))) {
-                        return;
-                    }
-                    n += 1;
-                    if limit.is_some_and(|l| n >= l) {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    (reader, ctl_rx, h)
-}
-
-/// Connects to a DV server within `timeout` (each of its addresses in turn); reads on the
-/// socket then time out after `read_timeout` without a byte (a stalled server is reconnected).
-fn connect(addr: &str, timeout: Duration, read_timeout: Duration) -> std::io::Result<std::net::TcpStream> {
-    use std::net::ToSocketAddrs;
-    let mut last = None;
-    for a in addr.to_socket_addrs()? {
-        match std::net::TcpStream::connect_timeout(&a, timeout) {
-            Ok(s) => {
-                s.set_read_timeout(Some(read_timeout))?;
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
 }
 
 /// Where predictions go: standard output, or a file renamed into place at the end.
@@ -882,18 +491,6 @@ impl LiveView {
             sat,
             frame_ms: span_us as f64 * 1e-3,
         })
-    }
-}
-
-/// The source as a user wrote it (for the page).
-fn describe(source: &Source) -> String {
-    match source {
-        Source::File(p) => p.display().to_string(),
-        Source::Stdin => "stdin".into(),
-        Source::DvTcp(a) => format!("dv-tcp://{a}"),
-        Source::Synthetic(c) => format!("synthetic:{}", c.seed),
-        Source::Camera(id) => format!("camera://{id}"),
-        Source::Dataset { name, split, .. } => format!("dataset {name} ({split:?})"),
     }
 }
 
@@ -1276,7 +873,17 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     }
     let cfg = &cfg;
     let policy = cfg.overload.resolve(&cfg.source);
-    let (mut ring, ctl, source_thread) = spawn_source(cfg, resumed.as_ref().map_or(0, |c| c.t_us));
+    let settings = SourceSettings {
+        source: cfg.source.clone(),
+        format: cfg.format,
+        sensor_size: cfg.sensor_size,
+        speed: cfg.speed,
+        max_steps: cfg.max_steps,
+        bin_us: cfg.bin_us,
+        connect_timeout: cfg.connect_timeout,
+        read_timeout: cfg.read_timeout,
+    };
+    let (mut ring, ctl, source_thread) = spawn_source(&settings, resumed.as_ref().map_or(0, |c| c.t_us));
     let target = SensorSize::new(dims.w as u16, dims.h as u16);
     // Until the source states its size (a server that is down or silent, a FIFO without a
     // writer), Ctrl-C still stops the stream, with its summary: nothing was binned.
@@ -1606,38 +1213,4 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         crate::store::write_json(p, &summary)?;
     }
     Ok((summary, model))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn live_label_lines() {
-        assert_eq!(
-            parse_label_line("now 3"),
-            Ok(Some(LabelCmd {
-                t_us: None,
-                label: Some(3)
-            }))
-        );
-        assert_eq!(
-            parse_label_line("1500 2"),
-            Ok(Some(LabelCmd {
-                t_us: Some(1500),
-                label: Some(2)
-            }))
-        );
-        assert_eq!(
-            parse_label_line("none"),
-            Ok(Some(LabelCmd {
-                t_us: None,
-                label: None
-            }))
-        );
-        assert_eq!(parse_label_line("  # comment"), Ok(None));
-        assert_eq!(parse_label_line(""), Ok(None));
-        assert!(parse_label_line("now").is_err());
-        assert!(parse_label_line("soon 3").is_err());
-    }
 }
