@@ -289,21 +289,23 @@ fn lif_voltage_trace_by_hand() {
     assert!((stdl_models::Surrogate::Atan.grad(0.0, 2.0) - 1.0).abs() < 1e-6);
 }
 
+/// `spec`'s whole network (every unit and the readout) as one sequence, in `mode`, seeded.
+fn whole_network(spec: &NetworkSpec, mode: TimeMode) -> Sequential {
+    let dims = spec.unit_dims().unwrap();
+    let mut rng = Rng::new(9);
+    let mut s = Sequential::default();
+    for (i, u) in spec.units.iter().enumerate() {
+        s.extend(spec.build_unit(*u, dims[i], mode, &mut rng).layers);
+    }
+    s.extend(spec.build_readout(*dims.last().unwrap(), &mut rng));
+    s
+}
+
 #[test]
 fn stdl_equals_bptt_for_one_step_and_one_subnetwork() {
     // With a single time step there is no history: detached and full BPTT gradients agree.
-    let p = Preset::load("tiny").unwrap();
-    let spec = NetworkSpec::new(&p).unwrap();
-    let dims = spec.unit_dims().unwrap();
-    let build = |mode| {
-        let mut rng = Rng::new(9);
-        let mut s = Sequential::default();
-        for (i, u) in spec.units.iter().enumerate() {
-            s.extend(spec.build_unit(*u, dims[i], mode, &mut rng).layers);
-        }
-        s.extend(spec.build_readout(*dims.last().unwrap(), &mut rng));
-        s
-    };
+    let spec = NetworkSpec::new(&Preset::load("tiny").unwrap()).unwrap();
+    let build = |mode| whole_network(&spec, mode);
     let mut rng = Rng::new(10);
     let x = rand_tensor(3, spec.input, &mut rng, 3.0);
     let labels = [0usize, 2, 3];
@@ -330,18 +332,8 @@ fn detached_training_passes_no_gradient_back_in_time_and_bptt_does() {
     // Three steps, a loss at the last only. STDL's detached membranes: the input gradients
     // of steps 1 and 2 are exactly zero (nothing reaches back through û_{t−1}), and the
     // parameter gradient is the last step's alone. BPTT: both reach back.
-    let p = Preset::load("tiny").unwrap();
-    let spec = NetworkSpec::new(&p).unwrap();
-    let dims = spec.unit_dims().unwrap();
-    let build = |mode| {
-        let mut rng = Rng::new(9);
-        let mut s = Sequential::default();
-        for (i, u) in spec.units.iter().enumerate() {
-            s.extend(spec.build_unit(*u, dims[i], mode, &mut rng).layers);
-        }
-        s.extend(spec.build_readout(*dims.last().unwrap(), &mut rng));
-        s
-    };
+    let spec = NetworkSpec::new(&Preset::load("tiny").unwrap()).unwrap();
+    let build = |mode| whole_network(&spec, mode);
     let mut rng = Rng::new(12);
     let xs: Vec<Tensor> = (0..3)
         .map(|_| rand_tensor(2, spec.input, &mut rng, 3.0))

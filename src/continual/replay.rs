@@ -91,6 +91,13 @@ impl ReplayBuffer {
         idx
     }
 
+    /// One held sample, chosen uniformly (the first of [`ReplayBuffer::sample`]`(1)`, without
+    /// its list of every index). `None` while empty.
+    pub fn pick(&mut self) -> Option<usize> {
+        let n = self.labels.len();
+        (n > 0).then(|| self.rng.below(n))
+    }
+
     /// Counts of held sample `i`.
     pub fn item(&self, i: usize) -> &[u8] {
         &self.data[i * self.item_bytes..(i + 1) * self.item_bytes]
@@ -237,7 +244,7 @@ impl SegmentReplay {
         }
         self.credit -= self.segment_bins as f64;
         self.replayed_segments += 1;
-        self.buf.sample(1).first().copied()
+        self.buf.pick()
     }
 
     /// Bin `k` of held segment `i`, as the learner's input values.

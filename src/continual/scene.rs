@@ -349,14 +349,7 @@ pub fn run_scene(cfg: &SceneConfig, probe: &Probe, name: &str) -> Result<SceneRu
     let params = model
         .stages
         .iter()
-        .map(|s| {
-            s.body
-                .params()
-                .iter()
-                .chain(s.head.params().iter())
-                .map(|p| p.value.len())
-                .sum::<usize>()
-        })
+        .map(|s| s.body.param_count() + s.head.param_count())
         .sum();
     Ok(SceneRun {
         name: name.into(),

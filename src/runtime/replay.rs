@@ -65,7 +65,8 @@ impl StreamReplay {
         })
     }
 
-    /// Keeps a copy of a live bin about to be offered to the learner.
+    /// Keeps a copy of a live bin about to be offered to the learner to learn from (a bin it
+    /// will only predict needs none: [`StreamReplay::accepted`] with `None` reads no copy).
     pub fn offering(&mut self, x: &Tensor) {
         self.scratch.copy_from_slice(&x.data);
     }

@@ -615,7 +615,8 @@ impl Sink<'_> {
             None
         };
         let learned = labels.as_ref().map(|l| l[0]);
-        if let Some(r) = self.replay.as_mut() {
+        // Only a learned bin joins the reservoir; an unlabelled one just ends a segment.
+        if let (Some(r), Some(_)) = (self.replay.as_mut(), learned) {
             r.offering(&bin.x);
         }
         let x = if wait {
@@ -848,11 +849,12 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             .find(|r| r.start_us <= t && t < r.end_us)
             .map(|r| r.class as usize - 1)
     };
-    // A bin takes the label at its middle: from the labels file, else the label changes of
-    // a labelled source or live labels (consumed up to it), else the constant label.
-    let label_of = |f: &stdl_io::frames::Frame, changes: &mut VecDeque<(u64, Option<usize>)>| {
+    // A frame becomes a bin for the learner, with the label at its middle: from the labels
+    // file, else the label changes of a labelled source or live labels (consumed up to it),
+    // else the constant label.
+    let bin_of = |f: stdl_io::frames::Frame, changes: &mut VecDeque<(u64, Option<usize>)>| {
         let mid = (f.t_start_us + f.t_end_us) / 2;
-        if !rows.is_empty() {
+        let label = if !rows.is_empty() {
             label_at(mid)
         } else if !changes.is_empty() {
             while changes.len() > 1 && changes[1].0 <= mid {
@@ -861,6 +863,11 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
         } else {
             cfg.constant_label
+        };
+        Bin {
+            x: Tensor::from_vec(1, dims, f.data),
+            t_end_us: f.t_end_us,
+            label,
         }
     };
     if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
@@ -1046,12 +1053,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
                 }
             };
             bins += 1;
-            let label = label_of(&f, &mut label_changes);
-            backlog.push_back(Bin {
-                x: Tensor::from_vec(1, dims, f.data),
-                t_end_us: f.t_end_us,
-                label,
-            });
+            backlog.push_back(bin_of(f, &mut label_changes));
             // Live overload: more bins waiting than the learner's queue and the backlog hold.
             while backlog.len() > LIVE_BACKLOG_BINS {
                 let oldest = backlog.pop_front().expect("a backlog");
@@ -1137,12 +1139,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         let stats = binner.finish(!cfg.drop_partial, |f| last = Some(f));
         if let Some(f) = last {
             bins += 1;
-            let label = label_of(&f, &mut label_changes);
-            backlog.push_back(Bin {
-                x: Tensor::from_vec(1, dims, f.data),
-                t_end_us: f.t_end_us,
-                label,
-            });
+            backlog.push_back(bin_of(f, &mut label_changes));
         }
         sink.flush(&mut backlog, true)?;
         stats
