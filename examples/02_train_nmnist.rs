@@ -7,7 +7,8 @@
 
 use std::path::PathBuf;
 
-use stdl::train::{train, LrSchedule, Method, TrainConfig};
+use stdl::config::LearnConfig;
+use stdl::train::{train, Method, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
     let root = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(|| {
@@ -15,33 +16,21 @@ fn main() -> anyhow::Result<()> {
     });
     let preset = stdl::models::Preset::load("nmnist")?;
     let cfg = TrainConfig {
-        // Online STDL: every subnetwork is updated after every time step.
-        method: Method::Stdl,
-        dataset: "nmnist".into(),
-        root,
-        preset: "nmnist".into(),
-        epochs: 2,
-        t_bins: 10,
-        batch: 16,
-        seed: 0,
-        limit_samples: None,
-        update_every: 1,
-        optimizer: preset.train.optimizer,
-        aux_budget: None,
-        lr_schedule: LrSchedule::Cosine,
-        pipeline: false,
-    };
-    let result = train(
-        cfg,
-        "out/example02".as_ref(),
-        false,
-        None,
-        |epoch, batch, batches| {
-            if batch == batches {
-                eprintln!("epoch {epoch} done");
-            }
+        learn: LearnConfig {
+            // Online STDL: every subnetwork is updated after every time step.
+            method: Method::Stdl,
+            root,
+            ..LearnConfig::default().with_preset_defaults(&preset)
         },
-    )?;
+        epochs: 2,
+        ..TrainConfig::default()
+    };
+    let progress = |epoch: usize, batch: usize, batches: usize| {
+        if batch == batches {
+            eprintln!("epoch {epoch} done");
+        }
+    };
+    let result = train(cfg, "out/example02".as_ref(), false, None, progress, |_| {})?;
     println!(
         "test accuracy {:.1}% after {} epochs ({:.1} s)",
         100.0 * result.test_accuracy,

@@ -9,8 +9,9 @@
 
 use std::path::PathBuf;
 
+use stdl::config::LearnConfig;
 use stdl::continual::{parse_tasks, run, ContinualConfig, Protocol};
-use stdl::train::Method;
+use stdl::model::Method;
 
 fn main() -> anyhow::Result<()> {
     let root = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(|| {
@@ -22,24 +23,22 @@ fn main() -> anyhow::Result<()> {
     optimizer.lr = 3e-4;
     for replay_bytes in [0, 2 << 20] {
         let cfg = ContinualConfig {
-            dataset: "nmnist".into(),
-            root: root.clone(),
-            preset: "nmnist".into(),
+            learn: LearnConfig {
+                root: root.clone(),
+                method: Method::Stdl,
+                t_bins: 10,
+                batch: 16,
+                optimizer,
+                ..LearnConfig::default()
+            },
+            // Five tasks of two digits, class-incremental (the default protocol).
             tasks: parse_tasks("0,1/2,3/4,5/6,7/8,9")?,
             protocol: Protocol::Class,
-            method: Method::Stdl,
-            t_bins: 10,
-            batch: 16,
-            seed: 0,
             epochs_per_task: 3,
             // 0: no replay; otherwise a fixed byte budget for stored samples.
             replay_bytes,
-            samples_per_class: None,
-            update_every: 1,
-            optimizer,
-            aux_budget: None,
             // Plain learning besides replay (also: online EWC, LwF; README).
-            strategy: Default::default(),
+            ..ContinualConfig::default()
         };
         let r = run(cfg, |_, _, _| {})?;
         let out = PathBuf::from(format!("out/example04/replay-{replay_bytes}"));

@@ -54,7 +54,7 @@ impl BpttModel {
         let mut t_len_run = 0;
         for t in 0..t_len {
             // Ctrl-C ends a long sequence early (the caller stops before saving anything).
-            if t > 0 && crate::runtime::interrupt::requested() {
+            if t > 0 && crate::interrupt::requested() {
                 break;
             }
             let y = self.net.forward(frame(t), true);
@@ -87,7 +87,7 @@ impl BpttModel {
         self.net.reset();
         let mut sum: Option<Tensor> = None;
         for t in 0..t_len {
-            if t > 0 && crate::runtime::interrupt::requested() {
+            if t > 0 && crate::interrupt::requested() {
                 break;
             }
             let y = self.net.forward(frame(t), false);

@@ -320,3 +320,44 @@ impl SampleSet {
         Loader::start(self.ds.clone(), self.samples.clone(), order, batch, self.dims)
     }
 }
+
+/// Where a stream's events come from, as far as naming its classes goes.
+#[derive(Clone, Copy, Debug)]
+pub enum NamesFrom<'a> {
+    /// The synthetic scene: its directions.
+    Synthetic(&'a stdl_io::sources::synthetic::SyntheticConfig),
+    /// A dataset: its classes.
+    Dataset {
+        /// Dataset name.
+        name: &'a str,
+        /// Its root.
+        root: &'a std::path::Path,
+    },
+    /// Anything else: the network's preset decides.
+    Other,
+}
+
+/// The names of a stream's classes: the source's own (the synthetic scene's directions, a
+/// dataset's classes), else those of the preset `(name, classes)` of the network that
+/// predicts them ([`class_names_for`]), else none. `stdl render` and `stdl stream --view`.
+///
+/// # Errors
+/// A dataset that cannot be opened.
+pub fn class_names(from: NamesFrom<'_>, preset: Option<(&str, usize)>) -> Result<Vec<String>> {
+    Ok(match (from, preset) {
+        (NamesFrom::Synthetic(c), _) => c.class_names(),
+        (NamesFrom::Dataset { name, root }, _) => Dataset::open(name, root)?.classes,
+        (NamesFrom::Other, Some((name, classes))) => class_names_for(name, classes),
+        (NamesFrom::Other, None) => Vec::new(),
+    })
+}
+
+/// Class names for a preset's network: DVS128-Gesture's gestures, N-MNIST's digits, else none.
+pub fn class_names_for(preset_name: &str, classes: usize) -> Vec<String> {
+    use stdl_io::datasets::dvs_gesture::CLASSES;
+    match preset_name {
+        "dvs-gesture" if classes == CLASSES.len() => CLASSES.iter().map(|s| s.to_string()).collect(),
+        "nmnist" if classes == 10 => (0..10).map(|d| d.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}

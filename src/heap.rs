@@ -97,3 +97,8 @@ pub fn proc_status_bytes(key: &str) -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// Peak resident set size of this process (`VmHWM`), or 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
+}

@@ -8,11 +8,17 @@ pub use stdl_io as io;
 pub use stdl_models as models;
 
 pub mod bptt;
+pub mod checkpoint;
+pub mod config;
 pub mod continual;
 pub mod data;
 pub mod heap;
+pub mod interrupt;
+pub mod model;
+pub mod picture;
 pub mod render;
 pub mod runtime;
+pub mod scene;
 pub mod stdl;
 pub mod store;
 pub mod train;

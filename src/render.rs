@@ -23,8 +23,8 @@ use stdl_io::sources::synthetic::{SyntheticConfig, SyntheticScene};
 use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
 use stdl_models::{Dims, Tensor};
 
+use crate::picture::FrameStyle;
 use crate::stdl::StdlModel;
-use crate::viz::FrameStyle;
 
 /// Levels per polarity in the palette.
 const LEVELS: usize = 15;
@@ -278,7 +278,7 @@ struct Painter {
 impl Painter {
     fn paint(&mut self, f: &Frame, text: Option<(&str, &str, f32, u8)>, out: &mut Vec<u8>) -> Result<()> {
         let (fw, fh) = (self.geom.out.width as u32, self.geom.out.height as u32);
-        self.sat = crate::viz::saturation_of(f.data.iter().copied())
+        self.sat = crate::picture::saturation_of(f.data.iter().copied())
             .max(0.9 * self.sat)
             .max(1.0);
         let plane = (fw * fh) as usize;
@@ -499,7 +499,7 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
             enc.write_frame(&gf)
                 .with_context(|| format!("writing {}", cfg.out.display()))?;
             sum.frames += 1;
-            if crate::runtime::interrupt::requested() {
+            if crate::interrupt::requested() {
                 break 'read;
             }
         }
@@ -520,47 +520,6 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
     }
     file.commit()?;
     sum.bytes = std::fs::metadata(&cfg.out).map(|m| m.len()).unwrap_or(0);
-    sum.peak_rss_bytes = crate::train::peak_rss_bytes();
+    sum.peak_rss_bytes = crate::heap::peak_rss_bytes();
     Ok(sum)
-}
-
-/// Where a stream's events come from, as far as naming its classes goes.
-#[derive(Clone, Copy, Debug)]
-pub enum NamesFrom<'a> {
-    /// The synthetic scene: its directions.
-    Synthetic(&'a SyntheticConfig),
-    /// A dataset: its classes.
-    Dataset {
-        /// Dataset name.
-        name: &'a str,
-        /// Its root.
-        root: &'a std::path::Path,
-    },
-    /// Anything else: the network's preset decides.
-    Other,
-}
-
-/// The names of a stream's classes: the source's own (the synthetic scene's directions, a
-/// dataset's classes), else those of the preset `(name, classes)` of the network that
-/// predicts them ([`class_names_for`]), else none. `stdl render` and `stdl stream --view`.
-///
-/// # Errors
-/// A dataset that cannot be opened.
-pub fn class_names(from: NamesFrom<'_>, preset: Option<(&str, usize)>) -> Result<Vec<String>> {
-    Ok(match (from, preset) {
-        (NamesFrom::Synthetic(c), _) => c.class_names(),
-        (NamesFrom::Dataset { name, root }, _) => stdl_io::datasets::Dataset::open(name, root)?.classes,
-        (NamesFrom::Other, Some((name, classes))) => class_names_for(name, classes),
-        (NamesFrom::Other, None) => Vec::new(),
-    })
-}
-
-/// Class names for a preset's network: DVS128-Gesture's gestures, N-MNIST's digits, else none.
-pub fn class_names_for(preset_name: &str, classes: usize) -> Vec<String> {
-    use stdl_io::datasets::dvs_gesture::CLASSES;
-    match preset_name {
-        "dvs-gesture" if classes == CLASSES.len() => CLASSES.iter().map(|s| s.to_string()).collect(),
-        "nmnist" if classes == 10 => (0..10).map(|d| d.to_string()).collect(),
-        _ => Vec::new(),
-    }
 }

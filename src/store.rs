@@ -61,3 +61,26 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
+
+/// Reads a settings file: JSON when its name ends in `.json`, TOML otherwise.
+///
+/// # Errors
+/// An unreadable file, or one that does not parse as `T`.
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        serde_json::from_str(&text).with_context(|| format!("parsing {} as JSON", path.display()))
+    } else {
+        toml::from_str(&text).with_context(|| format!("parsing {} as TOML", path.display()))
+    }
+}
+
+/// Writes a settings file as TOML (atomically).
+///
+/// # Errors
+/// A value TOML cannot hold, or a file that cannot be written.
+pub fn write_config(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text =
+        toml::to_string_pretty(value).with_context(|| format!("writing {} as TOML", path.display()))?;
+    Ok(write_atomic(path, text.as_bytes())?)
+}

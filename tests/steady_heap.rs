@@ -13,7 +13,7 @@
 use stdl::data::frame_geometry;
 use stdl::io::sources::synthetic::{SyntheticConfig, SyntheticScene};
 use stdl::runtime::replay::{ReplaySettings, StreamReplay};
-use stdl::runtime::Pipeline;
+use stdl::stdl::Pipeline;
 use stdl::stdl::{plan, StdlModel, StrategyConfig, StrategyKind};
 use stdl::train::Model;
 use stdl_models::network::NetworkSpec;

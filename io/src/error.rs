@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::formats::Format;
+use crate::format::Format;
 
 /// Result alias used throughout `stdl-io`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

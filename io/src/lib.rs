@@ -31,11 +31,12 @@
 //! # Ok(())
 //! # }
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod datasets;
 pub mod error;
 pub mod event;
+pub mod format;
 pub mod formats;
 pub mod frames;
 pub mod output;

@@ -5,7 +5,7 @@
 //!   average pooling, batch normalisation, and LIF neurons with surrogate gradients.
 //! - [`network`]: presets (TOML) → units → subnetworks at the cuts, auxiliary networks.
 //! - [`loss`], [`optim`], [`checkpoint`].
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod checkpoint;
 pub mod gemm;

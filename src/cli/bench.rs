@@ -194,8 +194,8 @@ pub struct BenchModelArgs {
     #[arg(long, default_value = "nmnist")]
     pub preset: String,
     /// stdl or bptt.
-    #[arg(long, value_enum, default_value_t = stdl::train::Method::Stdl)]
-    pub method: stdl::train::Method,
+    #[arg(long, value_parser = super::choice(&stdl::model::Method::ALL), default_value = "stdl")]
+    pub method: stdl::model::Method,
     /// Time steps per sample.
     #[arg(long, default_value_t = 20, value_parser = super::at_least_one::<usize>)]
     pub t_bins: usize,
@@ -217,8 +217,8 @@ pub struct BenchModelArgs {
     pub threads: Option<usize>,
     /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x; `0`: bare
     /// heads everywhere, the network `benches/python/torch_stdl_nmnist.py` builds).
-    #[arg(long)]
-    pub aux_budget: Option<String>,
+    #[arg(long, value_parser = super::budget)]
+    pub aux_budget: Option<stdl_models::preset::Budget>,
     /// `bench train`, STDL: time per stage, layer and phase, each layer's input density and
     /// dense-equivalent GFLOP/s, beside the GEMM crate's rate on this machine.
     #[arg(long)]
@@ -242,28 +242,22 @@ fn synthetic_frame(
     x
 }
 
-fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::Dims, stdl_models::Preset)> {
+fn bench_model(a: &BenchModelArgs) -> Result<(stdl::model::Model, stdl_models::Dims, stdl_models::Preset)> {
     if let Some(t) = a.threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
     }
     let preset = stdl_models::Preset::load(&a.preset)?;
-    let cfg = stdl::train::TrainConfig {
+    let settings = stdl::model::ModelSettings {
         method: a.method,
-        dataset: String::new(),
-        root: PathBuf::new(),
-        preset: a.preset.clone(),
-        epochs: 1,
-        t_bins: a.t_bins,
         batch: a.batch,
+        t_bins: a.t_bins,
         seed: 0,
-        limit_samples: None,
-        update_every: 1,
         optimizer: preset.train.optimizer,
+        update_every: 1,
         aux_budget: a.aux_budget.clone(),
-        lr_schedule: stdl::train::LrSchedule::Constant,
         pipeline: a.pipeline,
     };
-    let model = stdl::train::Model::build(&cfg, &preset)?;
+    let model = stdl::model::Model::build(&settings, &preset)?;
     let dims = stdl_models::Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     Ok((model, dims, preset))
 }
@@ -271,7 +265,7 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::train::Model, stdl_models::D
 /// Trains one batch of `t` steps on synthetic input, each step's frame made when it is
 /// learned (as `stdl train` makes them from a sample's events).
 fn run_batch(
-    model: &mut stdl::train::Model,
+    model: &mut stdl::model::Model,
     a: &BenchModelArgs,
     dims: stdl_models::Dims,
     classes: usize,
@@ -334,7 +328,7 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let mut rng = stdl_models::Rng::new(1);
     run_batch(&mut model, a, dims, preset.classes, &mut rng);
     if a.profile {
-        let stdl::train::Model::Stdl(m) = &mut model else {
+        let stdl::model::Model::Stdl(m) = &mut model else {
             anyhow::bail!("--profile times STDL's stages; use --method stdl");
         };
         m.stages.iter_mut().for_each(|s| s.set_profiling(true));
@@ -347,7 +341,7 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
     let samples = a.batches.max(1) * a.batch;
     let per_sample = secs / samples as f64;
     let profile = match &model {
-        stdl::train::Model::Stdl(m) if a.profile => Some((stdl::stdl::profile(&m.stages), gemm_gflops())),
+        stdl::model::Model::Stdl(m) if a.profile => Some((stdl::stdl::profile(&m.stages), gemm_gflops())),
         _ => None,
     };
     let mut out = serde_json::json!({
@@ -356,7 +350,7 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
         "seconds_per_sample": per_sample, "seconds_per_step": per_sample / a.t_bins as f64,
         "density": a.density, "pipeline": a.pipeline, "cpu": cpu_model(),
     });
-    if let stdl::train::Model::Stdl(m) = &model {
+    if let stdl::model::Model::Stdl(m) = &model {
         // Which auxiliary network each subnetwork trains with (empty: a bare head), so a
         // comparison can check that it runs the same network.
         let aux: Vec<_> = m.plan.subnets.iter().map(|s| &s.aux_units).collect();

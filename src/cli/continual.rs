@@ -12,21 +12,26 @@ use super::train::LearnArgs;
 pub struct ContinualArgs {
     #[command(flatten)]
     pub learn: LearnArgs,
-    /// Tasks in order: classes separated by commas, tasks by slashes.
-    #[arg(long, default_value = "0,1/2,3/4,5/6,7/8,9")]
-    pub tasks: String,
+    /// Settings from a file (TOML, or JSON by extension: a `continual.json`'s `config`
+    /// part works too once extracted); flags given override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Tasks in order: classes separated by commas, tasks by slashes [default: 0,1/2,3/4,5/6,7/8,9].
+    #[arg(long)]
+    pub tasks: Option<String>,
     /// class: one head over all classes (class-incremental); domain: the label is the class's
     /// position within its task (domain-incremental); task: as class, but a test sample is
     /// classified among its own task's classes (task-incremental, task given at test).
-    #[arg(long, value_enum, default_value_t = Protocol::Class)]
-    pub protocol: Protocol,
-    /// Passes over each task's training stream.
-    #[arg(long, default_value_t = 1, value_parser = super::at_least_one::<usize>)]
-    pub epochs_per_task: usize,
+    /// [default: class]
+    #[arg(long, value_parser = super::choice(&Protocol::ALL))]
+    pub protocol: Option<Protocol>,
+    /// Passes over each task's training stream [default: 1].
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
+    pub epochs_per_task: Option<usize>,
     /// Reservoir replay buffer of this many bytes (e.g. 2MiB; 0: none). Each learned batch is
-    /// joined by as many samples drawn from the buffer.
-    #[arg(long, value_parser = super::bytes, default_value = "0")]
-    pub replay_bytes: u64,
+    /// joined by as many samples drawn from the buffer [default: 0].
+    #[arg(long, value_parser = super::bytes)]
+    pub replay_bytes: Option<u64>,
     /// Use at most N training and N test samples of each class.
     #[arg(long)]
     pub samples_per_class: Option<usize>,
@@ -45,28 +50,44 @@ pub struct ContinualArgs {
     pub compare: Vec<String>,
 }
 
+impl ContinualArgs {
+    /// The run's settings: the `--config` file's, or the defaults with the preset's, with the
+    /// flags given over them.
+    pub fn config(&self) -> Result<ContinualConfig> {
+        let (base, from_file) = match &self.config {
+            Some(p) => (ContinualConfig::load(p)?, true),
+            None => (ContinualConfig::default(), false),
+        };
+        let mut cfg = ContinualConfig {
+            learn: self.learn.apply(base.learn.clone(), from_file)?,
+            ..base
+        };
+        if let Some(t) = &self.tasks {
+            cfg.tasks = parse_tasks(t)?;
+        }
+        if let Some(p) = self.protocol {
+            cfg.protocol = p;
+        }
+        if let Some(e) = self.epochs_per_task {
+            cfg.epochs_per_task = e;
+        }
+        if let Some(b) = self.replay_bytes {
+            cfg.replay_bytes = b;
+        }
+        if self.samples_per_class.is_some() {
+            cfg.samples_per_class = self.samples_per_class;
+        }
+        if !from_file || self.strategy.strategy.is_some() {
+            cfg.strategy = self.strategy.config();
+        }
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+}
+
 pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     let l = &a.learn;
-    let (preset, optimizer) = l.preset_and_optimizer()?;
-    let d = &preset.train;
-    let cfg = ContinualConfig {
-        dataset: l.dataset.clone(),
-        root: l.root.clone(),
-        preset: l.preset.clone(),
-        tasks: parse_tasks(&a.tasks)?,
-        protocol: a.protocol,
-        method: l.method,
-        t_bins: l.t_bins.unwrap_or(d.t_bins),
-        batch: l.batch.unwrap_or(d.batch).max(1),
-        seed: l.seed,
-        epochs_per_task: a.epochs_per_task.max(1),
-        replay_bytes: a.replay_bytes,
-        samples_per_class: a.samples_per_class,
-        update_every: l.update_every.unwrap_or(d.update_every).max(1),
-        optimizer,
-        aux_budget: l.aux_budget.clone(),
-        strategy: a.strategy.config(),
-    };
+    let cfg = a.config()?;
     if !a.compare.is_empty() {
         return compare(a, cfg);
     }
@@ -75,11 +96,11 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
         cfg.protocol,
         cfg.tasks.len(),
         cfg.tasks,
-        cfg.dataset,
-        cfg.method,
-        cfg.preset,
-        cfg.t_bins,
-        cfg.batch,
+        cfg.learn.dataset,
+        cfg.learn.method,
+        cfg.learn.preset,
+        cfg.learn.t_bins,
+        cfg.learn.batch,
         cfg.epochs_per_task,
         if cfg.replay_bytes > 0 {
             format!("{} bytes", cfg.replay_bytes)
@@ -87,7 +108,7 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
             "off".into()
         }
     );
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     let bar = l.progress_bar("task {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}");
     let r = run(cfg, |task, b, n| {
         bar.set_prefix(task.to_string());
@@ -101,9 +122,9 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     let png = a.out.join("continual.png");
     let title = format!(
         "{} {}-incremental, {}, replay {}{}",
-        r.config.dataset,
+        r.config.learn.dataset,
         r.config.protocol,
-        r.config.method,
+        r.config.learn.method,
         r.replay
             .as_ref()
             .map_or("off".to_string(), |b| format!("{} samples", b.capacity_samples)),
@@ -186,7 +207,7 @@ pub fn run_continual(a: &ContinualArgs) -> Result<()> {
 
 /// `--compare`: each learner in turn, one table.
 fn compare(a: &ContinualArgs, base: ContinualConfig) -> Result<()> {
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     let mut rows = Vec::new();
     for name in &a.compare {
         let (kind, replay) = stdl::continual::parse_learner(name)?;

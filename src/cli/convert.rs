@@ -44,7 +44,7 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
         .with_context(|| format!("reading {}", a.input.display()))?;
     // Written beside the output under a unique temporary name and renamed when complete: a
     // failure or Ctrl-C removes it and leaves any earlier OUTPUT as it was.
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     let w = stdl::store::AtomicFile::create(&a.output)?;
     let mut n = 0usize;
     let ctx = || format!("reading {}", a.input.display());
@@ -52,7 +52,7 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
     // Every batch to `write`, stopping at Ctrl-C (the temporary file is then removed).
     let mut pump = |write: &mut dyn FnMut(&[stdl::io::Event]) -> std::io::Result<()>| -> Result<()> {
         for b in r.by_ref() {
-            if stdl::runtime::interrupt::requested() {
+            if stdl::interrupt::requested() {
                 bail!("interrupted; {} was not written", a.output.display());
             }
             let b = b.with_context(ctx)?;

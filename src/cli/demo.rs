@@ -145,9 +145,9 @@ fn frames_strip(out: &std::path::Path, cfg: &SyntheticConfig) -> Result<()> {
         binner.push(&events, |f| frames.push(f));
     }
     frames.truncate(12);
-    stdl::viz::write_png(
+    stdl::picture::write_png(
         out,
-        &stdl::viz::render_strip(&frames, &geom, 128, stdl::viz::FrameStyle::Dark),
+        &stdl::picture::render_strip(&frames, &geom, 128, stdl::picture::FrameStyle::Dark),
     )
 }
 
@@ -157,7 +157,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     }
     // Ctrl-C or SIGTERM: the learning in flight stops after its step, and what was learned
     // and measured so far is written (summaries, predictions, the plot) before exiting.
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     if let Some(root) = &a.data {
         return run_nmnist(a, root);
@@ -275,30 +275,25 @@ pub fn run(a: &DemoArgs) -> Result<()> {
 fn run_nmnist(a: &DemoArgs, root: &std::path::Path) -> Result<()> {
     let preset = stdl_models::Preset::load("nmnist")?;
     let cfg = stdl::train::TrainConfig {
-        method: stdl::train::Method::Stdl,
-        dataset: "nmnist".into(),
-        root: root.to_path_buf(),
-        preset: "nmnist".into(),
+        learn: stdl::config::LearnConfig {
+            root: root.to_path_buf(),
+            seed: a.seed,
+            ..stdl::config::LearnConfig::default().with_preset_defaults(&preset)
+        },
         epochs: 3,
-        t_bins: preset.train.t_bins,
-        batch: preset.train.batch,
-        seed: a.seed,
-        limit_samples: None,
-        update_every: 1,
-        optimizer: preset.train.optimizer,
-        aux_budget: None,
-        lr_schedule: stdl::train::LrSchedule::Cosine,
-        pipeline: false,
+        ..Default::default()
     };
     eprintln!(
         "stdl demo on real N-MNIST samples from {}: 3 epochs of online STDL",
         root.display()
     );
-    let r = stdl::train::train(cfg, &a.out, false, None, |e, b, n| {
+    let progress = |e: usize, b: usize, n: usize| {
         if b == n || b % 20 == 0 {
             eprintln!("epoch {e}: batch {b}/{n}");
         }
-    })?;
+    };
+    let plot = super::train::plot_each_epoch(&a.out, "nmnist STDL");
+    let r = stdl::train::train(cfg, &a.out, false, None, progress, plot)?;
     eprintln!("plot: {}", a.out.join("metrics.png").display());
     println!("test samples: {}, chance 10.0%", r.samples[1]);
     println!("accuracy: {:.1}%", 100.0 * r.test_accuracy);

@@ -1,14 +1,14 @@
 //! `stdl demo continual`: class-incremental learning on one synthetic stream, with and
-//! without replay and with each strategy, side by side ([`stdl::continual::scene`]).
+//! without replay and with each strategy, side by side ([`stdl::scene`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use stdl::continual::scene::{run_scene, Probe, SceneConfig, SceneRun};
 use stdl::continual::{parse_learner, parse_tasks};
 use stdl::runtime::replay::ReplaySettings;
+use stdl::scene::{run_scene, Probe, SceneConfig, SceneRun};
 
 #[derive(Args, Debug)]
 pub struct ContinualDemoArgs {
@@ -82,7 +82,7 @@ fn print_run(r: &SceneRun) {
 }
 
 pub fn run(a: &ContinualDemoArgs) -> Result<()> {
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let base = SceneConfig {
         phases: parse_tasks(&a.phases)?,

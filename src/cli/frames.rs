@@ -106,7 +106,7 @@ pub struct FramesArgs {
     /// PNG colours: dark (events light up black) or light (the earlier red and blue ink on
     /// white).
     #[arg(long, default_value = "dark")]
-    pub png_style: stdl::viz::FrameStyle,
+    pub png_style: stdl::picture::FrameStyle,
     /// At most this many frames in the PNG, evenly spaced over the recording.
     #[arg(long, default_value_t = 12, value_parser = super::at_least_one::<usize>)]
     pub max_frames: usize,
@@ -312,8 +312,8 @@ pub fn run(a: &FramesArgs) -> Result<()> {
     }
     if let Some(png) = &a.png {
         let picked = pick_evenly(&keep, a.max_frames.max(1));
-        let img = stdl::viz::render_strip(&picked, &geom, 128, a.png_style);
-        stdl::viz::write_png(png, &img)?;
+        let img = stdl::picture::render_strip(&picked, &geom, 128, a.png_style);
+        stdl::picture::write_png(png, &img)?;
         eprintln!(
             "wrote {} ({} frames, {}x{} px)",
             png.display(),

@@ -149,8 +149,9 @@ pub struct StrategyArgs {
     /// Continual-learning strategy besides replay: naive (plain learning), ewc (online
     /// elastic weight consolidation), lwf (learning without forgetting: distillation against
     /// a periodic snapshot). README, "Continual learning".
-    #[arg(long, default_value = "naive")]
-    pub strategy: stdl::stdl::StrategyKind,
+    /// [default: naive]
+    #[arg(long)]
+    pub strategy: Option<stdl::stdl::StrategyKind>,
     #[command(flatten)]
     pub constants: StrategyConstants,
 }
@@ -177,9 +178,9 @@ pub struct StrategyConstants {
 }
 
 impl StrategyArgs {
-    /// The strategy the flags describe.
+    /// The strategy the flags describe (naive unless `--strategy`).
     pub fn config(&self) -> stdl::stdl::StrategyConfig {
-        self.constants.config(self.strategy)
+        self.constants.config(self.strategy.unwrap_or_default())
     }
 }
 
@@ -197,9 +198,80 @@ impl StrategyConstants {
     }
 }
 
+/// Parses a byte count: a number with an optional unit, `K`/`M`/`G` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB` (powers of 1024), e.g. `4096`, `2MiB`, `1.5M`.
+pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KB" | "kB" => 1000,
+        "M" | "MB" => 1000 * 1000,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => anyhow::bail!("unknown unit {u:?} in {s:?}; use bytes or K, M, G, KiB, MiB, GiB"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("expected a byte count such as 4096 or 2MiB, got {s:?}"))?;
+    let b = v * mult as f64;
+    anyhow::ensure!(
+        b.is_finite() && b >= 0.0 && b < u64::MAX as f64,
+        "byte count {s:?} is out of range"
+    );
+    Ok(b.round() as u64)
+}
+
+/// Parses `--aux-budget`: bytes, or a multiple of the default written `2x`.
+pub fn parse_budget(s: &str) -> anyhow::Result<stdl_models::preset::Budget> {
+    use stdl_models::preset::Budget;
+    if let Ok(b) = parse_bytes(s) {
+        return Ok(Budget::Bytes(b));
+    }
+    let b = Budget::Multiple(s.to_owned());
+    b.resolve(1).map_err(anyhow::Error::msg)?;
+    Ok(b)
+}
+
 /// A byte count: `1048576`, `512K`, `2MiB`, `1G`.
 pub(crate) fn bytes(s: &str) -> Result<u64, String> {
-    stdl::train::parse_bytes(s).map_err(|e| e.to_string())
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
+/// An auxiliary-network budget: bytes, or a multiple of the default such as `2x`.
+pub(crate) fn budget(s: &str) -> Result<stdl_models::preset::Budget, String> {
+    parse_budget(s).map_err(|e| e.to_string())
+}
+
+/// A flag taking one of a library enum's values, named as the enum serialises them (the
+/// library's types carry no command-line derive).
+pub(crate) fn choice<T>(all: &'static [T]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: serde::Serialize + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    let name = |v: &T| {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|j| j.as_str().map(str::to_owned))
+    };
+    // Built once per flag per process: the few names live as long as the parser.
+    let names: Vec<&'static str> = all
+        .iter()
+        .filter_map(name)
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .collect();
+    clap::builder::PossibleValuesParser::new(names).map(move |s| {
+        all.iter()
+            .find(|v| name(v).as_deref() == Some(s.as_str()))
+            .cloned()
+            .expect("one of the possible values")
+    })
 }
 
 /// A float flag that must be finite and not negative.

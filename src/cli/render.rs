@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use stdl::render::{class_names, render, NamesFrom, RenderConfig, RenderInput};
+use stdl::data::{class_names, NamesFrom};
+use stdl::render::{render, RenderConfig, RenderInput};
 use stdl::runtime::stream::{load_model, Source};
 
 use super::ReadArgs;
@@ -51,7 +52,7 @@ pub struct RenderArgs {
     pub scale: u32,
     /// Colours: dark (events light up black) or light (red and blue ink on white).
     #[arg(long, default_value = "dark")]
-    pub style: stdl::viz::FrameStyle,
+    pub style: stdl::picture::FrameStyle,
     /// Prediction smoothing horizon in model steps (as `stdl stream --ema-steps`).
     #[arg(long, default_value_t = 20.0, value_parser = super::positive::<f32>)]
     pub ema_steps: f32,
@@ -63,7 +64,7 @@ pub struct RenderArgs {
 }
 
 pub fn run(a: &RenderArgs) -> Result<()> {
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     let opts = a.read.options();
     let file = |path: PathBuf| RenderInput::File {
         path,

@@ -85,7 +85,7 @@ pub struct StreamArgs {
     /// When the learner falls behind: auto (block for replays, drop-oldest for dv-tcp:// and
     /// camera://), block (wait: lossless), drop-oldest (drop whole bins, counted),
     /// coalesce (merge the oldest waiting bin into the next, counted).
-    #[arg(long, value_enum, default_value_t = Overload::Auto)]
+    #[arg(long, value_parser = super::choice(&Overload::ALL), default_value = "auto")]
     pub overload: Overload,
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long, requires = "checkpoint_dir")]
@@ -209,7 +209,7 @@ pub fn run_stream(a: &StreamArgs) -> Result<()> {
         ..StreamConfig::new(source, a.preset.clone())
     };
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
-    stdl::runtime::interrupt::install();
+    stdl::interrupt::install();
     let s = run(&cfg)?;
     eprintln!("{}", serde_json::to_string(&s)?);
     match &s.error {

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
+use super::parse_budget;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use stdl::checkpoint::Progress;
+use stdl::config::LearnConfig;
 use stdl::stdl::plan;
-use stdl::train::{evaluate, load_checkpoint, parse_budget, train, Method, TrainConfig};
+use stdl::train::{evaluate, train, EpochMetrics, LrSchedule, Method, TrainConfig};
 use stdl_io::datasets::{Dataset, Split};
 use stdl_models::network::NetworkSpec;
 use stdl_models::{Dims, Preset};
@@ -100,30 +103,31 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
-/// Dataset, network and learning flags shared by `train` and `continual`.
+/// Dataset, network and learning flags shared by `train` and `continual`. Each overrides
+/// the `--config` file; without one, the defaults are the preset's.
 #[derive(Args, Debug)]
 pub struct LearnArgs {
-    /// Dataset: nmnist, dvs-gesture, ncaltech101, cifar10-dvs.
+    /// Dataset: nmnist, dvs-gesture, ncaltech101, cifar10-dvs (required unless --config).
     #[arg(long)]
-    pub dataset: String,
-    /// Dataset root directory.
+    pub dataset: Option<String>,
+    /// Dataset root directory (required unless --config).
     #[arg(long)]
-    pub root: PathBuf,
-    /// Preset name or TOML file.
-    #[arg(long, default_value = "nmnist")]
-    pub preset: String,
-    /// stdl (online, local; default) or bptt (baseline).
-    #[arg(long, value_enum, default_value_t = Method::Stdl)]
-    pub method: Method,
+    pub root: Option<PathBuf>,
+    /// Preset name or TOML file [default: nmnist].
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// stdl (online, local) or bptt (baseline) [default: stdl].
+    #[arg(long, value_parser = super::choice(&Method::ALL))]
+    pub method: Option<Method>,
     /// Time bins per sample (default: the preset's).
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub t_bins: Option<usize>,
     /// Batch size (default: the preset's).
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub batch: Option<usize>,
-    /// Seed for initialisation, shuffling and sampling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for initialisation, shuffling and sampling [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Learning rate (default: the preset's).
     #[arg(long, value_parser = super::positive::<f32>)]
     pub lr: Option<f32>,
@@ -131,8 +135,8 @@ pub struct LearnArgs {
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub update_every: Option<usize>,
     /// STDL: auxiliary-network budget (bytes such as 4MiB, or a multiple like 2x).
-    #[arg(long)]
-    pub aux_budget: Option<String>,
+    #[arg(long, value_parser = super::budget)]
+    pub aux_budget: Option<stdl_models::preset::Budget>,
     /// Surrogate gradient: sigmoid, triangle, atan or rect (default: the preset's).
     #[arg(long)]
     pub surrogate: Option<stdl_models::Surrogate>,
@@ -142,17 +146,43 @@ pub struct LearnArgs {
 }
 
 impl LearnArgs {
-    /// The preset, and the optimiser with `--lr` applied.
-    pub fn preset_and_optimizer(&self) -> Result<(Preset, stdl_models::optim::OptimConfig)> {
-        let mut preset = Preset::load(&self.preset)?;
-        if let Some(s) = self.surrogate {
-            preset.neuron.surrogate = s;
+    /// `base` (a `--config` file's settings, else the defaults with the preset's) with every
+    /// flag given applied over it.
+    ///
+    /// # Errors
+    /// A preset that cannot be loaded, or no dataset or root from either source.
+    pub fn apply(&self, mut l: LearnConfig, from_file: bool) -> Result<LearnConfig> {
+        if let Some(p) = &self.preset {
+            l.preset = p.clone();
         }
-        let mut optimizer = preset.train.optimizer;
+        if !from_file {
+            let preset = Preset::load(&l.preset)?;
+            l = l.with_preset_defaults(&preset);
+        }
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { l.$f = v.clone().into(); } )* };
+        }
+        over!(dataset, method, t_bins, batch, seed, update_every);
+        if let Some(r) = &self.root {
+            l.root = r.clone();
+        }
         if let Some(lr) = self.lr {
-            optimizer.lr = lr;
+            l.optimizer.lr = lr;
         }
-        Ok((preset, optimizer))
+        if self.aux_budget.is_some() {
+            l.aux_budget = self.aux_budget.clone();
+        }
+        if self.surrogate.is_some() {
+            l.surrogate = self.surrogate;
+        }
+        if !from_file {
+            anyhow::ensure!(
+                self.dataset.is_some(),
+                "--dataset is required (or a --config file)"
+            );
+            anyhow::ensure!(self.root.is_some(), "--root is required (or a --config file)");
+        }
+        Ok(l)
     }
 
     /// A progress bar (hidden with `--quiet`) with `template`.
@@ -175,16 +205,20 @@ impl LearnArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub learn: LearnArgs,
+    /// Settings from a file (TOML, or JSON by extension), such as the OUT/config.toml every
+    /// run writes; flags given override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Epochs (default: the preset's).
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub epochs: Option<usize>,
     /// Use at most N training and N test samples.
     #[arg(long, value_parser = super::at_least_one::<usize>)]
     pub limit_samples: Option<usize>,
-    /// Learning-rate schedule over the epochs.
-    #[arg(long, value_enum, default_value_t = stdl::train::LrSchedule::Cosine)]
-    pub lr_schedule: stdl::train::LrSchedule,
-    /// Output directory: metrics.jsonl, metrics.png, checkpoint/, result.json.
+    /// Learning-rate schedule over the epochs: cosine or constant [default: cosine].
+    #[arg(long, value_parser = super::choice(&LrSchedule::ALL))]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Output directory: config.toml, metrics.jsonl, metrics.png, checkpoint/, result.json.
     #[arg(long, default_value = "out/train")]
     pub out: PathBuf,
     /// Continue from OUT/checkpoint (the configuration saved there wins, except --epochs).
@@ -196,41 +230,66 @@ pub struct TrainArgs {
     pub pipeline: bool,
 }
 
+impl TrainArgs {
+    /// The run's settings: the `--config` file's, or the defaults with the preset's, with the
+    /// flags given over them.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let (base, from_file) = match &self.config {
+            Some(p) => (TrainConfig::load(p)?, true),
+            None => (TrainConfig::default(), false),
+        };
+        let mut cfg = TrainConfig {
+            learn: self.learn.apply(base.learn.clone(), from_file)?,
+            ..base
+        };
+        if !from_file {
+            cfg.epochs = Preset::load(&cfg.learn.preset)?.train.epochs;
+        }
+        if let Some(e) = self.epochs {
+            cfg.epochs = e;
+        }
+        if self.limit_samples.is_some() {
+            cfg.limit_samples = self.limit_samples;
+        }
+        if let Some(s) = self.lr_schedule {
+            cfg.lr_schedule = s;
+        }
+        cfg.pipeline |= self.pipeline;
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+}
+
+/// Redraws `OUT/metrics.png` from the metrics after each epoch (a plot that cannot be drawn
+/// is a warning: `metrics.jsonl` has the figures).
+pub fn plot_each_epoch(out: &std::path::Path, title: &str) -> impl FnMut(&[EpochMetrics]) {
+    let (png, title) = (out.join("metrics.png"), title.to_owned());
+    move |metrics| {
+        if let Err(e) = stdl::viz::plot_metrics(&png, metrics, &title) {
+            eprintln!("warning: {e:#} (metrics.jsonl has the figures)");
+        }
+    }
+}
+
 pub fn run_train(a: &TrainArgs) -> Result<()> {
     let l = &a.learn;
-    let (preset, optimizer) = l.preset_and_optimizer()?;
-    let d = &preset.train;
-    let cfg = TrainConfig {
-        method: l.method,
-        dataset: l.dataset.clone(),
-        root: l.root.clone(),
-        preset: l.preset.clone(),
-        epochs: a.epochs.unwrap_or(d.epochs),
-        t_bins: l.t_bins.unwrap_or(d.t_bins),
-        batch: l.batch.unwrap_or(d.batch).max(1),
-        seed: l.seed,
-        limit_samples: a.limit_samples,
-        update_every: l.update_every.unwrap_or(d.update_every).max(1),
-        optimizer,
-        aux_budget: l.aux_budget.clone(),
-        lr_schedule: a.lr_schedule,
-        pipeline: a.pipeline,
-    };
+    let cfg = a.config()?;
     eprintln!(
         "training {} with {} on {} ({}), {} epochs, T={}, batch {}, seed {}",
-        cfg.preset,
-        cfg.method,
-        cfg.dataset,
-        cfg.root.display(),
+        cfg.learn.preset,
+        cfg.learn.method,
+        cfg.learn.dataset,
+        cfg.learn.root.display(),
         cfg.epochs,
-        cfg.t_bins,
-        cfg.batch,
-        cfg.seed
+        cfg.learn.t_bins,
+        cfg.learn.batch,
+        cfg.learn.seed
     );
     let bar = l.progress_bar("epoch {prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta}");
     // Ctrl-C / SIGTERM: stop between two batches; the checkpoint keeps the last whole epoch.
-    stdl::runtime::interrupt::install();
-    let result = train(cfg, &a.out, a.resume, a.epochs, |epoch, b, n| {
+    stdl::interrupt::install();
+    let title = format!("{} {}", cfg.learn.preset, cfg.learn.method);
+    let progress = |epoch: usize, b: usize, n: usize| {
         bar.set_prefix(epoch.to_string());
         bar.set_length(n as u64);
         bar.set_position(b as u64);
@@ -238,7 +297,15 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
             bar.finish_and_clear();
             bar.reset();
         }
-    })?;
+    };
+    let result = train(
+        cfg,
+        &a.out,
+        a.resume,
+        a.epochs,
+        progress,
+        plot_each_epoch(&a.out, &title),
+    )?;
     bar.finish_and_clear();
     let m = std::fs::read_to_string(a.out.join("metrics.jsonl")).unwrap_or_default();
     for line in m.lines() {
@@ -250,7 +317,7 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Checkpoint directory (OUT/checkpoint of a training run).
+    /// Checkpoint directory: OUT/checkpoint of a training run, or a stream's --checkpoint-dir.
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Dataset: nmnist, dvs-gesture, ncaltech101, cifar10-dvs.
@@ -268,7 +335,17 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(a: &EvalArgs) -> Result<()> {
-    let (state, preset, mut model) = load_checkpoint(&a.checkpoint, false)?;
+    let stdl::checkpoint::Loaded {
+        state,
+        preset,
+        mut model,
+    } = stdl::checkpoint::load(&a.checkpoint, false)?;
+    // A stream's checkpoint has no training run's time bins: it is evaluated with the
+    // preset's, at its own batch.
+    let (t_bins, epoch, steps) = match &state.progress {
+        Progress::Train { epoch, config, .. } => (config.learn.t_bins, Some(*epoch), None),
+        Progress::Stream { steps, .. } => (preset.train.t_bins, None, Some(*steps)),
+    };
     let ds = Dataset::open(&a.dataset, &a.root)?;
     let split: Split = a.split.parse()?;
     let samples: Vec<_> = ds
@@ -280,12 +357,13 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
     let set = stdl::data::SampleSet::new(std::sync::Arc::new(ds), samples, dims);
     set.check_labels(preset.classes, &preset.name)?;
-    let (acc, loss) = evaluate(&mut model, &set, state.config.t_bins, state.config.batch)?;
+    let (acc, loss) = evaluate(&mut model, &set, t_bins, state.model.batch)?;
     println!(
         "{}",
         serde_json::json!({
             "accuracy": acc, "loss": loss, "samples": set.len(), "split": a.split,
-            "method": state.config.method, "epoch": state.epoch, "preset": preset.name,
+            "method": state.model.method, "kind": state.progress.kind(), "epoch": epoch,
+            "steps": steps, "preset": preset.name,
         })
     );
     Ok(())

@@ -17,26 +17,25 @@
 //! every time step). After each task, every task's test samples are evaluated: row `i` of the
 //! matrix is the accuracy on each task after learning task `i`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use stdl_io::datasets::{Dataset, Sample, Split};
-use stdl_models::optim::OptimConfig;
-use stdl_models::{Dims, Preset, Rng, Tensor};
+use stdl_models::{Dims, Rng, Tensor};
 
+use crate::config::LearnConfig;
 use crate::data::{step_of_rows, Row, SampleSet};
-use crate::train::{peak_rss_bytes, Method, Model, TrainConfig};
+use crate::heap::peak_rss_bytes;
+use crate::model::Model;
 
 pub mod metrics;
 pub mod replay;
-pub mod scene;
 pub use metrics::{avalanche_metrics, summarize};
 pub use replay::{ReplayBuffer, SegmentReplay, SegmentReplayStats};
 
 /// How tasks relate to the label space.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Class-incremental: one head over all classes of all tasks.
@@ -46,6 +45,11 @@ pub enum Protocol {
     Domain,
     /// Task-incremental: predictions among the sample's own task's classes.
     Task,
+}
+
+impl Protocol {
+    /// Every protocol, in the order the command line lists them.
+    pub const ALL: [Protocol; 3] = [Protocol::Class, Protocol::Domain, Protocol::Task];
 }
 
 impl std::fmt::Display for Protocol {
@@ -104,42 +108,82 @@ pub fn parse_tasks(s: &str) -> Result<Vec<Vec<usize>>> {
     Ok(tasks)
 }
 
-/// Settings of a continual-learning run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Settings of a continual-learning run (`continual.json` holds them; `--config FILE` reads
+/// them back).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContinualConfig {
-    /// Dataset name.
-    pub dataset: String,
-    /// Dataset root.
-    pub root: PathBuf,
-    /// Preset name or TOML path.
-    pub preset: String,
+    /// Data, network, method and optimiser (the batch: new samples; replayed ones come on
+    /// top; the learning rate is constant: a stream has no last epoch to anneal towards).
+    #[serde(flatten)]
+    pub learn: LearnConfig,
     /// Classes of each task, in order.
     pub tasks: Vec<Vec<usize>>,
     /// Protocol.
     pub protocol: Protocol,
-    /// Learning rule.
-    pub method: Method,
-    /// Time bins per sample.
-    pub t_bins: usize,
-    /// Batch size of new samples (replayed ones come on top).
-    pub batch: usize,
-    /// Seed.
-    pub seed: u64,
     /// Passes over each task's stream.
     pub epochs_per_task: usize,
     /// Replay budget in bytes (0: no replay).
     pub replay_bytes: u64,
     /// Use at most this many training and this many test samples of each class.
     pub samples_per_class: Option<usize>,
-    /// STDL: labelled steps per update.
-    pub update_every: usize,
-    /// Optimiser (constant learning rate: a stream has no last epoch to anneal towards).
-    pub optimizer: OptimConfig,
-    /// Auxiliary budget override.
-    pub aux_budget: Option<String>,
     /// Continual-learning strategy of every stage (STDL only).
     #[serde(default)]
     pub strategy: crate::stdl::StrategyConfig,
+}
+
+impl Default for ContinualConfig {
+    /// Split MNIST on N-MNIST: five class-incremental tasks of two digits, one pass each,
+    /// no replay, naive.
+    fn default() -> Self {
+        Self {
+            learn: LearnConfig::default(),
+            tasks: (0..5).map(|k| vec![2 * k, 2 * k + 1]).collect(),
+            protocol: Protocol::Class,
+            epochs_per_task: 1,
+            replay_bytes: 0,
+            samples_per_class: None,
+            strategy: crate::stdl::StrategyConfig::default(),
+        }
+    }
+}
+
+impl ContinualConfig {
+    /// Checks the settings: [`LearnConfig::validate`], at least two tasks of distinct classes,
+    /// a pass per task, a valid strategy.
+    ///
+    /// # Errors
+    /// The first setting that is out of range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.learn.validate()?;
+        if self.tasks.len() < 2 || self.tasks.iter().any(Vec::is_empty) {
+            return Err(format!(
+                "continual learning needs at least two non-empty tasks, got {:?}",
+                self.tasks
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(c) = self.tasks.iter().flatten().find(|&&c| !seen.insert(c)) {
+            return Err(format!("class {c} is in more than one task: {:?}", self.tasks));
+        }
+        if self.epochs_per_task == 0 {
+            return Err("--epochs-per-task must be at least 1".into());
+        }
+        if self.samples_per_class == Some(0) {
+            return Err("--samples-per-class must be at least 1".into());
+        }
+        self.strategy.validate()
+    }
+
+    /// Reads a configuration saved as TOML or JSON, and validates it.
+    ///
+    /// # Errors
+    /// An unreadable or malformed file, or a setting out of range.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let cfg: Self = crate::store::read_config(path)?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
 }
 
 /// Replay buffer figures of a run.
@@ -267,9 +311,10 @@ fn select(samples: &[Sample], classes: &[usize], cap: Option<usize>) -> Vec<Samp
 
 /// Runs the experiment. `progress(task, batch, batches)` is called once per batch.
 pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) -> Result<ContinualResult> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
     let t0 = Instant::now();
-    let preset = Preset::load(&cfg.preset)?;
-    let ds = Dataset::open(&cfg.dataset, &cfg.root)?;
+    let preset = cfg.learn.load_preset()?;
+    let ds = Dataset::open(&cfg.learn.dataset, &cfg.learn.root)?;
     let all: Vec<usize> = cfg.tasks.iter().flatten().copied().collect();
     if let Some(&c) = all.iter().find(|&&c| c >= ds.classes.len()) {
         bail!(
@@ -339,27 +384,11 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
             cfg.tasks[k],
             tr.len(),
             te.len(),
-            cfg.root.display()
+            cfg.learn.root.display()
         );
     }
 
-    let train_cfg = TrainConfig {
-        method: cfg.method,
-        dataset: cfg.dataset.clone(),
-        root: cfg.root.clone(),
-        preset: cfg.preset.clone(),
-        epochs: cfg.epochs_per_task * cfg.tasks.len(),
-        t_bins: cfg.t_bins,
-        batch: cfg.batch,
-        seed: cfg.seed,
-        limit_samples: None,
-        update_every: cfg.update_every,
-        optimizer: cfg.optimizer,
-        aux_budget: cfg.aux_budget.clone(),
-        lr_schedule: crate::train::LrSchedule::Constant,
-        pipeline: false,
-    };
-    let mut model = Model::build(&train_cfg, &preset)?;
+    let mut model = Model::build(&cfg.learn.model_settings(false), &preset)?;
     if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
         cfg.strategy.validate().map_err(anyhow::Error::msg)?;
         match &mut model {
@@ -370,9 +399,9 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
             ),
         }
     }
-    let item_bytes = cfg.t_bins * dims.len();
+    let item_bytes = cfg.learn.t_bins * dims.len();
     let mut replay = if cfg.replay_bytes > 0 {
-        Some(ReplayBuffer::new(cfg.replay_bytes, item_bytes, cfg.seed)?)
+        Some(ReplayBuffer::new(cfg.replay_bytes, item_bytes, cfg.learn.seed)?)
     } else {
         None
     };
@@ -381,25 +410,35 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
         test_idx
             .iter()
             .zip(&cols)
-            .map(|(idx, cols)| accuracy(model, &test_set, idx, cols, &target, cfg.t_bins, cfg.batch))
+            .map(|(idx, cols)| {
+                accuracy(
+                    model,
+                    &test_set,
+                    idx,
+                    cols,
+                    &target,
+                    cfg.learn.t_bins,
+                    cfg.learn.batch,
+                )
+            })
             .collect()
     };
     let initial_accuracy = eval_all(&mut model)?;
     crate::train::stop_if_interrupted("measuring the accuracy before learning")?;
     let mut matrix = Vec::with_capacity(cfg.tasks.len());
     let mut stream_accuracy = Vec::with_capacity(cfg.tasks.len());
-    let mut rng = Rng::new(cfg.seed ^ 0xC0_47_1A_0A);
+    let mut rng = Rng::new(cfg.learn.seed ^ 0xC0_47_1A_0A);
     // Ctrl-C ends the run after the batch in flight; the result then covers the tasks learned
     // and measured in full (a task cut short, or its measurement, is left out).
-    let stop = crate::runtime::interrupt::requested;
+    let stop = crate::interrupt::requested;
     'tasks: for (k, idx) in train_idx.iter().enumerate() {
         let mut order = idx.clone();
         let (mut correct, mut seen) = (0usize, 0usize);
-        let n_batches = order.len().div_ceil(cfg.batch) * cfg.epochs_per_task;
+        let n_batches = order.len().div_ceil(cfg.learn.batch) * cfg.epochs_per_task;
         let mut b = 0;
         for pass in 0..cfg.epochs_per_task {
             rng.shuffle(&mut order);
-            for batch in train_set.loader(order.clone(), cfg.batch) {
+            for batch in train_set.loader(order.clone(), cfg.learn.batch) {
                 let batch = batch?;
                 let n = batch.samples.len();
                 let mut rows = batch.rows();
@@ -412,8 +451,11 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
                     rows.extend(picked.iter().map(|&j| Row::Counts(buf.item(j))));
                     labels.extend(picked.iter().map(|&j| buf.label(j)));
                 }
-                let (sum, _loss) =
-                    model.train_batch(cfg.t_bins, |t| step_of_rows(&rows, t, cfg.t_bins, dims), &labels);
+                let (sum, _loss) = model.train_batch(
+                    cfg.learn.t_bins,
+                    |t| step_of_rows(&rows, t, cfg.learn.t_bins, dims),
+                    &labels,
+                );
                 let pred = masked_argmax(&sum, &cols[k]);
                 correct += pred[..n].iter().zip(&labels[..n]).filter(|(a, b)| a == b).count();
                 seen += n;
@@ -421,7 +463,7 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
                     if let Some(buf) = replay.as_mut() {
                         for s in &batch.samples {
                             buf.offer_with(target[s.label], |slot| {
-                                s.write_counts(cfg.t_bins, dims.len(), slot)
+                                s.write_counts(cfg.learn.t_bins, dims.len(), slot)
                             });
                         }
                     }

@@ -1,17 +1,19 @@
-//! The streaming runtime: subnetworks as pipeline stages on their own threads.
+//! The streaming runtime, as sources → transforms → sinks: [`source`] (files, stdin, DV
+//! network streams, datasets, synthetic scenes, cameras) into a [`ring`]; binning and
+//! [`labels`] in [`stream`] (the wiring); the [`overload`] policy; the [`learner`] (the
+//! pipeline of STDL stages, with [`replay`]); and the [`sink`]s (predictions, metrics, the
+//! live [`view`], the summary). Settings: [`config`].
 
-#[cfg_attr(not(feature = "camera"), path = "no_camera.rs")]
-pub mod camera;
-pub mod interrupt;
+pub mod config;
 pub mod labels;
-pub mod pipeline;
+pub mod learner;
+pub mod overload;
 pub mod replay;
 pub mod ring;
+pub mod sink;
 pub mod source;
 pub mod stream;
 pub mod view;
-
-pub use pipeline::{Pipeline, StageOutput};
 
 /// The model's smoothed prediction: an exponential moving average of the logits, its
 /// arg-max and softmax confidence (as `stdl stream` reports them).

@@ -346,7 +346,8 @@ impl ViewFrame {
     /// level, and the event time they span (µs); clears them and schedules the next update.
     pub fn take(&mut self) -> (String, f32, u64) {
         let span = self.span.take().map_or(0, |(a, b)| b - a);
-        let sat = crate::viz::saturation_of(self.touched.iter().map(|&i| f32::from(self.counts[i as usize])));
+        let sat =
+            crate::picture::saturation_of(self.touched.iter().map(|&i| f32::from(self.counts[i as usize])));
         let data = base64(&self.counts);
         for &i in &self.touched {
             self.counts[i as usize] = 0;

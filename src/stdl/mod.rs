@@ -1,6 +1,7 @@
 //! STDL: subnetworks at the cuts, auxiliary networks chosen under a memory budget, and the
 //! online step that updates every subnetwork right after every time step.
 
+pub mod pipeline;
 pub mod plan;
 pub mod strategy;
 
@@ -11,6 +12,7 @@ use stdl_models::network::{NetworkSpec, Sequential};
 use stdl_models::optim::{OptimConfig, Optimizer};
 use stdl_models::{Dims, Layer, Rng, Tensor};
 
+pub use pipeline::{Pipeline, StageOutput, PIPELINE_QUEUE};
 pub use plan::{build_stage_layers, plan, Plan, SubnetPlan};
 pub use strategy::{StageStrategy, StrategyConfig, StrategyKind};
 
@@ -535,7 +537,7 @@ impl StdlModel {
     /// the first step, instead of rising the first time a layer's input density moves it onto
     /// its other path, 10,000 or more steps in (README, "Streaming").
     ///
-    /// With `pipelined` (the stages will run on their own threads, [`crate::runtime::Pipeline`]
+    /// With `pipelined` (the stages will run on their own threads, [`crate::stdl::Pipeline`]
     /// with queues of `queue` steps), the pool also reserves what every stage needs at its peak
     /// at the same time, plus the steps queued between stages: however the stages' steps come
     /// to overlap, none needs a new buffer (`tests/steady_heap.rs`).

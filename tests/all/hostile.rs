@@ -696,7 +696,7 @@ fn training_keeps_metrics_and_checkpoint_consistent_through_faults_and_interrupt
         let epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
         let state: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
-        let n = state["epoch"].as_u64().unwrap() as usize;
+        let n = state["progress"]["epoch"].as_u64().unwrap() as usize;
         assert_eq!(
             epochs,
             (1..=n as u64).collect::<Vec<_>>(),

@@ -1,6 +1,6 @@
 //! The streaming runtime: pipeline stages on threads give the sequential results bit for bit.
 
-use stdl::runtime::Pipeline;
+use stdl::stdl::Pipeline;
 use stdl_models::{Rng, Tensor};
 
 use crate::training::tiny_model;

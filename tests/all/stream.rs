@@ -246,7 +246,7 @@ fn ctrl_c_stops_cleanly_with_a_final_checkpoint_and_summary() {
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
     // The final checkpoint is at the very step the run stopped.
-    assert_eq!(s["steps"], c["steps"]);
+    assert_eq!(s["steps"], c["progress"]["steps"]);
     assert!(s["steps"].as_u64().unwrap() >= 500);
 }
 
@@ -344,7 +344,7 @@ fn checkpointing_stream(seed: u32, ck: &std::path::Path) -> Command {
 fn checkpoint_steps(ck: &std::path::Path) -> Option<u64> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).ok()?).ok()?;
-    v["steps"].as_u64()
+    v["progress"]["steps"].as_u64()
 }
 
 /// Waits until the checkpoint records at least `steps` (kills `child` and fails after 2 minutes).

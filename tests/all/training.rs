@@ -47,7 +47,7 @@ fn train_resume_and_eval_on_real_nmnist() {
         };
         // One epoch, then resume for the second (as after an interruption).
         run("1", false);
-        assert_eq!(json(&out.join("checkpoint/state.json"))["epoch"], 1);
+        assert_eq!(json(&out.join("checkpoint/state.json"))["progress"]["epoch"], 1);
         run("2", true);
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         let lines = crate::common::json_lines(&metrics);
@@ -358,6 +358,122 @@ fn the_plan_and_checkpoints_do_not_depend_on_the_number_of_threads() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        assert_eq!(json(&out.join("checkpoint/state.json"))["epoch"], 2);
+        assert_eq!(json(&out.join("checkpoint/state.json"))["progress"]["epoch"], 2);
+    }
+}
+
+/// Settings are data: a run's `OUT/config.toml` repeats it exactly through `--config`, a flag
+/// given overrides the file, `--surrogate` reaches the network (and its checkpoint), and one
+/// checkpoint format serves `eval` for a training run's and a stream's checkpoint alike.
+#[test]
+fn a_saved_config_repeats_a_run_and_every_command_reads_one_checkpoint_format() {
+    let Some(d) = data!() else { return };
+    let root = d.join("nmnist/slayer_NMNISTsmall");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let ok = |cmd: &mut std::process::Command| {
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let mut first = crate::common::train_nmnist(&root, "nmnist", &a);
+    first.args([
+        "--limit-samples",
+        "32",
+        "--epochs",
+        "1",
+        "--t-bins",
+        "4",
+        "--batch",
+        "8",
+    ]);
+    first.args([
+        "--seed",
+        "5",
+        "--surrogate",
+        "triangle",
+        "--lr-schedule",
+        "constant",
+    ]);
+    ok(&mut first);
+    let cfg = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("surrogate = \"triangle\"") && cfg.contains("seed = 5"),
+        "{cfg}"
+    );
+    let preset = std::fs::read_to_string(a.join("checkpoint/preset.toml")).unwrap();
+    assert!(
+        preset.contains("triangle"),
+        "the surrogate flag must reach the network: {preset}"
+    );
+    // The same run from the file alone: the same weights, bit for bit.
+    ok(stdl()
+        .args(["train", "--quiet", "--config"])
+        .arg(a.join("config.toml"))
+        .arg("--out")
+        .arg(&b));
+    let weights = |dir: &std::path::Path| std::fs::read(dir.join("checkpoint/model.safetensors")).unwrap();
+    assert_eq!(weights(&a), weights(&b), "--config must repeat the run");
+    // A flag over the file wins, and changes the run.
+    ok(stdl()
+        .args(["train", "--quiet", "--seed", "6", "--config"])
+        .arg(a.join("config.toml"))
+        .arg("--out")
+        .arg(&c));
+    assert!(std::fs::read_to_string(c.join("config.toml"))
+        .unwrap()
+        .contains("seed = 6"));
+    assert_ne!(weights(&a), weights(&c));
+    // A bad file names itself and the setting.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, cfg.replace("batch = 8", "batch = 0")).unwrap();
+    let o = stdl().args(["train", "--config"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("bad.toml") && err.contains("--batch"),
+        "{err}"
+    );
+
+    // A stream's checkpoint, evaluated like a training run's.
+    let ck = tmp.path().join("stream-ck");
+    ok(stdl()
+        .args([
+            "stream",
+            "--source",
+            "synthetic:1",
+            "--preset",
+            "nmnist",
+            "--max-steps",
+            "40",
+        ])
+        .arg("--checkpoint-dir")
+        .arg(&ck)
+        .arg("--predictions")
+        .arg(tmp.path().join("p.jsonl")));
+    let state = json(&ck.join("state.json"));
+    assert_eq!(
+        (state["version"].as_u64(), &state["progress"]["kind"]),
+        (Some(2), &serde_json::json!("stream"))
+    );
+    assert_eq!(state["progress"]["steps"], 40);
+    for dir in [a.join("checkpoint"), ck] {
+        let o = ok(stdl()
+            .args([
+                "eval",
+                "--dataset",
+                "nmnist",
+                "--limit-samples",
+                "8",
+                "--checkpoint",
+            ])
+            .arg(&dir)
+            .arg("--root")
+            .arg(&root));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["samples"], 8, "{v}");
+        assert!(
+            v["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{v}"
+        );
     }
 }

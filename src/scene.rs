@@ -19,8 +19,8 @@ use stdl_io::SensorSize;
 use stdl_models::loss::argmax;
 use stdl_models::{Dims, Preset, Tensor};
 
-use super::metrics::{avalanche_metrics, summarize};
-use super::SegmentReplayStats;
+use crate::continual::metrics::{avalanche_metrics, summarize};
+use crate::continual::SegmentReplayStats;
 use crate::runtime::replay::{ReplaySettings, StreamReplay};
 use crate::stdl::{StdlModel, StepContext, StrategyConfig, StrategyKind};
 
@@ -298,7 +298,7 @@ pub fn run_scene(cfg: &SceneConfig, probe: &Probe, name: &str) -> Result<SceneRu
         scene.set_classes(classes);
         let mut correct = 0u64;
         for k in 1..=cfg.steps_per_phase {
-            if crate::runtime::interrupt::requested() {
+            if crate::interrupt::requested() {
                 interrupted = true;
                 break 'phases;
             }

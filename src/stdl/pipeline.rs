@@ -15,6 +15,10 @@ use stdl_models::Tensor;
 
 use crate::stdl::{SpikeCount, Stage, StepContext};
 
+/// Steps queued between pipeline stages (and before the first), in `stdl stream` and in
+/// `stdl train --pipeline`.
+pub const PIPELINE_QUEUE: usize = 4;
+
 /// A stage's saved state: parameters and optimiser state, named as in checkpoints.
 pub type StageState = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
 

@@ -18,13 +18,18 @@ use neuromorphic_drivers::adapters::Adapter;
 use neuromorphic_drivers::{Identifier, Properties};
 use stdl_io::{Event, SensorSize};
 
-use crate::runtime::source::SourceOut;
+use super::{Pump, RunSource, SourceOut};
 
-/// Opens the camera (`id`: empty for the first one found, or a serial number) and writes its
-/// events until the reader goes away or the device fails.
-pub(crate) fn run(id: &str, out: &mut SourceOut) {
-    if let Err(m) = stream(id, out) {
-        out.fail(m);
+/// A USB camera: empty for the first one found, or a serial number.
+pub(crate) struct Camera(pub String);
+
+impl RunSource for Camera {
+    /// Opens the camera and writes its events until the reader goes away or the device
+    /// fails.
+    fn run(&self, out: &mut SourceOut, _: &Pump) {
+        if let Err(m) = stream(&self.0, out) {
+            out.fail(m);
+        }
     }
 }
 
