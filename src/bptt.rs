@@ -21,7 +21,7 @@ pub struct BpttModel {
 
 impl BpttModel {
     /// Builds the network, seeded.
-    pub fn new(spec: NetworkSpec, seed: u64, opt: OptimConfig) -> anyhow::Result<Self> {
+    pub fn new(spec: NetworkSpec, seed: u64, opt: OptimConfig) -> crate::error::Result<Self> {
         let mut rng = Rng::new(seed);
         let dims = spec.unit_dims()?;
         let mut net = Sequential::default();
@@ -111,14 +111,14 @@ impl BpttModel {
     }
 
     /// Loads [`BpttModel::named_params`].
-    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> crate::error::Result<()> {
         for (i, l) in self.net.layers.iter_mut().enumerate() {
             for p in l.params_mut() {
                 let key = format!("net.{i}.{}", p.name);
                 let v = named
                     .get(&key)
-                    .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
-                anyhow::ensure!(v.len() == p.value.len(), "{key}: size mismatch");
+                    .ok_or_else(|| crate::error::Error::msg(format!("checkpoint lacks {key}")))?;
+                crate::error::ensure!(v.len() == p.value.len(), "{key}: size mismatch");
                 p.value.copy_from_slice(v);
             }
         }

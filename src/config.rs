@@ -80,7 +80,7 @@ impl LearnConfig {
     ///
     /// # Errors
     /// A preset that is neither built in nor a readable TOML file.
-    pub fn load_preset(&self) -> anyhow::Result<Preset> {
+    pub fn load_preset(&self) -> crate::error::Result<Preset> {
         let mut preset = Preset::load(&self.preset)?;
         if let Some(s) = self.surrogate {
             preset.neuron.surrogate = s;
@@ -220,10 +220,10 @@ impl TrainConfig {
     ///
     /// # Errors
     /// An unreadable or malformed file, or a setting out of range.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+    pub fn load(path: &std::path::Path) -> crate::error::Result<Self> {
         let cfg: Self = crate::store::read_config(path)?;
         cfg.validate()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| crate::error::Error::msg(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
 }

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use crossbeam_channel::{bounded, Receiver};
 use stdl_io::datasets::{Dataset, Sample};
 use stdl_io::frames::{Channels, Edge, EventBins, Geometry};
@@ -35,12 +35,12 @@ pub const QUEUE_BATCHES: usize = 2;
 /// # Errors
 /// When `dims` does not have 2 channels or the frame has more cells than a `u32` counts.
 pub fn frame_geometry(sensor: SensorSize, dims: Dims) -> Result<Geometry> {
-    anyhow::ensure!(
+    crate::error::ensure!(
         dims.c == 2,
         "frames have 2 polarity channels; the preset's input has {}",
         dims.c
     );
-    anyhow::ensure!(
+    crate::error::ensure!(
         dims.w <= u16::MAX as usize && dims.h <= u16::MAX as usize && (dims.len() as u64) < u32::MAX as u64,
         "the preset's input {dims} is too large for event frames"
     );
@@ -258,9 +258,14 @@ impl Drop for Loader {
 }
 
 /// The labels of `samples` must be below `classes` (the outputs of the preset named `preset`).
-pub fn check_labels(ds: &Dataset, samples: &[Sample], classes: usize, preset: &str) -> anyhow::Result<()> {
+pub fn check_labels(
+    ds: &Dataset,
+    samples: &[Sample],
+    classes: usize,
+    preset: &str,
+) -> crate::error::Result<()> {
     match samples.iter().max_by_key(|s| s.label) {
-        Some(s) if s.label >= classes => anyhow::bail!(
+        Some(s) if s.label >= classes => crate::error::bail!(
             "{} has labels up to {} ({} classes; {}) but preset {preset} has {classes} outputs: \
              choose a preset with at least {} classes",
             ds.name,
@@ -306,7 +311,7 @@ impl SampleSet {
 
     /// Refuses, before anything is learned, a set whose labels a network with `classes`
     /// outputs cannot learn (a dataset of 10 classes on a 4-class preset).
-    pub fn check_labels(&self, classes: usize, preset: &str) -> anyhow::Result<()> {
+    pub fn check_labels(&self, classes: usize, preset: &str) -> crate::error::Result<()> {
         check_labels(&self.ds, &self.samples, classes, preset)
     }
 

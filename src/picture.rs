@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use stdl_io::frames::{Channels, Frame, Geometry};
 
 /// An 8-bit RGB image.

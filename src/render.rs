@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use plotters::prelude::*;
 use stdl_io::datasets::{Dataset, Split};
 use stdl_io::frames::{Channels, Frame, Geometry, StreamBinner};
@@ -304,23 +304,24 @@ impl Painter {
         {
             let root = BitMapBackend::with_buffer(&mut self.rgb, (w, h)).into_drawing_area();
             root.fill(&RGBColor(20, 20, 24))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| crate::error::Error::msg(format!("{e}")))?;
             if let Some((line1, line2, conf, bar)) = text {
                 let style = ("sans-serif", 14).into_font().color(&WHITE);
                 root.draw(&Text::new(line1.to_owned(), (4, 3), style.clone()))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| crate::error::Error::msg(format!("{e}")))?;
                 let grey = ("sans-serif", 12).into_font().color(&RGBColor(170, 170, 170));
                 root.draw(&Text::new(line2.to_owned(), (4, 20), grey))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| crate::error::Error::msg(format!("{e}")))?;
                 let c = BAR[bar as usize];
                 let len = ((w as f32 - 8.0) * conf.clamp(0.0, 1.0)).round() as i32;
                 root.draw(&Rectangle::new(
                     [(4, h as i32 - 4), (4 + len, h as i32 - 1)],
                     RGBColor(c[0], c[1], c[2]).filled(),
                 ))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| crate::error::Error::msg(format!("{e}")))?;
             }
-            root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+            root.present()
+                .map_err(|e| crate::error::Error::msg(format!("{e}")))?;
         }
         let top = (fh * self.scale * self.width) as usize;
         for (o, px) in out[top..].iter_mut().zip(self.rgb.chunks_exact(3)) {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use crate::error::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use stdl_io::frames::{Channels, Geometry};
 use stdl_io::sources::{SyntheticConfig, SyntheticScene};
@@ -101,7 +101,7 @@ impl SceneConfig {
             self.segment_ms > 0 && (self.segment_ms * 1000) % BIN_US == 0,
             "a training segment must be a whole number of 10 ms bins"
         );
-        self.strategy.validate().map_err(anyhow::Error::msg)
+        self.strategy.validate().map_err(crate::error::Error::msg)
     }
 }
 
@@ -159,7 +159,7 @@ impl Probe {
         let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
         let classes = preset.classes;
         if let Some(c) = cfg.phases.iter().flatten().find(|&&c| c >= classes) {
-            anyhow::bail!(
+            crate::error::bail!(
                 "class {c} is not one of preset {}'s {classes} classes",
                 preset.name
             );

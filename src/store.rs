@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 pub use stdl_io::output::{commit_all, write_atomic, AtomicFile, DirLock};
 

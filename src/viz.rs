@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::picture::{write_png, Rgb};
 
@@ -27,7 +27,7 @@ pub fn draw_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Canvas) -> Dra
         root.present()?;
         Ok(())
     })();
-    drawn.map_err(|e| anyhow::anyhow!("plotting {}: {e}", path.display()))?;
+    drawn.map_err(|e| crate::error::Error::msg(format!("plotting {}: {e}", path.display())))?;
     write_png(path, &Rgb::new(size, buf))
 }
 

@@ -88,7 +88,7 @@ fn plot_curve(
     chance: f32,
 ) -> Result<()> {
     use plotters::prelude::*;
-    stdl::viz::draw_png(path, (800, 420), |root| {
+    Ok(stdl::viz::draw_png(path, (800, 420), |root| {
         let xmax = curve.last().map_or(1.0, |p| p.0);
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -131,7 +131,7 @@ fn plot_curve(
             .background_style(WHITE)
             .draw()?;
         Ok(())
-    })
+    })?)
 }
 
 /// Twelve 50 ms frames of the synthetic scene at full resolution.
@@ -145,10 +145,10 @@ fn frames_strip(out: &std::path::Path, cfg: &SyntheticConfig) -> Result<()> {
         binner.push(&events, |f| frames.push(f));
     }
     frames.truncate(12);
-    stdl::picture::write_png(
+    Ok(stdl::picture::write_png(
         out,
         &stdl::picture::render_strip(&frames, &geom, 128, stdl::picture::FrameStyle::Dark),
-    )
+    )?)
 }
 
 pub fn run(a: &DemoArgs) -> Result<()> {

@@ -113,12 +113,12 @@ pub fn run(a: &ContinualDemoArgs) -> Result<()> {
     let probe = Probe::new(&base)?;
     // The runs two at a time, one core each (each on a one-thread pool of its own).
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<SceneRun>>> = (0..configs.len()).map(|_| None).collect();
+    let mut results: Vec<Option<stdl::error::Result<SceneRun>>> = (0..configs.len()).map(|_| None).collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(configs.len())
         .max(1);
-    let done: Vec<Vec<(usize, Result<SceneRun>)>> = std::thread::scope(|s| {
+    let done: Vec<Vec<(usize, stdl::error::Result<SceneRun>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
@@ -156,7 +156,7 @@ pub fn run(a: &ContinualDemoArgs) -> Result<()> {
     let runs: Vec<SceneRun> = results
         .into_iter()
         .map(|r| r.expect("every run ran"))
-        .collect::<Result<_>>()?;
+        .collect::<stdl::error::Result<_>>()?;
     for r in &runs {
         print_run(r);
     }

@@ -3,7 +3,7 @@
 //! of a stream interleaved with its live steps (`stdl stream --replay-bytes`, `stdl demo
 //! continual`).
 
-use anyhow::{ensure, Context, Result};
+use crate::error::{ensure, Context, Result};
 use stdl_models::Rng;
 
 /// A reservoir-sampled replay buffer with a fixed capacity in bytes (Vitter's algorithm R):

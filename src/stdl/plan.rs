@@ -74,7 +74,7 @@ pub fn cost(body: &Sequential, head: &Sequential, batch: usize, opt_floats: usiz
 
 /// A subnetwork's layers as the trainer runs them: its input is detached, so its first
 /// convolution computes no input gradient (and the memory model counts none).
-fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> anyhow::Result<Sequential> {
+fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> crate::error::Result<Sequential> {
     let dims = spec.unit_dims()?;
     let mut s = Sequential::default();
     for u in units {
@@ -95,7 +95,7 @@ fn build_head(
     is_last: bool,
     aux: &[usize],
     rng: &mut Rng,
-) -> anyhow::Result<Sequential> {
+) -> crate::error::Result<Sequential> {
     if is_last {
         let dims = spec.unit_dims()?;
         Ok(spec.build_readout(dims[units.end], rng))
@@ -110,7 +110,7 @@ pub fn build_stage_layers(
     spec: &NetworkSpec,
     sp: &SubnetPlan,
     rng: &mut Rng,
-) -> anyhow::Result<(Sequential, Sequential)> {
+) -> crate::error::Result<(Sequential, Sequential)> {
     let body = build_body(spec, sp.units.clone(), rng)?;
     let head = build_head(spec, &sp.units, sp.is_last, &sp.aux_units, rng)?;
     Ok((body, head))
@@ -123,7 +123,7 @@ pub fn plan(
     batch: usize,
     budget: Option<&Budget>,
     opt_floats: usize,
-) -> anyhow::Result<Plan> {
+) -> crate::error::Result<Plan> {
     let mut rng = Rng::new(0);
     let ranges = spec.subnets();
     let k = ranges.len();
@@ -138,7 +138,7 @@ pub fn plan(
     }
     let default_budget = *bare.iter().max().unwrap();
     let budget = match budget.or(spec.preset.aux_budget.as_ref()) {
-        Some(b) => b.resolve(default_budget).map_err(anyhow::Error::msg)?,
+        Some(b) => b.resolve(default_budget).map_err(crate::error::Error::msg)?,
         None => default_budget,
     };
     let mut subnets = Vec::new();

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::error::Result;
 use serde::Serialize;
 use stdl_io::SensorSize;
 use stdl_models::Preset;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::stdl::SpikeCount;
 
