@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use crossbeam_channel::RecvTimeoutError;
 use serde::{Deserialize, Serialize};
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
+use stdl_models::pool::{Fit, FitScope};
 use stdl_models::preset::Budget;
 use stdl_models::{Preset, Tensor};
 
@@ -122,16 +123,9 @@ impl Model {
                 )?;
                 let mut m = StdlModel::new(spec, p, s.seed, s.optimizer, s.update_every)?;
                 m.pipeline = s.pipeline;
-                // One subnetwork after another: they share spares of similar sizes. As
-                // overlapping pipeline stages, each keeps to its own (pool::set_fit).
-                stdl_models::pool::set_fit(if s.pipeline { 1 } else { 4 });
                 Model::Stdl(Box::new(m))
             }
-            Method::Bptt => {
-                // Activations live for the whole sequence: a spare 4× too large would be pinned.
-                stdl_models::pool::set_fit(1);
-                Model::Bptt(Box::new(BpttModel::new(spec, s.seed, s.optimizer)?))
-            }
+            Method::Bptt => Model::Bptt(Box::new(BpttModel::new(spec, s.seed, s.optimizer)?)),
         })
     }
 
@@ -148,6 +142,17 @@ impl Model {
         }
     }
 
+    /// The buffer pool's fit while this model runs ([`stdl_models::pool::Fit`]): STDL's
+    /// subnetworks one after another share spares of similar sizes (up to 4×); as
+    /// overlapping pipeline stages each keeps to its own class; BPTT keeps activations for
+    /// the whole sequence, where a spare 4× too large would be pinned.
+    pub fn pool_fit(&self) -> Fit {
+        match self {
+            Model::Stdl(m) if !(m.pipeline && m.stages.len() > 1) => Fit::up_to(4),
+            _ => Fit::OWN_CLASS,
+        }
+    }
+
     /// Trains on one batch of sequences of `t_bins` steps, `frame(t)` making step `t`'s
     /// batch when it is learned; returns the summed readout logits and the mean loss.
     pub fn train_batch(
@@ -157,6 +162,7 @@ impl Model {
         labels: &[usize],
     ) -> (Tensor, f32) {
         assert!(t_bins > 0, "a sequence has at least one step");
+        let _fit = FitScope::enter(self.pool_fit());
         match self {
             Model::Stdl(m) if m.pipeline && m.stages.len() > 1 => {
                 // The subnetworks as pipeline stages on their own threads, overlapping
@@ -224,6 +230,7 @@ impl Model {
     /// Summed readout logits of a batch of sequences of `t_bins` steps, no learning.
     pub fn infer_batch(&mut self, t_bins: usize, mut frame: impl FnMut(usize) -> Tensor) -> Tensor {
         assert!(t_bins > 0, "a sequence has at least one step");
+        let _fit = FitScope::enter(self.pool_fit());
         match self {
             Model::Stdl(m) => {
                 m.reset_state();

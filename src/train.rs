@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Error, Result};
 use serde::Serialize;
 use stdl_io::datasets::{Dataset, Sample, Split};
 use stdl_models::loss::{argmax, cross_entropy};
@@ -46,7 +46,7 @@ pub fn evaluate(model: &mut Model, set: &SampleSet, t_bins: usize, batch: usize)
 /// An error once Ctrl-C or SIGTERM asked to stop (where a handler is installed: `train`).
 pub fn stop_if_interrupted(doing: &str) -> Result<()> {
     if crate::interrupt::requested() {
-        bail!("interrupted while {doing}");
+        return Err(Error::Interrupted(format!("interrupted while {doing}")));
     }
     Ok(())
 }
@@ -92,7 +92,7 @@ pub fn train(
     mut progress: impl FnMut(usize, usize, usize),
     mut on_epoch: impl FnMut(&[EpochMetrics]),
 ) -> Result<TrainResult> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate().map_err(crate::error::Error::msg)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // One run per output directory: a second one fails here, before it could overwrite.
     let _lock = crate::store::DirLock::acquire(out)?;
@@ -149,6 +149,7 @@ pub fn train(
     test_set.check_labels(preset.classes, &preset.name)?;
     // Both convolution paths' buffers before the first batch: the steady state from the start
     // (no number changes; tests/all/stream.rs).
+    let _fit = stdl_models::pool::FitScope::enter(model.pool_fit());
     if let Model::Stdl(m) = &mut model {
         let pipelined = m.pipeline.then_some(PIPELINE_QUEUE);
         m.warm_up(cfg.learn.batch, pipelined);
@@ -176,12 +177,12 @@ pub fn train(
             if crate::interrupt::requested() {
                 // Between two batches (a batch's sequence also ends early on Ctrl-C): the
                 // checkpoint keeps the last completed epoch.
-                bail!(
+                return Err(Error::Interrupted(format!(
                     "interrupted in epoch {} (batch {} of {n_batches}); {}",
                     epoch + 1,
                     bi + 1,
                     kept()
-                );
+                )));
             }
             let b = b?;
             let labels = b.labels();
@@ -189,7 +190,7 @@ pub fn train(
                 model.train_batch(cfg.learn.t_bins, |t| b.step(t, cfg.learn.t_bins, dims), &labels);
             if !loss.is_finite() || model.diverged() {
                 // The weights are lost from here on; the last checkpoint (if any) is kept.
-                bail!(
+                return Err(Error::Diverged(format!(
                     "training diverged (loss {loss}, weights finite: {}) at epoch {} batch {} of \
                      {n_batches}; lower the learning rate (now {}); {}",
                     !model.diverged(),
@@ -197,7 +198,7 @@ pub fn train(
                     bi + 1,
                     cfg.lr_schedule.lr(cfg.learn.optimizer.lr, epoch, cfg.epochs),
                     kept()
-                );
+                )));
             }
             correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
             loss_sum += loss as f64;

@@ -112,8 +112,8 @@ fn measure(spec: &NetworkSpec, p: &stdl::stdl::Plan, k: usize, x: &Tensor, label
 
 #[test]
 fn predicted_step_memory_is_within_25_percent_of_measured() {
-    // The buffer pool as `stdl train` sets it for STDL (train::Model::build).
-    stdl_models::pool::set_fit(4);
+    // The buffer pool as `stdl train` runs STDL (stdl::model::Model::pool_fit).
+    let _fit = stdl_models::pool::FitScope::enter(stdl_models::pool::Fit::up_to(4));
     let data = shared_data();
     let mut worst: (f64, String) = (1.0, String::new());
     for (name, batch) in [

@@ -66,7 +66,7 @@ impl std::ops::Deref for EventBatch {
 }
 
 /// Sensor resolution in pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct SensorSize {
     /// Columns.
     pub width: u16,

@@ -1,10 +1,10 @@
 //! The event formats `stdl-io` reads, by name ([`Format`]): a leaf module that the error
 //! type and the readers both name. Detection and parsing a name are in [`crate::formats`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The event formats `stdl-io` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Format {
@@ -15,6 +15,7 @@ pub enum Format {
     /// AEDAT 4.0 (DV flatbuffer packets).
     Aedat4,
     /// ATIS 40-bit `.bin` (N-MNIST, N-Caltech101).
+    #[serde(alias = "bin")]
     AtisBin,
     /// Prophesee EVT 2.0.
     Evt2,

@@ -77,20 +77,59 @@ impl Class {
 
 static POOL: Mutex<BTreeMap<usize, Class>> = Mutex::new(BTreeMap::new());
 
-/// How far above its own class a request may take a spare when its class has none (1: its
-/// own class only). See [`set_fit`].
+/// The fit in force ([`FitScope`]): how far above its own class a request may take a spare.
 static FIT: AtomicUsize = AtomicUsize::new(1);
 
-/// Lets a request whose class has no spare take one of a larger class, up to `factor` times
-/// its size (1, the default: its own class only). Work that runs one subnetwork after another
-/// on one thread (`stdl train`) gains from sharing: subnetworks whose buffers differ by 2–4×
-/// use the same spares (`dvs-gesture` at batch 8: 54 instead of 66 MB), and the order of its
-/// requests is the same at every step, so the pool still stops growing after the first step
-/// (`tests/steady_heap.rs`, batched). Pipeline stages overlapping in time must keep to their
-/// own classes: a stage taking another's larger spare would make the pool grow whenever the
-/// stages' timing changed. Process-wide, like the pool.
-pub fn set_fit(factor: usize) {
-    FIT.store(factor.max(1), Ordering::Relaxed);
+/// How far above its own class a request may take a spare when its class has none. Work
+/// that runs one subnetwork after another on one thread (`stdl train`) gains from sharing:
+/// subnetworks whose buffers differ by 2–4× use the same spares (`dvs-gesture` at batch 8:
+/// 54 instead of 66 MB), and the order of its requests is the same at every step, so the
+/// pool still stops growing after the first step (`tests/steady_heap.rs`, batched). Pipeline
+/// stages overlapping in time must keep to their own classes ([`Fit::OWN_CLASS`]): a stage
+/// taking another's larger spare would make the pool grow whenever the stages' timing
+/// changed. A fit is a value chosen by how a model runs, in force only while it runs
+/// ([`FitScope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fit(usize);
+
+impl Fit {
+    /// A request takes a spare of its own class only (pipeline stages, BPTT; the default when
+    /// no scope is in force).
+    pub const OWN_CLASS: Fit = Fit(1);
+
+    /// A request whose class has no spare may take one up to `factor` times its size.
+    pub const fn up_to(factor: usize) -> Fit {
+        Fit(if factor == 0 { 1 } else { factor })
+    }
+
+    /// The factor.
+    pub fn factor(self) -> usize {
+        self.0
+    }
+}
+
+/// Puts a [`Fit`] in force until dropped, then restores the one before (scopes nest). The
+/// pool is one per process, and so is the fit in force: a model enters its fit for the
+/// duration of a batch or a stream, and building a model changes nothing.
+#[derive(Debug)]
+#[must_use = "the fit is in force only while the scope lives"]
+pub struct FitScope {
+    previous: usize,
+}
+
+impl FitScope {
+    /// Puts `fit` in force.
+    pub fn enter(fit: Fit) -> Self {
+        Self {
+            previous: FIT.swap(fit.0, Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for FitScope {
+    fn drop(&mut self) {
+        FIT.store(self.previous, Ordering::Relaxed);
+    }
 }
 
 fn with_pool<R>(f: impl FnOnce(&mut BTreeMap<usize, Class>) -> R) -> Option<R> {

@@ -35,7 +35,7 @@ pub struct ContinualArgs {
     /// Use at most N training and N test samples of each class.
     #[arg(long)]
     pub samples_per_class: Option<usize>,
-    /// Output directory: continual.json, continual.png.
+    /// Output directory: config.toml, continual.json, continual.png.
     #[arg(long, default_value = "out/continual")]
     pub out: PathBuf,
     /// Print continual.json to stdout instead of the table.
@@ -88,6 +88,9 @@ impl ContinualArgs {
 pub fn run_continual(a: &ContinualArgs) -> Result<()> {
     let l = &a.learn;
     let cfg = a.config()?;
+    // The run's settings beside its results: `stdl continual --config OUT/config.toml`.
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    stdl::store::write_config(&a.out.join("config.toml"), &cfg)?;
     if !a.compare.is_empty() {
         return compare(a, cfg);
     }

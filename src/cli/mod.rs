@@ -390,7 +390,9 @@ fn run_info(a: &InfoArgs) -> Result<()> {
 
 /// Parses the command line and runs the command; errors go to stderr with exit code 1.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let res = match &cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Info(a) => run_info(a),
@@ -404,7 +406,9 @@ pub fn run() -> ExitCode {
         Command::Bench(BenchCommand::Soak(a)) => bench::soak(a),
         Command::Bench(BenchCommand::Realtime(a)) => bench::realtime(a),
         Command::Plan(a) => train::run_plan(a),
-        Command::Stream(a) => stream::run_stream(a),
+        Command::Stream(a) => {
+            stream::run_stream(a, matches.subcommand_matches("stream").expect("stream's matches"))
+        }
         Command::Train(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
         Command::Continual(a) => continual::run_continual(a),

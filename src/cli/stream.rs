@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use stdl::runtime::replay::ReplaySettings;
 use stdl::runtime::stream::{run, Overload, Source, StreamConfig};
 
 #[derive(Args, Debug)]
@@ -12,6 +17,14 @@ pub struct StreamArgs {
     /// camera://SERIAL (USB cameras: build with `--features camera`).
     #[arg(long, default_value = "synthetic")]
     pub source: String,
+    /// Settings from a file (TOML, or JSON by extension), such as one --save-config wrote;
+    /// flags given on the command line override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Write the run's settings (the file, the defaults and the flags together) to this file
+    /// before it starts: `--config FILE` repeats the run.
+    #[arg(long)]
+    pub save_config: Option<PathBuf>,
     /// Serve a live page of the stream at HOST:PORT (default 127.0.0.1:8765; port 0 picks a
     /// free one): the frame, the prediction per class, the label, running accuracy over
     /// time, events/s, dropped bins and lag. Loopback unless another address is named;
@@ -29,14 +42,14 @@ pub struct StreamArgs {
     #[arg(long, default_value = "train")]
     pub split: String,
     /// Network preset (name or TOML file).
-    #[arg(long, default_value = "dvs-gesture", conflicts_with = "checkpoint")]
+    #[arg(long, default_value_t = StreamConfig::default().preset, conflicts_with = "checkpoint")]
     pub preset: String,
     /// Start from a trained model instead of a fresh preset network: the OUT/checkpoint
     /// directory of `stdl train --method stdl`, or a stream's --checkpoint-dir.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Time bin in microseconds (one learning step per bin).
-    #[arg(long, default_value_t = 10_000, value_parser = super::at_least_one::<u64>)]
+    #[arg(long, default_value_t = StreamConfig::default().bin_us, value_parser = super::at_least_one::<u64>)]
     pub bin_us: u64,
     /// Stop after this many time steps.
     #[arg(long, value_parser = super::at_least_one::<u64>)]
@@ -51,13 +64,13 @@ pub struct StreamArgs {
     #[arg(long, value_parser = super::positive::<f64>)]
     pub speed: Option<f64>,
     /// Prediction smoothing horizon in steps (exponential moving average of the logits).
-    #[arg(long, default_value_t = 20.0, value_parser = super::positive::<f32>)]
+    #[arg(long, default_value_t = StreamConfig::default().ema_steps, value_parser = super::positive::<f32>)]
     pub ema_steps: f32,
     /// Seed of the network.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = StreamConfig::default().seed)]
     pub seed: u64,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, value_parser = super::positive::<f32>)]
+    #[arg(long, default_value_t = StreamConfig::default().lr, value_parser = super::positive::<f32>)]
     pub lr: f32,
     /// Predictions as JSON lines to this file (default: stdout).
     #[arg(long)]
@@ -69,7 +82,7 @@ pub struct StreamArgs {
     #[arg(long)]
     pub summary: Option<PathBuf>,
     /// Seconds between metric lines.
-    #[arg(long, default_value_t = 2.0, value_parser = super::non_negative)]
+    #[arg(long, default_value_t = StreamConfig::default().metrics_every_s, value_parser = super::non_negative)]
     pub metrics_every_s: f64,
     /// Write checkpoints (weights, optimiser state, stream position) to this directory.
     #[arg(long)]
@@ -98,16 +111,16 @@ pub struct StreamArgs {
     /// A jump in event time larger than this many microseconds (a long pause, a corrupt time
     /// word) is skipped: bins resume at the next event, and the summary counts `time_jumps`.
     /// 0: bin every gap, one empty bin per step.
-    #[arg(long, default_value_t = stdl::runtime::stream::DEFAULT_MAX_GAP_US)]
+    #[arg(long, default_value_t = StreamConfig::default().max_gap_us.unwrap_or(0))]
     pub max_gap_us: u64,
     /// Treat a time jump beyond --max-gap-us as an error (exit 1 after the summary).
     #[arg(long)]
     pub strict: bool,
     /// dv-tcp://: seconds to wait for the server to accept a connection.
-    #[arg(long, default_value_t = 5.0, value_parser = super::positive::<f64>)]
+    #[arg(long, default_value_t = StreamConfig::default().connect_timeout.as_secs_f64(), value_parser = super::positive::<f64>)]
     pub connect_timeout_s: f64,
     /// dv-tcp://: seconds without a byte from the server before reconnecting.
-    #[arg(long, default_value_t = 10.0, value_parser = super::positive::<f64>)]
+    #[arg(long, default_value_t = StreamConfig::default().read_timeout.as_secs_f64(), value_parser = super::positive::<f64>)]
     pub read_timeout_s: f64,
     /// Time every stage, layer and phase (forward, backward, weight and input gradient,
     /// optimiser, pipeline waits) and each layer's input density: `profile` in the summary.
@@ -119,10 +132,10 @@ pub struct StreamArgs {
     #[arg(long, value_parser = super::bytes, default_value = "0", conflicts_with = "no_learn")]
     pub replay_bytes: u64,
     /// Replayed steps per live labelled step (1: as many replayed as live).
-    #[arg(long, default_value_t = 1.0, value_parser = super::non_negative, requires = "replay_bytes")]
+    #[arg(long, default_value_t = ReplaySettings::default().ratio, value_parser = super::non_negative, requires = "replay_bytes")]
     pub replay_ratio: f64,
     /// Bins per replayed segment.
-    #[arg(long, default_value_t = 8, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
+    #[arg(long, default_value_t = ReplaySettings::default().segment_bins, value_parser = super::at_least_one::<usize>, requires = "replay_bytes")]
     pub replay_segment_bins: usize,
     /// When the source ends, drop its last, partial bin (default: it is binned and learned
     /// from, as `stdl frames` does).
@@ -138,76 +151,124 @@ pub struct StreamArgs {
     pub read: super::ReadArgs,
 }
 
-pub fn run_stream(a: &StreamArgs) -> Result<()> {
-    let every: Option<(Option<u64>, Option<f64>)> = match &a.checkpoint_every {
-        None => None,
-        Some(v) => Some(match v.strip_suffix('s') {
-            Some(secs) => (
-                None,
-                Some(
-                    secs.parse()
-                        .map_err(|_| anyhow::anyhow!("--checkpoint-every {v:?}: expected N or Ns"))?,
-                ),
-            ),
-            None => (
-                Some(
-                    v.parse()
-                        .map_err(|_| anyhow::anyhow!("--checkpoint-every {v:?}: expected N or Ns"))?,
-                ),
-                None,
-            ),
-        }),
-    };
-    let source = match (&a.dataset, &a.root) {
-        (Some(name), Some(root)) => Source::Dataset {
-            name: name.clone(),
-            root: root.clone(),
-            split: a.split.parse()?,
-        },
-        _ => Source::parse(&a.source)?,
-    };
-    let cfg = StreamConfig {
-        format: a.read.format,
-        sensor_size: a.read.sensor_size,
-        bin_us: a.bin_us,
-        max_steps: a.max_steps,
-        learn: !a.no_learn,
-        labels_csv: a.labels.clone(),
-        speed: a.speed,
-        ema_steps: a.ema_steps,
-        seed: a.seed,
-        lr: a.lr,
-        predictions: a.predictions.clone(),
-        metrics: a.metrics.clone(),
-        summary: a.summary.clone(),
-        metrics_every_s: a.metrics_every_s,
-        checkpoint_dir: a.checkpoint_dir.clone(),
-        checkpoint_every_steps: every.and_then(|e| e.0),
-        checkpoint_every_s: every.and_then(|e| e.1),
-        resume: a.resume,
-        live_labels: a.live_labels.clone(),
-        overload: a.overload,
-        checkpoint: a.checkpoint.clone(),
-        report_at_steps: a.report_at_steps.clone(),
-        max_gap_us: (a.max_gap_us > 0).then_some(a.max_gap_us),
-        strict: a.strict,
-        connect_timeout: std::time::Duration::from_secs_f64(a.connect_timeout_s.min(1e6)),
-        read_timeout: std::time::Duration::from_secs_f64(a.read_timeout_s.min(1e6)),
-        profile: a.profile,
-        view: a.view.clone(),
-        class_names: Vec::new(),
-        replay: (a.replay_bytes > 0).then_some(stdl::runtime::replay::ReplaySettings {
-            bytes: a.replay_bytes,
-            ratio: a.replay_ratio,
-            segment_bins: a.replay_segment_bins,
-        }),
-        strategy: a.strategy.config(),
-        drop_partial: a.drop_partial,
-        min_step: a
+impl StreamArgs {
+    /// The run's settings: the `--config` file's (else the defaults, which are also the
+    /// flags' defaults), with every flag given on the command line over them.
+    pub fn config(&self, m: &ArgMatches) -> Result<StreamConfig> {
+        let a = self;
+        let file = a.config.is_some();
+        let mut cfg = match &a.config {
+            Some(p) => StreamConfig::load(p)?,
+            None => StreamConfig::default(),
+        };
+        // Without a file every flag applies (its default is the config's); with one, only
+        // those given.
+        let given = |id: &str| !file || m.value_source(id) == Some(ValueSource::CommandLine);
+        macro_rules! set {
+            ($($field:ident = $value:expr),* $(,)?) => {
+                $( if given(stringify!($field)) { cfg.$field = $value; } )*
+            };
+        }
+        if given("source") || given("dataset") {
+            cfg.source = match (&a.dataset, &a.root) {
+                (Some(name), Some(root)) => Source::Dataset {
+                    name: name.clone(),
+                    root: root.clone(),
+                    split: a.split.parse()?,
+                },
+                _ => Source::parse(&a.source)?,
+            };
+        }
+        if let Some(v) = &a.checkpoint_every {
+            let bad = || anyhow::anyhow!("--checkpoint-every {v:?}: expected N or Ns");
+            (cfg.checkpoint_every_steps, cfg.checkpoint_every_s) = match v.strip_suffix('s') {
+                Some(secs) => (None, Some(secs.parse().map_err(|_| bad())?)),
+                None => (Some(v.parse().map_err(|_| bad())?), None),
+            };
+        }
+        set!(
+            preset = a.preset.clone(),
+            bin_us = a.bin_us,
+            ema_steps = a.ema_steps,
+            seed = a.seed,
+            lr = a.lr,
+            metrics_every_s = a.metrics_every_s,
+            overload = a.overload,
+        );
+        if given("connect_timeout_s") {
+            cfg.connect_timeout = Duration::from_secs_f64(a.connect_timeout_s.min(1e6));
+        }
+        if given("read_timeout_s") {
+            cfg.read_timeout = Duration::from_secs_f64(a.read_timeout_s.min(1e6));
+        }
+        if given("max_gap_us") {
+            cfg.max_gap_us = (a.max_gap_us > 0).then_some(a.max_gap_us);
+        }
+        macro_rules! some {
+            ($($field:ident = $value:expr),* $(,)?) => {
+                $( if $value.is_some() { cfg.$field = $value; } )*
+            };
+        }
+        // Flags without a default: given when present.
+        some!(
+            format = a.read.format,
+            sensor_size = a.read.sensor_size,
+            max_steps = a.max_steps,
+            labels_csv = a.labels.clone(),
+            speed = a.speed,
+            predictions = a.predictions.clone(),
+            metrics = a.metrics.clone(),
+            summary = a.summary.clone(),
+            checkpoint_dir = a.checkpoint_dir.clone(),
+            live_labels = a.live_labels.clone(),
+            checkpoint = a.checkpoint.clone(),
+            view = a.view.clone(),
+        );
+        if !a.report_at_steps.is_empty() {
+            cfg.report_at_steps = a.report_at_steps.clone();
+        }
+        cfg.learn &= !a.no_learn;
+        cfg.resume |= a.resume;
+        cfg.strict |= a.strict;
+        cfg.profile |= a.profile;
+        cfg.drop_partial |= a.drop_partial;
+        if given("replay_bytes") || given("replay_ratio") || given("replay_segment_bins") {
+            let r = cfg.replay.unwrap_or_default();
+            let r = ReplaySettings {
+                bytes: if given("replay_bytes") {
+                    a.replay_bytes
+                } else {
+                    r.bytes
+                },
+                ratio: if given("replay_ratio") {
+                    a.replay_ratio
+                } else {
+                    r.ratio
+                },
+                segment_bins: if given("replay_segment_bins") {
+                    a.replay_segment_bins
+                } else {
+                    r.segment_bins
+                },
+            };
+            cfg.replay = (r.bytes > 0).then_some(r);
+        }
+        if !file || a.strategy.strategy.is_some() {
+            cfg.strategy = a.strategy.config();
+        }
+        cfg.min_step = a
             .debug_min_step_ms
-            .map(|ms| std::time::Duration::from_secs_f64(ms.min(1e6) / 1e3)),
-        ..StreamConfig::new(source, a.preset.clone())
-    };
+            .map(|ms| Duration::from_secs_f64(ms.min(1e6) / 1e3));
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+}
+
+pub fn run_stream(a: &StreamArgs, m: &ArgMatches) -> Result<()> {
+    let cfg = a.config(m)?;
+    if let Some(p) = &a.save_config {
+        stdl::store::write_config(p, &cfg)?;
+    }
     // Ctrl-C / SIGTERM: finish the step, write the final checkpoint and the summary.
     stdl::interrupt::install();
     let s = run(&cfg)?;

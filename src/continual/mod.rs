@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use stdl_io::datasets::{Dataset, Sample, Split};
 use stdl_models::{Dims, Rng, Tensor};
@@ -74,7 +74,7 @@ pub fn parse_learner(name: &str) -> Result<(crate::stdl::StrategyKind, bool)> {
         None if name == "replay" => ("naive", true),
         None => (name, false),
     };
-    Ok((strategy.parse().map_err(anyhow::Error::msg)?, replay))
+    Ok((strategy.parse().map_err(crate::error::Error::msg)?, replay))
 }
 
 /// Parses a task list: tasks separated by `/`, classes within a task by `,`, e.g.
@@ -181,7 +181,7 @@ impl ContinualConfig {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let cfg: Self = crate::store::read_config(path)?;
         cfg.validate()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| crate::error::Error::msg(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
 }
@@ -311,7 +311,7 @@ fn select(samples: &[Sample], classes: &[usize], cap: Option<usize>) -> Vec<Samp
 
 /// Runs the experiment. `progress(task, batch, batches)` is called once per batch.
 pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) -> Result<ContinualResult> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate().map_err(crate::error::Error::msg)?;
     let t0 = Instant::now();
     let preset = cfg.learn.load_preset()?;
     let ds = Dataset::open(&cfg.learn.dataset, &cfg.learn.root)?;
@@ -390,7 +390,6 @@ pub fn run(cfg: ContinualConfig, mut progress: impl FnMut(usize, usize, usize)) 
 
     let mut model = Model::build(&cfg.learn.model_settings(false), &preset)?;
     if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
-        cfg.strategy.validate().map_err(anyhow::Error::msg)?;
         match &mut model {
             Model::Stdl(m) => m.set_strategy(&cfg.strategy),
             Model::Bptt(_) => bail!(

@@ -1,17 +1,21 @@
-//! `stdl stream`'s settings ([`StreamConfig`]).
+//! `stdl stream`'s settings as data ([`StreamConfig`]): one [`Default`] (what `stdl stream`
+//! does without flags), a [`StreamConfig::validate`], and a file form (TOML or JSON) that
+//! every run can write beside itself (`--save-config FILE`) and read back (`--config FILE`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use stdl_io::{Format, SensorSize};
 
 use crate::runtime::overload::Overload;
 use crate::runtime::source::Source;
 
 /// Settings of a stream run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
-    /// The source.
+    /// The source (in a file: as `--source` writes it, or `{ dataset, root, split }`).
     pub source: Source,
     /// Force a file format.
     pub format: Option<Format>,
@@ -70,9 +74,11 @@ pub struct StreamConfig {
     pub max_gap_us: Option<u64>,
     /// A time jump is an error instead (the stream stops and exits 1 after its summary).
     pub strict: bool,
-    /// DV network streams: how long to wait for a connection.
+    /// DV network streams: how long to wait for a connection (seconds in a file).
+    #[serde(with = "seconds")]
     pub connect_timeout: Duration,
-    /// DV network streams: how long to wait for bytes before reconnecting.
+    /// DV network streams: how long to wait for bytes before reconnecting (seconds in a file).
+    #[serde(with = "seconds")]
     pub read_timeout: Duration,
     /// Time every stage, layer and phase, and measure each layer's input density; the
     /// summary then carries `profile` ([`crate::stdl::StageProfile`]).
@@ -89,6 +95,8 @@ pub struct StreamConfig {
     /// At the end of the source, drop its last, partial bin instead of learning from it.
     pub drop_partial: bool,
     /// Testing: the learner takes at least this long per step ([`crate::stdl::Stage::min_step`]).
+    /// Never read from or written to a file.
+    #[serde(skip)]
     pub min_step: Option<Duration>,
 }
 
@@ -138,5 +146,175 @@ impl StreamConfig {
             min_step: None,
             drop_partial: false,
         }
+    }
+}
+
+impl Default for StreamConfig {
+    /// What `stdl stream` does without flags: the synthetic scene (seed 0) through a fresh
+    /// `dvs-gesture` network.
+    fn default() -> Self {
+        Self::new(
+            Source::parse("synthetic").expect("the synthetic scene"),
+            "dvs-gesture",
+        )
+    }
+}
+
+impl StreamConfig {
+    /// Checks what the type does not: positive bins, rates and timeouts, a replay only when
+    /// learning, checkpoint intervals and `resume` only with a checkpoint directory, live
+    /// labels not on the source's own standard input, a valid strategy.
+    ///
+    /// # Errors
+    /// The first setting that is out of range, named as its command-line flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("--{name} must be a finite number above 0, got {v}"))
+            }
+        };
+        if self.bin_us == 0 {
+            return Err("--bin-us must be at least 1".into());
+        }
+        if self.max_steps == Some(0) {
+            return Err("--max-steps must be at least 1".into());
+        }
+        positive("ema-steps", f64::from(self.ema_steps))?;
+        positive("lr", f64::from(self.lr))?;
+        if let Some(s) = self.speed {
+            positive("speed", s)?;
+        }
+        positive("connect-timeout-s", self.connect_timeout.as_secs_f64())?;
+        positive("read-timeout-s", self.read_timeout.as_secs_f64())?;
+        if !(self.metrics_every_s.is_finite() && self.metrics_every_s >= 0.0) {
+            return Err(format!(
+                "--metrics-every-s must be 0 or above, got {}",
+                self.metrics_every_s
+            ));
+        }
+        if let Some(r) = &self.replay {
+            if !self.learn && r.bytes > 0 {
+                return Err(
+                    "--replay-bytes replays past segments to learn from; it cannot go with --no-learn".into(),
+                );
+            }
+            r.validate()?;
+        }
+        let no_dir = self.checkpoint_dir.is_none();
+        if no_dir
+            && (self.checkpoint_every_steps.is_some() || self.checkpoint_every_s.is_some() || self.resume)
+        {
+            return Err("--checkpoint-every and --resume need --checkpoint-dir".into());
+        }
+        if self.checkpoint_every_steps == Some(0)
+            || self.checkpoint_every_s.is_some_and(|s| s.is_nan() || s <= 0.0)
+        {
+            return Err("--checkpoint-every must be above 0".into());
+        }
+        if self.live_labels.as_deref() == Some("-") && matches!(self.source, Source::Stdin) {
+            return Err("the source already reads standard input; give --live-labels a file".into());
+        }
+        self.strategy.validate()
+    }
+
+    /// Reads settings saved as TOML or JSON (by the file's extension), and validates them.
+    ///
+    /// # Errors
+    /// An unreadable or malformed file, or a setting out of range.
+    pub fn load(path: &std::path::Path) -> crate::Result<Self> {
+        let cfg: Self = crate::store::read_config(path)?;
+        cfg.validate()
+            .map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+}
+
+/// A duration as seconds (`f64`) in a settings file.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_config_survives_a_file() {
+        let mut cfg = StreamConfig::new(
+            Source::Dataset {
+                name: "nmnist".into(),
+                root: "/data/nmnist".into(),
+                split: stdl_io::datasets::Split::Test,
+            },
+            "nmnist",
+        );
+        cfg.format = Some(Format::AtisBin);
+        cfg.sensor_size = Some(SensorSize::new(34, 34));
+        cfg.read_timeout = Duration::from_millis(2500);
+        cfg.replay = Some(crate::runtime::replay::ReplaySettings {
+            bytes: 1 << 20,
+            ..Default::default()
+        });
+        cfg.min_step = Some(Duration::from_millis(3));
+        let text = toml::to_string_pretty(&cfg).unwrap();
+        assert!(text.contains("read_timeout = 2.5"), "{text}");
+        let back: StreamConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.min_step, None, "a testing knob never travels in a file");
+        let again = toml::to_string_pretty(&back).unwrap();
+        assert_eq!(text, again);
+        // Every source kind keeps its form.
+        for spec in [
+            "synthetic:7",
+            "stdin",
+            "dv-tcp://127.0.0.1:7777",
+            "file:///tmp/a b.aedat4",
+        ] {
+            let c = StreamConfig::new(Source::parse(spec).unwrap(), "tiny");
+            let back: StreamConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+            assert_eq!(format!("{:?}", back.source), format!("{:?}", c.source), "{spec}");
+        }
+        // A partial file takes the defaults for the rest; an unknown key is refused.
+        let partial: StreamConfig = toml::from_str("bin_us = 5000").unwrap();
+        assert_eq!((partial.bin_us, partial.lr), (5000, StreamConfig::default().lr));
+        assert!(toml::from_str::<StreamConfig>("bin_uss = 5000").is_err());
+    }
+
+    #[test]
+    fn validate_names_the_bad_setting() {
+        assert_eq!(StreamConfig::default().validate(), Ok(()));
+        let bad = |f: &dyn Fn(&mut StreamConfig)| {
+            let mut c = StreamConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(&|c| c.bin_us = 0).contains("--bin-us"));
+        assert!(bad(&|c| c.lr = -1.0).contains("--lr"));
+        assert!(bad(&|c| c.resume = true).contains("--checkpoint-dir"));
+        assert!(bad(&|c| {
+            c.source = Source::Stdin;
+            c.live_labels = Some("-".into())
+        })
+        .contains("standard input"));
+        assert!(bad(&|c| {
+            c.learn = false;
+            c.replay = Some(crate::runtime::replay::ReplaySettings {
+                bytes: 1,
+                ..Default::default()
+            })
+        })
+        .contains("--no-learn"));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use anyhow::Result;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use stdl_models::{Dims, Tensor};
 
@@ -31,6 +31,22 @@ impl Default for ReplaySettings {
             ratio: 1.0,
             segment_bins: 8,
         }
+    }
+}
+
+impl ReplaySettings {
+    /// Checks the ratio (finite, 0 or above) and the segment length (at least one bin).
+    ///
+    /// # Errors
+    /// The setting out of range, named as its command-line flag.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.ratio.is_finite() && self.ratio >= 0.0) {
+            return Err(format!("--replay-ratio must be 0 or above, got {}", self.ratio));
+        }
+        if self.segment_bins == 0 {
+            return Err("--replay-segment-bins must be at least 1".into());
+        }
+        Ok(())
     }
 }
 

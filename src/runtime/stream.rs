@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
 use stdl_io::frames::{Binned, Channels, Geometry, StreamBinner};
 use stdl_io::{Event, SensorSize};
@@ -46,8 +46,11 @@ pub fn run(cfg: &StreamConfig) -> Result<Summary> {
 
 /// Runs a stream through `model` (which keeps what it learns) and returns it.
 pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, StdlModel)> {
+    cfg.validate().map_err(crate::Error::Invalid)?;
     let preset = model.spec.preset.clone();
     let settings = ModelSettings::of_stdl(&model);
+    // The stages overlap in time: each keeps to its own buffer classes while the stream runs.
+    let _fit = stdl_models::pool::FitScope::enter(stdl_models::pool::Fit::OWN_CLASS);
     // One stream per checkpoint directory: a second fails here, before it writes anything.
     let _lock = match &cfg.checkpoint_dir {
         Some(dir) => Some(crate::store::DirLock::acquire(dir)?),
@@ -80,7 +83,6 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         model.stages.iter_mut().for_each(|s| s.set_profiling(true));
     }
     if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
-        cfg.strategy.validate().map_err(anyhow::Error::msg)?;
         model.set_strategy(&cfg.strategy);
     }
     if let Some(last) = model.stages.last_mut() {
@@ -91,7 +93,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let rows: Vec<LabelRow> = match &cfg.labels_csv {
         Some(p) => {
             parse_labels(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-                .map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?
+                .map_err(|m| crate::error::Error::msg(format!("{}: {m}", p.display())))?
         }
         None => Vec::new(),
     };
@@ -140,9 +142,6 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             label,
         }
     };
-    if cfg.live_labels.as_deref() == Some("-") && matches!(cfg.source, Source::Stdin) {
-        bail!("the source already reads standard input; give --live-labels a file");
-    }
     // A synthetic scene has as many classes as the network.
     let mut cfg = cfg.clone();
     if let Source::Synthetic(c) = &mut cfg.source {

@@ -381,15 +381,15 @@ impl Stage {
     }
 
     /// Loads what [`Stage::save_params`] wrote.
-    pub fn load_params(&mut self, k: usize, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+    pub fn load_params(&mut self, k: usize, named: &BTreeMap<String, Vec<f32>>) -> crate::error::Result<()> {
         for (part, seq) in [("body", &mut self.body), ("head", &mut self.head)] {
             for (i, l) in seq.layers.iter_mut().enumerate() {
                 for p in l.params_mut() {
                     let key = format!("s{k}.{part}.{i}.{}", p.name);
                     let v = named
                         .get(&key)
-                        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
-                    anyhow::ensure!(
+                        .ok_or_else(|| crate::error::Error::msg(format!("checkpoint lacks {key}")))?;
+                    crate::error::ensure!(
                         v.len() == p.value.len(),
                         "{key}: {} values, expected {}",
                         v.len(),
@@ -512,7 +512,7 @@ impl StdlModel {
         seed: u64,
         opt: OptimConfig,
         update_every: usize,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::error::Result<Self> {
         let mut rng = Rng::new(seed);
         let mut stages = Vec::new();
         for sp in &plan.subnets {
@@ -543,6 +543,9 @@ impl StdlModel {
     /// to overlap, none needs a new buffer (`tests/steady_heap.rs`).
     pub fn warm_up(&mut self, batch: usize, pipelined: Option<usize>) {
         use stdl_models::layers::InputPath;
+        // Overlapping stages keep to their own buffer classes ([`stdl_models::pool::Fit`]);
+        // in sequence, the caller's fit holds.
+        let _fit = pipelined.map(|_| stdl_models::pool::FitScope::enter(stdl_models::pool::Fit::OWN_CLASS));
         let p = &self.spec.preset;
         let dims = Dims::new(p.input[0], p.input[1], p.input[2]);
         let labels = vec![0; batch];
@@ -611,8 +614,6 @@ impl StdlModel {
             self.reset_state();
         }
         if pipelined.is_some() {
-            // Overlapping stages keep to their own buffer classes (see pool::set_fit).
-            stdl_models::pool::set_fit(1);
             let mut total = BTreeMap::new();
             for (class, n) in peaks.into_iter().flatten() {
                 *total.entry(class).or_default() += n;
@@ -681,7 +682,7 @@ impl StdlModel {
     }
 
     /// Loads parameters saved by [`StdlModel::named_params`].
-    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<()> {
+    pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> crate::error::Result<()> {
         for (k, st) in self.stages.iter_mut().enumerate() {
             st.load_params(k, named)?;
         }

@@ -588,3 +588,70 @@ fn the_last_partial_bin_is_learned_unless_dropped() {
     );
     assert_eq!(kept["events"], dropped["events"]);
 }
+
+/// A stream's settings saved with `--save-config` repeat the run through `--config`; a flag
+/// given over the file wins; a bad file names itself and the setting.
+#[test]
+fn a_saved_stream_config_repeats_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let run = |extra: &[&str], pred: &std::path::Path| {
+        let o = stdl()
+            .args(extra)
+            .arg("--predictions")
+            .arg(pred)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(pred).unwrap()
+    };
+    let cfg = p("stream.toml");
+    let first = run(
+        &[
+            "stream",
+            "--source",
+            "synthetic:4",
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "300",
+            "--bin-us",
+            "5000",
+            "--lr",
+            "0.002",
+            "--ema-steps",
+            "5",
+            "--save-config",
+            cfg.to_str().unwrap(),
+        ],
+        &p("a.jsonl"),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("source = \"synthetic:4\"") && text.contains("bin_us = 5000"),
+        "{text}"
+    );
+    assert_eq!(first.lines().count(), 300);
+    // The file alone: the same predictions, line for line.
+    let again = run(&["stream", "--config", cfg.to_str().unwrap()], &p("b.jsonl"));
+    assert_eq!(first, again, "--config must repeat the run");
+    // A flag over the file wins.
+    let shorter = run(
+        &["stream", "--max-steps", "100", "--config", cfg.to_str().unwrap()],
+        &p("c.jsonl"),
+    );
+    assert_eq!(shorter.lines().count(), 100);
+    assert_eq!(
+        shorter.lines().collect::<Vec<_>>(),
+        first.lines().take(100).collect::<Vec<_>>()
+    );
+    // A bad value names the file and the flag.
+    let bad = p("bad.toml");
+    std::fs::write(&bad, text.replace("bin_us = 5000", "bin_us = 0")).unwrap();
+    let o = stdl().args(["stream", "--config"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("bad.toml") && err.contains("--bin-us"),
+        "{err}"
+    );
+}

@@ -21,7 +21,8 @@ use crate::event::{Event, SensorSize};
 use crate::formats::{EventReader, Format, ReadOptions};
 
 /// Train or test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     /// The training set.
     Train,

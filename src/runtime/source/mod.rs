@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use crossbeam_channel::bounded;
+use serde::{Deserialize, Serialize};
 use stdl_io::sources::SyntheticConfig;
 use stdl_io::{EventReader, Format, ReadOptions, SensorSize};
 
@@ -94,6 +95,51 @@ impl Source {
         } else {
             Source::File(PathBuf::from(s))
         })
+    }
+}
+
+/// A source in a settings file: as `--source` writes it, or a dataset split.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SourceForm {
+    /// `synthetic:SEED`, `file://PATH`, `stdin`, `dv-tcp://HOST:PORT`, `camera://SERIAL`.
+    Spec(String),
+    /// A dataset split.
+    Dataset {
+        /// Dataset name.
+        dataset: String,
+        /// Its root.
+        root: PathBuf,
+        /// The split.
+        split: stdl_io::datasets::Split,
+    },
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Source::Dataset { name, root, split } => SourceForm::Dataset {
+                dataset: name.clone(),
+                root: root.clone(),
+                split: *split,
+            },
+            Source::File(p) => SourceForm::Spec(format!("file://{}", p.display())),
+            other => SourceForm::Spec(describe(other)),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match SourceForm::deserialize(d)? {
+            SourceForm::Spec(s) => Source::parse(&s).map_err(serde::de::Error::custom),
+            SourceForm::Dataset { dataset, root, split } => Ok(Source::Dataset {
+                name: dataset,
+                root,
+                split,
+            }),
+        }
     }
 }
 
