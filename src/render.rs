@@ -10,6 +10,10 @@
 //! The GIF has one fixed palette: 15 × 15 levels of ON × OFF in the style's colours, 27 greys
 //! for the banner's text and four colours for its bar, so frames are written without colour
 //! quantisation (exact, and fast).
+//!
+//! Why this file is a little over 500 lines: the palette, the painter and the loop that
+//! bins, predicts and writes are one pipeline, each part sized to the others (the palette's
+//! levels are the painter's colours and the banner's text).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 pub mod datasets;
 pub mod error;

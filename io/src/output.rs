@@ -59,6 +59,9 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing `path` (nothing at `path` changes until [`AtomicFile::commit`], unless
     /// it is a device or a pipe, which is written in place).
+    ///
+    /// # Errors
+    /// The temporary file beside `path` cannot be created.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let special = std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir());
@@ -97,6 +100,10 @@ impl AtomicFile {
     }
 
     /// Flushes, syncs and renames the temporary file over the target.
+    ///
+    /// # Errors
+    /// Flushing, syncing or renaming failed; the target is then unchanged and the temporary
+    /// file removed.
     pub fn commit(self) -> Result<()> {
         commit_all(vec![self])
     }
@@ -117,6 +124,9 @@ impl AtomicFile {
 /// Commits files that belong together (a checkpoint's weights, optimiser state and state):
 /// every one is written and synced before the first is renamed, so a failure to write any
 /// of them (a full disk) leaves all the earlier files as they were.
+///
+/// # Errors
+/// The first file that cannot be flushed or renamed; files renamed before it stay.
 pub fn commit_all(mut files: Vec<AtomicFile>) -> Result<()> {
     for f in &mut files {
         f.sync()?;
@@ -156,6 +166,9 @@ impl Drop for AtomicFile {
 }
 
 /// Writes `data` to `path` atomically (see [`AtomicFile`]).
+///
+/// # Errors
+/// As [`AtomicFile::create`] and [`AtomicFile::commit`].
 pub fn write_atomic(path: impl AsRef<Path>, data: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
     f.write_all(data)
@@ -173,6 +186,10 @@ pub struct DirLock {
 
 impl DirLock {
     /// Locks `dir` (created if missing), or fails naming the process that holds it.
+    ///
+    /// # Errors
+    /// The directory cannot be created, or another process holds its lock (the message names
+    /// its pid).
     pub fn acquire(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| output_error("creating", dir, e))?;

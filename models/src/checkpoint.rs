@@ -18,6 +18,9 @@ fn finite(name: &str, v: &[f32], what: &str) -> std::result::Result<(), String> 
 }
 
 /// Named `f32` vectors as safetensors bytes; `what` names them in errors (a file).
+///
+/// # Errors
+/// A tensor that safetensors cannot hold.
 pub fn to_bytes(tensors: &BTreeMap<String, Vec<f32>>, what: &str) -> Result<Vec<u8>> {
     let err = |m: String| Error::Checkpoint {
         path: what.to_owned(),
@@ -49,6 +52,9 @@ pub fn to_bytes(tensors: &BTreeMap<String, Vec<f32>>, what: &str) -> Result<Vec<
 }
 
 /// Every `f32` tensor of safetensors bytes; `what` names them in errors (a file).
+///
+/// # Errors
+/// Bytes that are not a safetensors file of `f32` tensors.
 pub fn from_bytes(data: &[u8], what: &str) -> Result<BTreeMap<String, Vec<f32>>> {
     let err = |m: String| Error::Checkpoint {
         path: what.to_owned(),

@@ -9,6 +9,9 @@
 ///
 /// `op(A)` is `m × k`: `A` is stored `m × k`, or `k × m` when `ta`. `op(B)` is `k × n`: `B` is
 /// stored `k × n`, or `n × k` when `tb`. `C` is `m × n`.
+///
+/// # Panics
+/// When a slice is shorter than its dimensions say.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     m: usize,

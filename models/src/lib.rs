@@ -6,6 +6,7 @@
 //! - [`network`]: presets (TOML) → units → subnetworks at the cuts, auxiliary networks.
 //! - [`loss`], [`optim`], [`checkpoint`].
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 pub mod checkpoint;
 pub mod gemm;
@@ -17,6 +18,7 @@ pub mod optim;
 pub mod pool;
 pub mod preset;
 pub mod profile;
+pub mod sequential;
 pub mod tensor;
 pub mod workspace;
 

@@ -4,6 +4,9 @@ use crate::tensor::Tensor;
 
 /// Mean cross-entropy of `logits` (`B × classes`) against `labels`, and its gradient
 /// multiplied by `scale` (`∂(scale · loss)/∂logits = scale · (softmax − onehot) / B`).
+///
+/// # Panics
+/// When there is not one label per sample, or a label is not below the number of classes.
 pub fn cross_entropy(logits: &Tensor, labels: &[usize], scale: f32) -> (f32, Tensor) {
     let classes = logits.dims.len();
     assert_eq!(labels.len(), logits.b, "one label per sample");

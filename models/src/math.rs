@@ -106,6 +106,9 @@ pub fn sum_of(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// `Σ f(a, b)` over pairs of `a` and `b` (of equal length), in the order of [`sum`].
+///
+/// # Panics
+/// When the slices differ in length.
 #[inline(always)]
 pub fn sum_of2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     assert_eq!(a.len(), b.len(), "sum_of2 lengths");
@@ -126,6 +129,9 @@ pub fn sum_of2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
 /// Writes the `rows × cols` row-major matrix `src` transposed into `dst` (`cols × rows`).
 /// On x86-64, whole 4 × 4 blocks are transposed in SSE registers (four loads, eight
 /// shuffles, four stores: the compiler does not find this itself); edges element by element.
+///
+/// # Panics
+/// When a slice is shorter than `rows × cols`.
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     assert!(
         src.len() >= rows * cols && dst.len() >= rows * cols,

@@ -142,6 +142,9 @@ pub enum Budget {
 
 impl Budget {
     /// Resolves against the default budget.
+    ///
+    /// # Errors
+    /// A multiple that is not a non-negative number followed by `x`.
     pub fn resolve(&self, default_bytes: u64) -> std::result::Result<u64, String> {
         match self {
             Budget::Bytes(b) => Ok(*b),
@@ -202,6 +205,9 @@ pub const BUILTIN: [(&str, &str); 5] = [
 
 impl Preset {
     /// Parses TOML text; `name` labels errors.
+    ///
+    /// # Errors
+    /// TOML that does not parse, an unknown key, or numbers a network cannot train with.
     pub fn parse(text: &str, name: &str) -> Result<Self> {
         let p: Preset = toml::from_str(text).map_err(|e| Error::Preset {
             name: name.to_owned(),
@@ -258,6 +264,9 @@ impl Preset {
     }
 
     /// A built-in preset by name, or a TOML file by path.
+    ///
+    /// # Errors
+    /// Neither a built-in preset nor a readable, valid TOML file.
     pub fn load(name_or_path: &str) -> Result<Self> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Self::parse(text, name_or_path);
@@ -280,6 +289,9 @@ impl Preset {
     }
 
     /// Serialises back to TOML (saved beside checkpoints).
+    ///
+    /// # Panics
+    /// Not in practice: every preset serialises.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a preset serialises")
     }

@@ -76,6 +76,9 @@ impl Tensor {
         }
     }
     /// The same values with another per-sample shape of equal size (no copy).
+    ///
+    /// # Panics
+    /// When `dims` holds a different number of values.
     pub fn reshaped(mut self, dims: Dims) -> Self {
         assert_eq!(dims.len(), self.dims.len(), "reshape must keep the size");
         Self {
@@ -89,6 +92,9 @@ impl Tensor {
         std::mem::take(&mut self.data)
     }
     /// Wraps data (panics if the length does not match).
+    ///
+    /// # Panics
+    /// When `data` is not `b × dims` long.
     pub fn from_vec(b: usize, dims: Dims, data: Vec<f32>) -> Self {
         assert_eq!(data.len(), b * dims.len(), "tensor data length");
         Self { b, dims, data }

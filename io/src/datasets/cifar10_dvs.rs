@@ -30,6 +30,9 @@ pub const CLASSES: [&str; 10] = [
 ];
 
 /// Opens `root` (the folder holding the class folders, or a `CIFAR10DVS` folder in it).
+///
+/// # Errors
+/// The root has no class folders of AEDAT 2.0 files, or cannot be listed.
 pub fn open(root: &Path) -> Result<Dataset> {
     let dir = if root.join("CIFAR10DVS").is_dir() {
         root.join("CIFAR10DVS")

@@ -43,6 +43,9 @@ pub struct LabelRow {
 }
 
 /// Parses a DVS128-Gesture labels CSV (`class,startTime_usec,endTime_usec`).
+///
+/// # Errors
+/// A line that is not `class,start,end` with numbers (the message names the line).
 pub fn parse_labels(text: &str) -> std::result::Result<Vec<LabelRow>, String> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -79,6 +82,10 @@ pub fn parse_labels(text: &str) -> std::result::Result<Vec<LabelRow>, String> {
 }
 
 /// Opens `root` (the `DvsGesture` folder, or a folder containing it).
+///
+/// # Errors
+/// No `trials_to_train.txt`/`trials_to_test.txt` layout under the root, a listed recording or
+/// its labels file missing, or labels that do not parse.
 pub fn open(root: &Path) -> Result<Dataset> {
     let dir = if root.join("DvsGesture").is_dir() {
         root.join("DvsGesture")

@@ -86,6 +86,9 @@ pub struct Dataset {
 
 impl Dataset {
     /// Opens a dataset by name: `nmnist`, `dvs-gesture`, `ncaltech101`, `cifar10-dvs`.
+    ///
+    /// # Errors
+    /// An unknown dataset name, or a root without that dataset's layout.
     pub fn open(name: &str, root: impl AsRef<Path>) -> Result<Dataset> {
         let root = root.as_ref();
         match name {
@@ -108,6 +111,10 @@ impl Dataset {
     }
 
     /// Reads one sample's events.
+    ///
+    /// # Errors
+    /// The sample's file cannot be read or decoded ([`Error`] names the format, offset and
+    /// path).
     pub fn load(&self, sample: &Sample) -> Result<LoadedSample> {
         let mut r = EventReader::open_as(&sample.path, self.format, &ReadOptions::default())?;
         let mut events = Vec::new();

@@ -18,6 +18,9 @@ const NAME: &str = "ncaltech101";
 pub const DEFAULT_SEED: u64 = 0x5EED;
 
 /// Opens `root` with a stratified split.
+///
+/// # Errors
+/// No class folders of `.bin` files under the root, or a test fraction outside 0..1.
 pub fn open(root: &Path, seed: u64, test_fraction: f64) -> Result<Dataset> {
     let dir = if root.join("Caltech101").is_dir() {
         root.join("Caltech101")

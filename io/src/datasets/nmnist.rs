@@ -17,6 +17,9 @@ use crate::formats::Format;
 const NAME: &str = "nmnist";
 
 /// Opens either layout under `root`.
+///
+/// # Errors
+/// Neither `Train/`/`Test/` digit folders nor SLAYER's list files under the root.
 pub fn open(root: &Path) -> Result<Dataset> {
     let (train, test) = if root.join("Train").is_dir() || root.join("Test").is_dir() {
         (folder_split(root, "Train")?, folder_split(root, "Test")?)

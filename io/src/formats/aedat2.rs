@@ -16,7 +16,7 @@
 //! Timestamps are unsigned 32-bit and unwrapped into 64 bits. A file that ends inside a
 //! record yields every complete event, then [`crate::Error::Truncated`].
 
-use super::{scan_marked_lines, Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{scan_marked_lines, Ctx, Decode, Header, ReadStats, Widen32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
@@ -55,7 +55,7 @@ pub(crate) struct Decoder {
     forced: Option<Layout>,
     layout: Option<Layout>,
     first_line: bool,
-    time: Unwrap32,
+    time: Widen32,
 }
 
 impl Decoder {
@@ -64,12 +64,10 @@ impl Decoder {
             forced,
             layout: None,
             first_line: true,
-            time: Unwrap32::default(),
+            time: Widen32::default(),
         }
     }
 }
-
-const FORMAT: Format = Format::Aedat2;
 
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
@@ -79,7 +77,7 @@ impl Decode for Decoder {
             if *first_line {
                 *first_line = false;
                 if !line.starts_with(b"#!AER-DAT2") {
-                    return Err(ctx.corrupt(FORMAT, 0, "missing #!AER-DAT2.0 magic line"));
+                    return Err(ctx.corrupt(0, "missing #!AER-DAT2.0 magic line"));
                 }
             }
             let text = String::from_utf8_lossy(line);
@@ -92,7 +90,7 @@ impl Decode for Decoder {
         })?;
         if matches!(progress, Header::Done(_)) {
             if self.first_line {
-                return Err(ctx.corrupt(FORMAT, 0, "missing #!AER-DAT2.0 magic line"));
+                return Err(ctx.corrupt(0, "missing #!AER-DAT2.0 magic line"));
             }
             if let Some(f) = self.forced {
                 self.layout = Some(f);
@@ -112,7 +110,7 @@ impl Decode for Decoder {
             Layout::Dvs128 => {
                 for r in records {
                     let a = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
-                    let t = self.time.unwrap(
+                    let t = self.time.widen(
                         u32::from_be_bytes([r[4], r[5], r[6], r[7]]),
                         &mut stats.timestamp_overflows,
                     );
@@ -129,7 +127,7 @@ impl Decode for Decoder {
                 let (w, h) = (size.width as u32, size.height as u32);
                 for r in records {
                     let a = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
-                    let t = self.time.unwrap(
+                    let t = self.time.widen(
                         u32::from_be_bytes([r[4], r[5], r[6], r[7]]),
                         &mut stats.timestamp_overflows,
                     );
@@ -156,8 +154,8 @@ impl Decode for Decoder {
         Ok(n * 8)
     }
 
-    fn record(&self) -> Option<(Format, usize, &'static str)> {
-        Some((FORMAT, 8, "record"))
+    fn record(&self) -> Option<(usize, &'static str)> {
+        Some((8, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {
@@ -173,6 +171,9 @@ pub struct Writer<W: std::io::Write> {
 
 impl<W: std::io::Write> Writer<W> {
     /// Writes the header and returns the writer.
+    ///
+    /// # Errors
+    /// Writing the header to `out` failed.
     pub fn new(mut out: W) -> std::io::Result<Self> {
         out.write_all(
             b"#!AER-DAT2.0\r\n# This is a raw AE data file created by stdl\r\n\
@@ -183,6 +184,10 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Appends events. Timestamps are stored modulo 2^32.
+    ///
+    /// # Errors
+    /// An event outside the format's 15-bit coordinates, a time that does not fit 32 bits, or
+    /// a failed write.
     pub fn write(&mut self, events: &[Event]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(events.len() * 8);
         for e in events {
@@ -200,6 +205,9 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Flushes and returns the inner writer.
+    ///
+    /// # Errors
+    /// Flushing `out` failed.
     pub fn finish(mut self) -> std::io::Result<W> {
         self.out.flush()?;
         Ok(self.out)

@@ -13,11 +13,10 @@
 //! AEDAT 3.0 stored it at the bottom-left; for `#!AER-DAT3.0` files with a known sensor
 //! height, `y` is flipped to keep the convention.
 
-use super::{scan_marked_lines, Ctx, Decode, Format, Header, ReadStats};
+use super::{scan_marked_lines, Ctx, Decode, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
-const FORMAT: Format = Format::Aedat31;
 const PACKET_HEADER: usize = 28;
 /// Largest event size accepted in any packet (a 640×480 APS frame with its header fits).
 const MAX_EVENT_SIZE: i32 = 1 << 24;
@@ -62,7 +61,7 @@ impl Decode for Decoder {
             if *first_line {
                 *first_line = false;
                 if !line.starts_with(b"#!AER-DAT3") {
-                    return Err(ctx.corrupt(FORMAT, 0, "missing #!AER-DAT3.x magic line"));
+                    return Err(ctx.corrupt(0, "missing #!AER-DAT3.x magic line"));
                 }
                 *v30 = line.starts_with(b"#!AER-DAT3.0");
                 return Ok(false);
@@ -82,12 +81,10 @@ impl Decode for Decoder {
             Ok(false)
         })?;
         match p {
-            Header::Done(_) if self.first_line => {
-                Err(ctx.corrupt(FORMAT, 0, "missing #!AER-DAT3.x magic line"))
-            }
+            Header::Done(_) if self.first_line => Err(ctx.corrupt(0, "missing #!AER-DAT3.x magic line")),
             // The input ended inside the header: no #!END-HEADER line.
             Header::Done(n) if eof && !self.end_seen && n == buf.len() => {
-                Err(ctx.truncated_at_least(FORMAT, n, "header", "#!END-HEADER\r\n".len() as u64))
+                Err(ctx.truncated_at_least(n, "header", "#!END-HEADER\r\n".len() as u64))
             }
             other => Ok(other),
         }
@@ -110,7 +107,7 @@ impl Decode for Decoder {
                     let number = le_i32(&h[20..]);
                     let valid = le_i32(&h[24..]);
                     let at = pos;
-                    let bad = |m: String| Err(ctx.corrupt(FORMAT, at, m));
+                    let bad = |m: String| Err(ctx.corrupt(at, m));
                     if ty < 0 {
                         return bad(format!("packet header with negative event type {ty}"));
                     }
@@ -194,12 +191,12 @@ impl Decode for Decoder {
         match &self.state {
             State::PacketHeader if rest.is_empty() => Ok(()),
             State::PacketHeader => {
-                Err(ctx.truncated(FORMAT, 0, "packet header", (PACKET_HEADER - rest.len()) as u64))
+                Err(ctx.truncated(0, "packet header", (PACKET_HEADER - rest.len()) as u64))
             }
             State::Polarity { left, tail, .. } => {
-                Err(ctx.truncated(FORMAT, 0, "packet", *left as u64 * 8 - rest.len() as u64 + tail))
+                Err(ctx.truncated(0, "packet", *left as u64 * 8 - rest.len() as u64 + tail))
             }
-            State::Skip { left } => Err(ctx.truncated(FORMAT, 0, "packet", *left)),
+            State::Skip { left } => Err(ctx.truncated(0, "packet", *left)),
         }
     }
 
@@ -220,6 +217,9 @@ const PACKET_EVENTS: usize = 4096;
 
 impl<W: std::io::Write> Writer<W> {
     /// Writes the header. `source` names the camera, e.g. `DVS128`.
+    ///
+    /// # Errors
+    /// Writing the header to `out` failed.
     pub fn new(mut out: W, source: &str) -> std::io::Result<Self> {
         write!(
             out,
@@ -232,6 +232,9 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Appends events (buffered into packets of up to 4096 events).
+    ///
+    /// # Errors
+    /// An event outside the format's 15-bit coordinates, or a failed write.
     pub fn write(&mut self, events: &[Event]) -> std::io::Result<()> {
         for &e in events {
             if let Some(last) = self.pending.last() {
@@ -268,6 +271,9 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Writes the last packet, flushes, and returns the inner writer.
+    ///
+    /// # Errors
+    /// Writing the last packet or flushing `out` failed.
     pub fn finish(mut self) -> std::io::Result<W> {
         self.flush_packet()?;
         self.out.flush()?;

@@ -20,11 +20,10 @@ use std::io::Read;
 use aedat::base::ioheader_generated::{size_prefixed_root_as_ioheader, Compression};
 use aedat::events_generated::size_prefixed_root_as_event_packet;
 
-use super::{Ctx, Decode, Format, Header, ReadStats};
+use super::{Ctx, Decode, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
-const FORMAT: Format = Format::Aedat4;
 const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";
 const MAX_IOHEADER: u32 = 16 << 20;
 const MAX_PACKET: i32 = 64 << 20;
@@ -88,20 +87,20 @@ impl Decoder {
 
     fn parse_ioheader(&mut self, fb: &[u8], ctx: &Ctx, rel: usize) -> Result<()> {
         let h = size_prefixed_root_as_ioheader(fb)
-            .map_err(|e| ctx.corrupt(FORMAT, rel, format!("invalid IOHeader flatbuffer: {e}")))?;
+            .map_err(|e| ctx.corrupt(rel, format!("invalid IOHeader flatbuffer: {e}")))?;
         self.codec = match h.compression() {
             Compression::None => Codec::None,
             Compression::Lz4 | Compression::Lz4High => Codec::Lz4,
             Compression::Zstd | Compression::ZstdHigh => Codec::Zstd,
-            Compression(c) => return Err(ctx.corrupt(FORMAT, rel, format!("unknown compression {c}"))),
+            Compression(c) => return Err(ctx.corrupt(rel, format!("unknown compression {c}"))),
         };
         self.file_data_position = h.file_data_position();
         let desc = h
             .description()
-            .ok_or_else(|| ctx.corrupt(FORMAT, rel, "IOHeader has no stream description"))?;
-        self.streams = parse_description(desc).map_err(|m| ctx.corrupt(FORMAT, rel, m))?;
+            .ok_or_else(|| ctx.corrupt(rel, "IOHeader has no stream description"))?;
+        self.streams = parse_description(desc).map_err(|m| ctx.corrupt(rel, m))?;
         if self.streams.is_empty() {
-            return Err(ctx.corrupt(FORMAT, rel, "the stream description names no stream"));
+            return Err(ctx.corrupt(rel, "the stream description names no stream"));
         }
         Ok(())
     }
@@ -124,22 +123,18 @@ impl Decoder {
                     _ => zstd::stream::Decoder::new(payload)
                         .and_then(|d| d.take(MAX_DECOMPRESSED + 1).read_to_end(&mut self.scratch)),
                 };
-                res.map_err(|e| ctx.corrupt(FORMAT, rel, format!("packet does not decompress: {e}")))?;
+                res.map_err(|e| ctx.corrupt(rel, format!("packet does not decompress: {e}")))?;
                 if self.scratch.len() as u64 > MAX_DECOMPRESSED {
-                    return Err(ctx.corrupt(FORMAT, rel, "packet decompresses to more than 512 MiB"));
+                    return Err(ctx.corrupt(rel, "packet decompresses to more than 512 MiB"));
                 }
                 &self.scratch
             }
         };
         if data.len() < 8 || &data[8.min(data.len())..12.min(data.len())] != b"EVTS" {
-            return Err(ctx.corrupt(
-                FORMAT,
-                rel,
-                "events packet without the EVTS flatbuffer identifier",
-            ));
+            return Err(ctx.corrupt(rel, "events packet without the EVTS flatbuffer identifier"));
         }
         let packet = size_prefixed_root_as_event_packet(data)
-            .map_err(|e| ctx.corrupt(FORMAT, rel, format!("invalid event packet flatbuffer: {e}")))?;
+            .map_err(|e| ctx.corrupt(rel, format!("invalid event packet flatbuffer: {e}")))?;
         let elements = packet.elements().unwrap_or(&[]);
         out.reserve(elements.len());
         for e in elements {
@@ -216,7 +211,6 @@ impl Decode for Decoder {
                     Ok(Header::More(0))
                 } else {
                     Err(ctx.corrupt(
-                        FORMAT,
                         0,
                         "neither the #!AER-DAT4.0 magic line nor a network-stream IOHeader",
                     ))
@@ -225,28 +219,19 @@ impl Decode for Decoder {
             State::IoHeader | State::StreamIoHeader => {
                 if buf.len() < 4 {
                     if eof {
-                        return Err(ctx.truncated_at_least(
-                            FORMAT,
-                            buf.len(),
-                            "header",
-                            4 - buf.len() as u64,
-                        ));
+                        return Err(ctx.truncated_at_least(buf.len(), "header", 4 - buf.len() as u64));
                     }
                     return Ok(Header::More(0));
                 }
                 let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
                 if n > MAX_IOHEADER {
-                    return Err(ctx.corrupt(
-                        FORMAT,
-                        0,
-                        format!("IOHeader claims {n} bytes (limit {MAX_IOHEADER})"),
-                    ));
+                    return Err(ctx.corrupt(0, format!("IOHeader claims {n} bytes (limit {MAX_IOHEADER})")));
                 }
                 let total = 4 + n as usize;
                 if buf.len() < total {
                     if eof {
                         // The IOHeader's size prefix says exactly how much is missing.
-                        return Err(ctx.truncated(FORMAT, 0, "header", (total - buf.len()) as u64));
+                        return Err(ctx.truncated(0, "header", (total - buf.len()) as u64));
                     }
                     return Ok(Header::More(0));
                 }
@@ -280,14 +265,12 @@ impl Decode for Decoder {
                     let size = i32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap());
                     if !(0..=MAX_PACKET).contains(&size) {
                         return Err(ctx.corrupt(
-                            FORMAT,
                             pos,
                             format!("packet header claims {size} bytes (limit {MAX_PACKET})"),
                         ));
                     }
                     let Some(stream) = self.streams.iter().find(|s| s.id == id) else {
                         return Err(ctx.corrupt(
-                            FORMAT,
                             pos,
                             format!("packet of stream {id}, which the header does not describe"),
                         ));
@@ -331,15 +314,15 @@ impl Decode for Decoder {
             State::PacketHeader if rest.is_empty() => Ok(()),
             State::Table => Ok(()),
             State::PacketHeader if rest.len() < 8 => {
-                Err(ctx.truncated(FORMAT, 0, "packet header", (8 - rest.len()) as u64))
+                Err(ctx.truncated(0, "packet header", (8 - rest.len()) as u64))
             }
             State::PacketHeader => {
                 let size = i32::from_le_bytes(rest[4..8].try_into().unwrap()) as u64;
-                Err(ctx.truncated(FORMAT, 0, "packet", size + 8 - rest.len() as u64))
+                Err(ctx.truncated(0, "packet", size + 8 - rest.len() as u64))
             }
-            State::Skip { left } => Err(ctx.truncated(FORMAT, 0, "packet", left)),
+            State::Skip { left } => Err(ctx.truncated(0, "packet", left)),
             State::Magic | State::IoHeader | State::StreamIoHeader => {
-                Err(ctx.truncated_at_least(FORMAT, 0, "header", 1))
+                Err(ctx.truncated_at_least(0, "header", 1))
             }
         }
     }

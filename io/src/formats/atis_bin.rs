@@ -11,11 +11,9 @@
 //! field; Orchard's MATLAB reader and Tonic add `1 << 13`). The N-MNIST and N-Caltech101
 //! samples are about 300 ms long and contain no marker.
 
-use super::{Ctx, Decode, Format, ReadStats};
+use super::{Ctx, Decode, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
-
-const FORMAT: Format = Format::AtisBin;
 
 pub(crate) struct Decoder {
     overflow_us: u64,
@@ -67,8 +65,8 @@ impl Decode for Decoder {
         Ok(n * 5)
     }
 
-    fn record(&self) -> Option<(Format, usize, &'static str)> {
-        Some((FORMAT, 5, "record"))
+    fn record(&self) -> Option<(usize, &'static str)> {
+        Some((5, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {
@@ -102,6 +100,9 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Appends events in time order.
+    ///
+    /// # Errors
+    /// An event outside the format's 8-bit coordinates, or a failed write.
     pub fn write(&mut self, events: &[Event]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(events.len() * 5);
         for e in events {
@@ -132,6 +133,9 @@ impl<W: std::io::Write> Writer<W> {
     }
 
     /// Flushes and returns the inner writer.
+    ///
+    /// # Errors
+    /// Writing the last overflow markers or flushing `out` failed.
     pub fn finish(mut self) -> std::io::Result<W> {
         self.out.flush()?;
         Ok(self.out)

@@ -11,16 +11,14 @@
 //! (N-CARS samples have none: their size follows from the events).
 
 use super::prophesee::PropheseeHeader;
-use super::{Ctx, Decode, Format, Header, ReadStats, Unwrap32};
+use super::{Ctx, Decode, Header, ReadStats, Widen32};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
-
-const FORMAT: Format = Format::Dat;
 
 pub(crate) struct Decoder {
     header: PropheseeHeader,
     text_done: bool,
-    time: Unwrap32,
+    time: Widen32,
     v2: bool,
 }
 
@@ -29,7 +27,7 @@ impl Decoder {
         Self {
             header: PropheseeHeader::default(),
             text_done: false,
-            time: Unwrap32::default(),
+            time: Widen32::default(),
             v2: true,
         }
     }
@@ -49,7 +47,7 @@ impl Decode for Decoder {
         }
         if buf.len() < 2 {
             return if eof {
-                Err(ctx.truncated(FORMAT, 0, "header", (2 - buf.len()) as u64))
+                Err(ctx.truncated(0, "header", (2 - buf.len()) as u64))
             } else {
                 Ok(Header::More(0))
             };
@@ -57,7 +55,6 @@ impl Decode for Decoder {
         let (ty, size) = (buf[0], buf[1]);
         if size != 8 {
             return Err(ctx.corrupt(
-                FORMAT,
                 1,
                 format!("event size {size} (type {ty:#04x}); only 8-byte events are defined"),
             ));
@@ -69,7 +66,7 @@ impl Decode for Decoder {
         let n = buf.len() / 8;
         out.reserve(n);
         for r in buf[..n * 8].chunks_exact(8) {
-            let t = self.time.unwrap(
+            let t = self.time.widen(
                 u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
                 &mut stats.timestamp_overflows,
             );
@@ -84,8 +81,8 @@ impl Decode for Decoder {
         Ok(n * 8)
     }
 
-    fn record(&self) -> Option<(Format, usize, &'static str)> {
-        Some((FORMAT, 8, "record"))
+    fn record(&self) -> Option<(usize, &'static str)> {
+        Some((8, "record"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

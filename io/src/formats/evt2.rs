@@ -13,11 +13,10 @@
 //! Prophesee's decoder, we drop them (counted as invalid). The origin is the top-left.
 
 use super::prophesee::PropheseeHeader;
-use super::{Ctx, Decode, Format, Header, ReadStats};
+use super::{Ctx, Decode, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
 
-const FORMAT: Format = Format::Evt2;
 const HIGH_PERIOD: u64 = 1 << 34;
 
 pub(crate) struct Decoder {
@@ -40,7 +39,7 @@ impl Decoder {
 
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
-        self.header.parse_expecting(buf, eof, ctx, FORMAT, "2.0")
+        self.header.parse_expecting(buf, eof, ctx, "2.0")
     }
 
     fn body(&mut self, buf: &[u8], _ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize> {
@@ -79,8 +78,8 @@ impl Decode for Decoder {
         Ok(n * 4)
     }
 
-    fn record(&self) -> Option<(Format, usize, &'static str)> {
-        Some((FORMAT, 4, "word"))
+    fn record(&self) -> Option<(usize, &'static str)> {
+        Some((4, "word"))
     }
 
     fn sensor_size(&self) -> Option<SensorSize> {

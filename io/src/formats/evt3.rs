@@ -11,11 +11,9 @@
 use evt3::{EventSink, Evt3Decoder};
 
 use super::prophesee::PropheseeHeader;
-use super::{Ctx, Decode, Format, Header, ReadStats};
+use super::{Ctx, Decode, Header, ReadStats};
 use crate::error::Result;
 use crate::event::{Event, SensorSize};
-
-const FORMAT: Format = Format::Evt3;
 
 pub(crate) struct Decoder {
     header: PropheseeHeader,
@@ -104,7 +102,7 @@ impl RawStream {
 
 impl Decode for Decoder {
     fn header(&mut self, buf: &[u8], eof: bool, ctx: &Ctx) -> Result<Header> {
-        self.header.parse_expecting(buf, eof, ctx, FORMAT, "3.0")
+        self.header.parse_expecting(buf, eof, ctx, "3.0")
     }
 
     fn body(&mut self, buf: &[u8], _ctx: &Ctx, out: &mut Vec<Event>, stats: &mut ReadStats) -> Result<usize> {
@@ -127,7 +125,7 @@ impl Decode for Decoder {
         if rest.is_empty() {
             Ok(())
         } else {
-            Err(ctx.truncated_at_least(FORMAT, 0, "word", 1))
+            Err(ctx.truncated_at_least(0, "word", 1))
         }
     }
 

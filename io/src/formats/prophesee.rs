@@ -85,19 +85,12 @@ impl PropheseeHeader {
 
     /// Parses header lines and, once the header is complete, refuses an EVT version other
     /// than `version` (a header without one is accepted).
-    pub fn parse_expecting(
-        &mut self,
-        buf: &[u8],
-        eof: bool,
-        ctx: &Ctx,
-        format: Format,
-        version: &str,
-    ) -> Result<Header> {
+    pub fn parse_expecting(&mut self, buf: &[u8], eof: bool, ctx: &Ctx, version: &str) -> Result<Header> {
         let p = self.parse(buf, eof, ctx)?;
         if let (Header::Done(_), Some(v)) = (&p, self.evt_version()) {
             if v != version {
                 return Err(crate::Error::Unsupported {
-                    format,
+                    format: ctx.format,
                     location: ctx.loc(0),
                     message: format!("the header says EVT {v}, not {version}"),
                 });
@@ -122,11 +115,7 @@ pub(crate) enum Sniff {
 /// Looks at the complete header lines within `head` for the EVT version.
 pub(crate) fn sniff(head: &[u8]) -> Sniff {
     let mut h = PropheseeHeader::default();
-    let ctx = Ctx {
-        format: Format::Evt3,
-        path: None,
-        offset: 0,
-    };
+    let ctx = Ctx::at(Format::Evt3, None, 0);
     let _ = h.parse(head, false, &ctx);
     match h.evt_version().as_deref() {
         Some("2.0") => Sniff::Evt2,
@@ -142,11 +131,7 @@ mod tests {
 
     fn parse(text: &str) -> PropheseeHeader {
         let mut h = PropheseeHeader::default();
-        let ctx = Ctx {
-            format: Format::Evt3,
-            path: None,
-            offset: 0,
-        };
+        let ctx = Ctx::at(Format::Evt3, None, 0);
         h.parse(text.as_bytes(), true, &ctx).unwrap();
         h
     }
@@ -174,11 +159,7 @@ mod tests {
     #[test]
     fn end_line_stops_the_header() {
         let mut h = PropheseeHeader::default();
-        let ctx = Ctx {
-            format: Format::Evt3,
-            path: None,
-            offset: 0,
-        };
+        let ctx = Ctx::at(Format::Evt3, None, 0);
         // After `% end`, a data byte that happens to be '%' is not header.
         let bytes = b"% evt 3.0\n% end\n%\x00\x80";
         match h.parse(bytes, true, &ctx).unwrap() {

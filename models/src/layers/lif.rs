@@ -224,6 +224,9 @@ impl Lif {
     }
 
     /// Forward one time step.
+    ///
+    /// # Panics
+    /// When `x` is not of the layer's size.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims.len(), self.dims.len(), "lif input size");
         if self.state.len() != x.data.len() {
@@ -274,6 +277,9 @@ impl Lif {
     }
 
     /// Backward one time step (the most recent kept forward).
+    ///
+    /// # Panics
+    /// Without a forward step to go back through.
     pub fn backward(&mut self, ds: Tensor) -> Tensor {
         let sg = self.caches.pop().expect("lif backward without forward");
         let mut di = ds;

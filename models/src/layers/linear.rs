@@ -39,6 +39,9 @@ impl Linear {
     }
 
     /// Forward pass.
+    ///
+    /// # Panics
+    /// When `x` is not of the layer's input size.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims.len(), self.inputs, "linear input size");
         let b = x.b;
@@ -78,6 +81,9 @@ impl Linear {
     }
 
     /// Backward pass.
+    ///
+    /// # Panics
+    /// Without a forward step to go back through.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
         self.weight.ensure_grad();
         self.bias.ensure_grad();

@@ -88,6 +88,9 @@ impl BatchNorm {
     }
 
     /// Backward pass (batch statistics).
+    ///
+    /// # Panics
+    /// Without a forward step to go back through.
     #[allow(clippy::needless_range_loop)]
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
         self.gamma.ensure_grad();

@@ -8,6 +8,12 @@
 //! ```
 //!
 //! with a learnable gain `g` per output channel (initialised to 1).
+//!
+//! Why this file is long (about 750 lines): it holds one layer's three computations (forward,
+//! weight gradient, input gradient) on both of its paths (im2col + GEMM, and the sparse
+//! scatter of `sparse.rs`'s loops), and the cost model that picks a path per call. The choice
+//! and what it chooses between stay side by side; the loops themselves are in `sparse.rs` and
+//! the standardisation in `ws.rs`.
 
 use rayon::prelude::*;
 
@@ -18,7 +24,12 @@ use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 use crate::workspace;
 
-const WS_EPS: f32 = 1e-4;
+mod sparse;
+mod ws;
+
+pub use sparse::PAIR_COST;
+use sparse::{nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
+use ws::{ws_backward, ws_forward, ws_forward_by_tap, ws_forward_transposed};
 
 /// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
 /// scatter path, fitted to `stdl bench sparse` over the conv layers of `nmnist` and
@@ -86,6 +97,9 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A convolution of `in_dims` to `cout` channels.
+    ///
+    /// # Panics
+    /// When the kernel or the stride is 0.
     pub fn new(
         in_dims: Dims,
         cout: usize,
@@ -477,6 +491,9 @@ impl Conv2d {
     /// Forward pass. The batch is cut into one run of samples per thread, each with one
     /// workspace; every sample's output is computed alone, so the result does not depend on
     /// threads.
+    ///
+    /// # Panics
+    /// When `x` is not of the layer's input shape.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
         let sparse = self.sparse(x.b, || nonzeros(&x.data));
@@ -646,6 +663,9 @@ impl Conv2d {
     /// ([`CHANNEL_SPLIT_MIN_WEIGHTS`]), over chunks of the batch for small ones; either way
     /// the result is the same for any number of threads. The input gradient (when wanted)
     /// is split over samples.
+    ///
+    /// # Panics
+    /// Without a forward step to go back through.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
         let overwrite = self.weight.grad_to_overwrite();
         self.gain.ensure_grad();
@@ -727,77 +747,6 @@ impl Conv2d {
     }
 }
 
-/// Non-zero values in `xs`.
-fn nonzeros(xs: &[f32]) -> usize {
-    xs.iter().filter(|&&v| v != 0.0).count()
-}
-
-/// Cost of one scalar weight-gradient update by pairs, in the cost model's element
-/// operations (a vectorised scatter's multiply-add counts 2) ([`Conv2d::predicted_grad_sparse`]).
-pub const PAIR_COST: f64 = 8.0;
-
-/// One sample's non-zero inputs listed by pixel: `(channel, value)` in channel order.
-struct PixelList {
-    start: Vec<u32>,
-    entries: Vec<(u32, f32)>,
-}
-
-impl PixelList {
-    /// From one sample `xs` (channels × `pixels`).
-    fn new(xs: &[f32], pixels: usize) -> Self {
-        let mut start = vec![0u32; pixels + 1];
-        for plane in xs.chunks_exact(pixels) {
-            for (q, &v) in plane.iter().enumerate() {
-                start[q + 1] += (v != 0.0) as u32;
-            }
-        }
-        for q in 0..pixels {
-            start[q + 1] += start[q];
-        }
-        let mut entries = vec![(0u32, 0.0f32); start[pixels] as usize];
-        let mut next = start.clone();
-        for (ci, plane) in xs.chunks_exact(pixels).enumerate() {
-            for (q, &v) in plane.iter().enumerate() {
-                if v != 0.0 {
-                    entries[next[q] as usize] = (ci as u32, v);
-                    next[q] += 1;
-                }
-            }
-        }
-        Self { start, entries }
-    }
-
-    /// The non-zero inputs at pixel `q`.
-    #[inline(always)]
-    fn at(&self, q: usize) -> &[(u32, f32)] {
-        &self.entries[self.start[q] as usize..self.start[q + 1] as usize]
-    }
-}
-
-crate::math::widest! {
-    /// Scattered input gradient of one sample: `acc` (`P_in × C_in`) gets, for every non-zero
-    /// output gradient `d` of channel `c` at an output position, `d · w_r[c, tap]` at the
-    /// input pixel of each tap; `w_r` is the effective weights as `C_out × k² × C_in`.
-    fn scatter_input_grad(conv: &Conv2d, w_r: &[f32], dyb: &[f32], acc: &mut [f32]) {
-        let (cin, o, k2) = (conv.in_dims.c, conv.out_dims, conv.k * conv.k);
-        let p = o.h * o.w;
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        for (co, dyc) in dyb.chunks_exact(p).enumerate() {
-            for (q, &dv) in dyc.iter().enumerate() {
-                if dv == 0.0 {
-                    continue;
-                }
-                conv.out_taps(q / o.w, q % o.w, |tap, pix| {
-                    let w = &w_r[(co * k2 + tap) * cin..][..cin];
-                    for (a, &wv) in acc[pix * cin..][..cin].iter_mut().zip(w) {
-                        *a += dv * wv;
-                    }
-                });
-            }
-        }
-    }
-}
-
 /// Input density (fraction of non-zero values) the memory model assumes when it predicts
 /// which path a convolution takes: spiking layers fire at a few percent to a few tens.
 pub const PLAN_INPUT_DENSITY: f64 = 0.1;
@@ -811,35 +760,6 @@ pub const GRAD_CHUNKS: usize = 4;
 /// repeated input scans cost time (`stdl bench memory` / `stdl bench train`, README).
 pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
 
-crate::math::widest! {
-    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
-    /// non-zero input `v`; `w_t` is the effective weights as `C_in·k·k × C_out`.
-    fn sparse_forward(conv: &Conv2d, w_t: &[f32], xs: &[f32], acc: &mut [f32]) {
-        let c_out = conv.out_dims.c;
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        conv.for_each_nonzero_tap(xs, |row, p, v| {
-            let w = &w_t[row * c_out..][..c_out];
-            for (a, &wv) in acc[p * c_out..][..c_out].iter_mut().zip(w) {
-                *a += v * wv;
-            }
-        });
-    }
-}
-
-crate::math::widest! {
-    /// Sparse weight gradient of one sample for a block of `cb` output channels: `dwt`
-    /// (`C_in·k·k × cb`) gets `Σ v · dyt[p]` over non-zero inputs `v`; `dyt` is the block's
-    /// output gradient as `P × cb`.
-    fn sparse_weight_grad(conv: &Conv2d, xs: &[f32], dyt: &[f32], cb: usize, dwt: &mut [f32]) {
-        conv.for_each_nonzero_tap(xs, |row, p, v| {
-            let d = &dyt[p * cb..][..cb];
-            for (a, &dv) in dwt[row * cb..][..cb].iter_mut().zip(d) {
-                *a += v * dv;
-            }
-        });
-    }
-}
-
 /// For stride 1, the output columns `lo..hi` whose input column `ox + kx − pad` lies inside
 /// `0..in_w` (`lo ≤ hi`; when `lo < hi`, `lo + kx ≥ pad`).
 #[inline]
@@ -847,127 +767,4 @@ fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usi
     let lo = pad.saturating_sub(kx).min(out_w);
     let hi = (in_w + pad).saturating_sub(kx).min(out_w).max(lo);
     (lo, hi)
-}
-
-/// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights (sums in the
-/// interleaved order of [`crate::math::sum`], so they vectorise).
-#[inline(always)]
-fn ws_stats(w: &[f32]) -> (f32, f32) {
-    let n = w.len() as f32;
-    let mean = crate::math::sum(w) / n;
-    let ss = crate::math::sum_of(w, |v| (v - mean) * (v - mean));
-    let var = ss / (n - 1.0).max(1.0);
-    (mean, (var * n + WS_EPS).sqrt())
-}
-
-/// Per output channel, the `(shift, scale)` that make its effective weights
-/// `(w − shift) · scale`: standardised with `gain` when it is not empty, else `(0, 1)`
-/// (the raw weights, exactly).
-#[inline(always)]
-fn ws_affine(w: &[f32], gain: &[f32], co: usize) -> (f32, f32) {
-    if gain.is_empty() {
-        return (0.0, 1.0);
-    }
-    let (mean, s) = ws_stats(w);
-    (mean, gain[co] / s)
-}
-
-/// Output channels × weights per tile of [`ws_forward_transposed`]: 16 channels make each
-/// written segment a whole cache line, 64 weights keep the tile in L1.
-const WS_TILE: (usize, usize) = (16, 64);
-
-/// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
-/// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
-/// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
-/// transposed in L1).
-fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
-    let c_out = weight.len() / n;
-    let (tc, tk) = WS_TILE;
-    let mut affine = [(0.0f32, 0.0f32); WS_TILE.0];
-    let (mut tile, mut tile_t) = ([0.0f32; WS_TILE.0 * WS_TILE.1], [0.0f32; WS_TILE.0 * WS_TILE.1]);
-    for c0 in (0..c_out).step_by(tc) {
-        let cb = (c_out - c0).min(tc);
-        for (j, a) in affine[..cb].iter_mut().enumerate() {
-            *a = ws_affine(&weight[(c0 + j) * n..][..n], gain, c0 + j);
-        }
-        for k0 in (0..n).step_by(tk) {
-            let kb = (n - k0).min(tk);
-            for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
-                affine_row(
-                    &weight[(c0 + j) * n + k0..][..kb],
-                    shift,
-                    scale,
-                    &mut tile[j * kb..][..kb],
-                );
-            }
-            transpose(&tile, cb, kb, &mut tile_t);
-            for (k, row) in tile_t[..kb * cb].chunks_exact(cb).enumerate() {
-                out[(k0 + k) * c_out + c0..][..cb].copy_from_slice(row);
-            }
-        }
-    }
-}
-
-/// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
-/// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
-/// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
-fn ws_forward_by_tap(weight: &[f32], gain: &[f32], c_in: usize, k2: usize, out: &mut [f32]) {
-    let n = c_in * k2;
-    workspace::with(n, |row| {
-        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
-            let (shift, scale) = ws_affine(w, gain, co);
-            affine_row(w, shift, scale, row);
-            transpose(row, c_in, k2, o);
-        }
-    });
-}
-
-crate::math::widest! {
-    /// `out = (w − shift) · scale`, element-wise.
-    fn affine_row(w: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
-        for (o, &v) in out.iter_mut().zip(w) {
-            *o = (v - shift) * scale;
-        }
-    }
-}
-
-/// Scaled weight standardisation: each output channel's `n` weights, less their mean, times
-/// its gain over `sqrt(var · n + ε)`, into `out`.
-fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
-    for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
-        let (shift, scale) = ws_affine(w, gain, co);
-        affine_row(w, shift, scale, o);
-    }
-}
-
-crate::math::widest! {
-    /// The gradients of the raw weights and the gains from `d`, the gradient of the
-    /// standardised weights, added into `dw` and `dgain`.
-    fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
-        let nf = n as f32;
-        for (co, ((w, d), dw)) in weight
-            .chunks_exact(n)
-            .zip(d.chunks_exact(n))
-            .zip(dw.chunks_exact_mut(n))
-            .enumerate()
-        {
-            let (mean, s) = ws_stats(w);
-            let g = gain[co];
-            let dsum = crate::math::sum(d);
-            let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
-            dgain[co] += dz / s;
-            let a = g / s;
-            let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
-            let dmean = dsum / nf;
-            if overwrite {
-                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
-                    *gw = a * (dv - dmean) - c * (wv - mean);
-                }
-            } else {
-                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
-                    *gw += a * (dv - dmean) - c * (wv - mean);
-                }
-            }
-        }
-    }
 }

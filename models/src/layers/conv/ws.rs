@@ -1,0 +1,131 @@
+//! Scaled weight standardisation (see the module above): per output channel, statistics and
+//! the affine map of its weights, forward and backward.
+
+use crate::math::transpose;
+use crate::workspace;
+
+/// The ε of the standardisation's variance.
+const WS_EPS: f32 = 1e-4;
+
+/// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights (sums in the
+/// interleaved order of [`crate::math::sum`], so they vectorise).
+#[inline(always)]
+pub(super) fn ws_stats(w: &[f32]) -> (f32, f32) {
+    let n = w.len() as f32;
+    let mean = crate::math::sum(w) / n;
+    let ss = crate::math::sum_of(w, |v| (v - mean) * (v - mean));
+    let var = ss / (n - 1.0).max(1.0);
+    (mean, (var * n + WS_EPS).sqrt())
+}
+
+/// Per output channel, the `(shift, scale)` that make its effective weights
+/// `(w − shift) · scale`: standardised with `gain` when it is not empty, else `(0, 1)`
+/// (the raw weights, exactly).
+#[inline(always)]
+pub(super) fn ws_affine(w: &[f32], gain: &[f32], co: usize) -> (f32, f32) {
+    if gain.is_empty() {
+        return (0.0, 1.0);
+    }
+    let (mean, s) = ws_stats(w);
+    (mean, gain[co] / s)
+}
+
+/// Output channels × weights per tile of [`ws_forward_transposed`]: 16 channels make each
+/// written segment a whole cache line, 64 weights keep the tile in L1.
+const WS_TILE: (usize, usize) = (16, 64);
+
+/// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
+/// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
+/// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
+/// transposed in L1).
+pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+    let c_out = weight.len() / n;
+    let (tc, tk) = WS_TILE;
+    let mut affine = [(0.0f32, 0.0f32); WS_TILE.0];
+    let (mut tile, mut tile_t) = ([0.0f32; WS_TILE.0 * WS_TILE.1], [0.0f32; WS_TILE.0 * WS_TILE.1]);
+    for c0 in (0..c_out).step_by(tc) {
+        let cb = (c_out - c0).min(tc);
+        for (j, a) in affine[..cb].iter_mut().enumerate() {
+            *a = ws_affine(&weight[(c0 + j) * n..][..n], gain, c0 + j);
+        }
+        for k0 in (0..n).step_by(tk) {
+            let kb = (n - k0).min(tk);
+            for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
+                affine_row(
+                    &weight[(c0 + j) * n + k0..][..kb],
+                    shift,
+                    scale,
+                    &mut tile[j * kb..][..kb],
+                );
+            }
+            transpose(&tile, cb, kb, &mut tile_t);
+            for (k, row) in tile_t[..kb * cb].chunks_exact(cb).enumerate() {
+                out[(k0 + k) * c_out + c0..][..cb].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
+/// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
+/// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
+pub(super) fn ws_forward_by_tap(weight: &[f32], gain: &[f32], c_in: usize, k2: usize, out: &mut [f32]) {
+    let n = c_in * k2;
+    workspace::with(n, |row| {
+        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+            let (shift, scale) = ws_affine(w, gain, co);
+            affine_row(w, shift, scale, row);
+            transpose(row, c_in, k2, o);
+        }
+    });
+}
+
+crate::math::widest! {
+    /// `out = (w − shift) · scale`, element-wise.
+    pub(super) fn affine_row(w: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(w) {
+            *o = (v - shift) * scale;
+        }
+    }
+}
+
+/// Scaled weight standardisation: each output channel's `n` weights, less their mean, times
+/// its gain over `sqrt(var · n + ε)`, into `out`.
+pub(super) fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+    for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        let (shift, scale) = ws_affine(w, gain, co);
+        affine_row(w, shift, scale, o);
+    }
+}
+
+crate::math::widest! {
+    /// The gradients of the raw weights and the gains from `d`, the gradient of the
+    /// standardised weights, added into `dw` and `dgain`.
+    pub(super) fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
+        let nf = n as f32;
+        for (co, ((w, d), dw)) in weight
+            .chunks_exact(n)
+            .zip(d.chunks_exact(n))
+            .zip(dw.chunks_exact_mut(n))
+            .enumerate()
+        {
+            let (mean, s) = ws_stats(w);
+            let g = gain[co];
+            let dsum = crate::math::sum(d);
+            let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
+            dgain[co] += dz / s;
+            let a = g / s;
+            let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
+            let dmean = dsum / nf;
+            if overwrite {
+                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
+                    *gw = a * (dv - dmean) - c * (wv - mean);
+                }
+            } else {
+                for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
+                    *gw += a * (dv - dmean) - c * (wv - mean);
+                }
+            }
+        }
+    }
+}
