@@ -15,7 +15,7 @@ use stdl::io::sources::synthetic::{SyntheticConfig, SyntheticScene};
 use stdl::runtime::replay::{ReplaySettings, StreamReplay};
 use stdl::stdl::Pipeline;
 use stdl::stdl::{plan, StdlModel, StrategyConfig, StrategyKind};
-use stdl::train::Model;
+use stdl::model::Model;
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Layer, Preset, Tensor};

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::layers::{AvgPool, BatchNorm, Conv2d, Layer, Lif, Linear, TimeMode};
+use crate::layers::{AvgPool, BatchNorm, Conv2d, Flatten, Layer, Lif, Linear, TimeMode};
 use crate::preset::{LayerSpec, Norm, Preset};
 pub use crate::sequential::Sequential;
 use crate::tensor::Dims;
@@ -288,7 +288,7 @@ impl NetworkSpec {
             }
             UnitSpec::Linear { features } => {
                 if dims.is_spatial() {
-                    layers.push(Layer::Flatten(dims));
+                    layers.push(Layer::Flatten(Flatten::new(dims)));
                 }
                 layers.push(Layer::Linear(Linear::new(dims.len(), features, rng)));
                 layers.push(Layer::Lif(Lif::new(Dims::flat(features), p.neuron, mode)));
@@ -304,7 +304,7 @@ impl NetworkSpec {
     pub fn build_readout(&self, dims: Dims, rng: &mut Rng) -> Sequential {
         let mut layers = Vec::new();
         if dims.is_spatial() {
-            layers.push(Layer::Flatten(dims));
+            layers.push(Layer::Flatten(Flatten::new(dims)));
         }
         layers.push(Layer::Linear(Linear::new(dims.len(), self.preset.classes, rng)));
         Sequential::new(layers)
@@ -359,7 +359,8 @@ fn global_pool(seq: &mut Sequential, d: Dims) -> Dims {
         return d;
     }
     seq.layers.push(Layer::Pool(AvgPool::global(d)));
-    seq.layers.push(Layer::Flatten(Dims::new(d.c, 1, 1)));
+    seq.layers
+        .push(Layer::Flatten(Flatten::new(Dims::new(d.c, 1, 1))));
     Dims::flat(d.c)
 }
 

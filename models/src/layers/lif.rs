@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{LayerMemory, LayerOps};
 use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 
@@ -306,5 +307,42 @@ impl Lif {
             }
         }
         di
+    }
+}
+
+impl LayerOps for Lif {
+    fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        Lif::forward(self, x, train)
+    }
+
+    fn backward(&mut self, ds: Tensor) -> Tensor {
+        Lif::backward(self, ds)
+    }
+
+    fn reset(&mut self) {
+        Lif::reset(self);
+    }
+
+    fn in_dims(&self) -> Dims {
+        self.dims
+    }
+
+    fn out_dims(&self) -> Dims {
+        self.dims
+    }
+
+    fn describe(&self) -> String {
+        "lif".into()
+    }
+
+    fn memory(&self, b: usize, m: &mut LayerMemory) {
+        m.kept_per_step = super::pooled_bytes(b * self.dims.len());
+        m.state = b * self.dims.len() * 4;
+        // Spikes overwrite the input current, gradients the output gradient.
+        m.output = 0;
+    }
+
+    fn kept(&self) -> usize {
+        Lif::kept(self)
     }
 }

@@ -8,6 +8,7 @@
 //! does backward when more than a quarter of the output gradients are non-zero.
 
 use super::{uniform, Param};
+use super::{LayerMemory, LayerOps};
 use crate::gemm::matmul;
 use crate::tensor::{Dims, Tensor};
 
@@ -167,5 +168,47 @@ crate::math::widest! {
                 *g += d * v;
             }
         }
+    }
+}
+
+impl LayerOps for Linear {
+    fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        Linear::forward(self, x, train)
+    }
+
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        Linear::backward(self, dy)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.weight, &self.bias]
+    }
+
+    fn reset(&mut self) {
+        self.caches.clear();
+    }
+
+    fn in_dims(&self) -> Dims {
+        Dims::flat(self.inputs)
+    }
+
+    fn out_dims(&self) -> Dims {
+        Dims::flat(self.outputs)
+    }
+
+    fn describe(&self) -> String {
+        format!("linear {}→{}", self.inputs, self.outputs)
+    }
+
+    fn memory(&self, b: usize, m: &mut LayerMemory) {
+        m.kept_per_step = super::pooled_bytes(b * self.inputs);
+    }
+
+    fn kept(&self) -> usize {
+        self.caches.len()
     }
 }

@@ -7,12 +7,14 @@
 //! reverse order, so the same layers keep the whole unrolled graph.
 
 pub mod conv;
+pub mod flatten;
 pub mod lif;
 pub mod linear;
 pub mod norm;
 pub mod pool;
 
 pub use conv::{Conv2d, InputPath};
+pub use flatten::Flatten;
 pub use lif::{Lif, LifParams, Surrogate, TimeMode};
 pub use linear::Linear;
 pub use norm::BatchNorm;
@@ -110,175 +112,122 @@ pub enum Layer {
     /// Batch normalisation.
     BatchNorm(BatchNorm),
     /// Reshape `C × H × W` to `C·H·W` features (no data movement).
-    Flatten(Dims),
+    Flatten(Flatten),
+}
+
+/// What every layer does, implemented in the layer's own file; [`Layer`] dispatches to it.
+/// A new layer is a file with a type that implements this, one variant of [`Layer`], and one
+/// line in the dispatch below (the enum keeps dispatch static: every call in a step is a
+/// `match`, which the compiler inlines, where a `dyn` call could not be).
+pub trait LayerOps {
+    /// Forward pass; in training mode, keeps what backward needs.
+    fn forward(&mut self, x: Tensor, train: bool) -> Tensor;
+    /// Backward pass for the most recent training-mode forward; accumulates parameter
+    /// gradients and returns the gradient of the input.
+    fn backward(&mut self, dy: Tensor) -> Tensor;
+    /// Trainable parameters (none by default).
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+    /// Trainable parameters, read-only (none by default).
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    /// Clears state and caches: a new sequence (nothing to clear by default).
+    fn reset(&mut self) {}
+    /// Input shape per sample.
+    fn in_dims(&self) -> Dims;
+    /// Output shape per sample.
+    fn out_dims(&self) -> Dims;
+    /// Short description for plans and logs.
+    fn describe(&self) -> String;
+    /// The layer's own part of [`Layer::memory`] for a batch of `b` (`m` holds the output
+    /// and the parameters already; nothing more by default).
+    fn memory(&self, _b: usize, _m: &mut LayerMemory) {}
+    /// Number of forward caches currently kept (none by default).
+    fn kept(&self) -> usize {
+        0
+    }
+}
+
+/// Calls `$e` with `$l` bound to the layer inside `$self`, whatever its kind.
+macro_rules! dispatch {
+    ($self:expr, $l:ident => $e:expr) => {
+        match $self {
+            Layer::Conv($l) => $e,
+            Layer::Linear($l) => $e,
+            Layer::Pool($l) => $e,
+            Layer::Lif($l) => $e,
+            Layer::BatchNorm($l) => $e,
+            Layer::Flatten($l) => $e,
+        }
+    };
 }
 
 impl Layer {
     /// Forward pass; in training mode, keeps what backward needs.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
-        match self {
-            Layer::Conv(l) => l.forward(x, train),
-            Layer::Linear(l) => l.forward(x, train),
-            Layer::Pool(l) => l.forward(x),
-            Layer::Lif(l) => l.forward(x, train),
-            Layer::BatchNorm(l) => l.forward(x, train),
-            Layer::Flatten(d) => {
-                let n = d.len();
-                x.reshaped(Dims::flat(n))
-            }
-        }
+        dispatch!(self, l => LayerOps::forward(l, x, train))
     }
 
     /// Backward pass for the most recent training-mode forward; accumulates parameter
     /// gradients and returns the gradient of the input.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        match self {
-            Layer::Conv(l) => l.backward(dy),
-            Layer::Linear(l) => l.backward(dy),
-            Layer::Pool(l) => l.backward(dy),
-            Layer::Lif(l) => l.backward(dy),
-            Layer::BatchNorm(l) => l.backward(dy),
-            Layer::Flatten(d) => dy.reshaped(*d),
-        }
+        dispatch!(self, l => LayerOps::backward(l, dy))
     }
 
     /// Trainable parameters.
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        match self {
-            Layer::Conv(l) => l.params_mut(),
-            Layer::Linear(l) => vec![&mut l.weight, &mut l.bias],
-            Layer::BatchNorm(l) => vec![&mut l.gamma, &mut l.beta],
-            _ => Vec::new(),
-        }
+        dispatch!(self, l => LayerOps::params_mut(l))
     }
 
     /// Trainable parameters, read-only.
     pub fn params(&self) -> Vec<&Param> {
-        match self {
-            Layer::Conv(l) => l.params(),
-            Layer::Linear(l) => vec![&l.weight, &l.bias],
-            Layer::BatchNorm(l) => vec![&l.gamma, &l.beta],
-            _ => Vec::new(),
-        }
+        dispatch!(self, l => LayerOps::params(l))
     }
 
-    /// Clears neuron state and every kept forward cache (a new sample or stream).
+    /// Clears state and caches (new sequence).
     pub fn reset(&mut self) {
-        match self {
-            Layer::Conv(l) => l.caches.clear(),
-            Layer::Linear(l) => l.caches.clear(),
-            Layer::Lif(l) => l.reset(),
-            Layer::BatchNorm(l) => l.caches.clear(),
-            Layer::Pool(_) | Layer::Flatten(_) => {}
-        }
+        dispatch!(self, l => LayerOps::reset(l))
     }
 
-    /// Per-sample input shape.
+    /// Input shape per sample.
     pub fn in_dims(&self) -> Dims {
-        match self {
-            Layer::Conv(l) => l.in_dims,
-            Layer::Linear(l) => Dims::flat(l.inputs),
-            Layer::Pool(l) => l.in_dims,
-            Layer::Lif(l) => l.dims,
-            Layer::BatchNorm(l) => l.dims,
-            Layer::Flatten(d) => *d,
-        }
+        dispatch!(self, l => LayerOps::in_dims(l))
     }
 
-    /// Per-sample output shape.
+    /// Output shape per sample.
     pub fn out_dims(&self) -> Dims {
-        match self {
-            Layer::Conv(l) => l.out_dims,
-            Layer::Linear(l) => Dims::flat(l.outputs),
-            Layer::Pool(l) => l.out_dims,
-            Layer::Lif(l) => l.dims,
-            Layer::BatchNorm(l) => l.dims,
-            Layer::Flatten(d) => Dims::flat(d.len()),
-        }
+        dispatch!(self, l => LayerOps::out_dims(l))
     }
 
     /// Short description for plans and logs.
     pub fn describe(&self) -> String {
-        match self {
-            Layer::Conv(l) => format!(
-                "conv {}→{} k{} s{} p{}{}",
-                l.in_dims.c,
-                l.out_dims.c,
-                l.k,
-                l.stride,
-                l.pad,
-                if l.ws { " ws" } else { "" }
-            ),
-            Layer::Linear(l) => format!("linear {}→{}", l.inputs, l.outputs),
-            Layer::Pool(l) => format!("avgpool {}x{}", l.kh, l.kw),
-            Layer::Lif(_) => "lif".into(),
-            Layer::BatchNorm(_) => "batchnorm".into(),
-            Layer::Flatten(_) => "flatten".into(),
-        }
+        dispatch!(self, l => LayerOps::describe(l))
     }
 
     /// Memory this layer needs for a batch of `b` during training.
     pub fn memory(&self, b: usize) -> LayerMemory {
-        let f = 4;
-        // Bytes of a pooled buffer of `n` values: its size class (crate::pool).
-        let pooled = |n: usize| crate::pool::class_of(n) * f;
-        let out = pooled(b * self.out_dims().len());
-        let params: usize = self.params().iter().map(|p| p.value.len() * f).sum();
+        let out = pooled_bytes(b * self.out_dims().len());
+        let params: usize = self.params().iter().map(|p| p.value.len() * 4).sum();
         let mut m = LayerMemory {
             output: out,
             params,
             ..Default::default()
         };
-        match self {
-            Layer::Conv(l) => {
-                m.kept_per_step = pooled(b * l.in_dims.len());
-                // Per thread, one scratch buffer for whichever path the layer takes (im2col
-                // columns or the sparse accumulator; the larger, since a stream warms up
-                // both). The weight gradient: split over channels, itself and (sparse path)
-                // its transposed blocks; split over the batch, one partial per chunk in
-                // flight besides the running sum, and the transpose. And the effective weights.
-                let w = pooled(l.weight.value.len());
-                let chunks = b.div_ceil(b.div_ceil(conv::GRAD_CHUNKS).max(1));
-                // Weight-gradient buffers with `threads` workers.
-                let grads = |threads: usize| {
-                    if l.weight.value.len() >= conv::CHANNEL_SPLIT_MIN_WEIGHTS {
-                        2
-                    } else {
-                        let in_flight = threads.min(chunks);
-                        (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
-                    }
-                };
-                // The scratch is one buffer per thread, not pooled: no class rounding.
-                m.scratch = l.workspace_len() * f;
-                m.workspace = (grads(1) + 1) * w;
-                // A second thread adds its scratch only if the batch gives it a sample.
-                if b > 1 {
-                    m.workspace_per_thread = m.scratch + (grads(2) - grads(1)) * w;
-                }
-            }
-            Layer::Linear(l) => m.kept_per_step = pooled(b * l.inputs),
-            Layer::Lif(l) => {
-                m.kept_per_step = pooled(b * l.dims.len());
-                m.state = b * l.dims.len() * f;
-                // Spikes overwrite the input current, gradients the output gradient.
-                m.output = 0;
-            }
-            Layer::BatchNorm(l) => m.kept_per_step = pooled(b * l.dims.len()),
-            Layer::Pool(_) | Layer::Flatten(_) => {}
-        }
+        dispatch!(self, l => LayerOps::memory(l, b, &mut m));
         m
     }
 
     /// Number of forward caches currently kept.
     pub fn kept(&self) -> usize {
-        match self {
-            Layer::Conv(l) => l.caches.len(),
-            Layer::Linear(l) => l.caches.len(),
-            Layer::Lif(l) => l.kept(),
-            Layer::BatchNorm(l) => l.caches.len(),
-            Layer::Pool(_) | Layer::Flatten(_) => 0,
-        }
+        dispatch!(self, l => LayerOps::kept(l))
     }
+}
+
+/// Bytes of a pooled buffer of `n` values: its size class ([`crate::pool`]).
+pub(crate) fn pooled_bytes(n: usize) -> usize {
+    crate::pool::class_of(n) * 4
 }
 
 /// Deterministic initialisation: uniform in `[-bound, bound]` from a seeded generator.

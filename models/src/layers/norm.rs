@@ -2,6 +2,7 @@
 //! scaled weight standardisation, which works at batch size 1).
 
 use super::Param;
+use super::{LayerMemory, LayerOps};
 use crate::tensor::{Dims, Tensor};
 
 const EPS: f32 = 1e-5;
@@ -119,5 +120,47 @@ impl BatchNorm {
             }
         }
         dx
+    }
+}
+
+impl LayerOps for BatchNorm {
+    fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        BatchNorm::forward(self, x, train)
+    }
+
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        BatchNorm::backward(self, dy)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.gamma, &mut self.beta]
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.gamma, &self.beta]
+    }
+
+    fn reset(&mut self) {
+        self.caches.clear();
+    }
+
+    fn in_dims(&self) -> Dims {
+        self.dims
+    }
+
+    fn out_dims(&self) -> Dims {
+        self.dims
+    }
+
+    fn describe(&self) -> String {
+        "batchnorm".into()
+    }
+
+    fn memory(&self, b: usize, m: &mut LayerMemory) {
+        m.kept_per_step = super::pooled_bytes(b * self.dims.len());
+    }
+
+    fn kept(&self) -> usize {
+        self.caches.len()
     }
 }

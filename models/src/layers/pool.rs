@@ -1,5 +1,6 @@
 //! Average pooling with stride equal to the kernel (global when the kernel covers the input).
 
+use super::LayerOps;
 use crate::tensor::{Dims, Tensor};
 
 /// `kh × kw` average pooling, stride `kh × kw`, borders that do not fill a window dropped.
@@ -106,5 +107,27 @@ crate::math::widest! {
                 }
             }
         }
+    }
+}
+
+impl LayerOps for AvgPool {
+    fn forward(&mut self, x: Tensor, _train: bool) -> Tensor {
+        AvgPool::forward(self, x)
+    }
+
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        AvgPool::backward(self, dy)
+    }
+
+    fn in_dims(&self) -> Dims {
+        self.in_dims
+    }
+
+    fn out_dims(&self) -> Dims {
+        self.out_dims
+    }
+
+    fn describe(&self) -> String {
+        format!("avgpool {}x{}", self.kh, self.kw)
     }
 }

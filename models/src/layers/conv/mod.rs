@@ -27,6 +27,7 @@ use crate::workspace;
 mod sparse;
 mod ws;
 
+use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
 use sparse::{nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
 use ws::{ws_backward, ws_forward, ws_forward_by_tap, ws_forward_transposed};
@@ -767,4 +768,78 @@ fn stride1_span(kx: usize, pad: usize, in_w: usize, out_w: usize) -> (usize, usi
     let lo = pad.saturating_sub(kx).min(out_w);
     let hi = (in_w + pad).saturating_sub(kx).min(out_w).max(lo);
     (lo, hi)
+}
+
+impl LayerOps for Conv2d {
+    fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
+        Conv2d::forward(self, x, train)
+    }
+
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        Conv2d::backward(self, dy)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Conv2d::params_mut(self)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Conv2d::params(self)
+    }
+
+    fn reset(&mut self) {
+        self.caches.clear();
+    }
+
+    fn in_dims(&self) -> Dims {
+        self.in_dims
+    }
+
+    fn out_dims(&self) -> Dims {
+        self.out_dims
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "conv {}→{} k{} s{} p{}{}",
+            self.in_dims.c,
+            self.out_dims.c,
+            self.k,
+            self.stride,
+            self.pad,
+            if self.ws { " ws" } else { "" }
+        )
+    }
+
+    fn memory(&self, b: usize, m: &mut LayerMemory) {
+        let pooled = super::pooled_bytes;
+        m.kept_per_step = pooled(b * self.in_dims.len());
+        // Per thread, one scratch buffer for whichever path the layer takes (im2col
+        // columns or the sparse accumulator; the larger, since a stream warms up both).
+        // The weight gradient: split over channels, itself and (sparse path) its
+        // transposed blocks; split over the batch, one partial per chunk in flight besides
+        // the running sum, and the transpose. And the effective weights.
+        let w = pooled(self.weight.value.len());
+        let chunks = b.div_ceil(b.div_ceil(GRAD_CHUNKS).max(1));
+        // Weight-gradient buffers with `threads` workers.
+        let grads = |threads: usize| {
+            if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
+                2
+            } else {
+                let in_flight = threads.min(chunks);
+                (if chunks > in_flight { in_flight + 1 } else { chunks }) + 1
+            }
+        };
+        // The scratch is one buffer per thread, not pooled: no class rounding.
+        m.scratch = self.workspace_len() * 4;
+        m.workspace = (grads(1) + 1) * w;
+        // A second thread adds its scratch only if the batch gives it a sample.
+        if b > 1 {
+            m.workspace_per_thread = m.scratch + (grads(2) - grads(1)) * w;
+        }
+    }
+
+    fn kept(&self) -> usize {
+        self.caches.len()
+    }
 }
