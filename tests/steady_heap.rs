@@ -12,10 +12,10 @@
 
 use stdl::data::frame_geometry;
 use stdl::io::sources::synthetic::{SyntheticConfig, SyntheticScene};
+use stdl::model::Model;
 use stdl::runtime::replay::{ReplaySettings, StreamReplay};
 use stdl::stdl::Pipeline;
 use stdl::stdl::{plan, StdlModel, StrategyConfig, StrategyKind};
-use stdl::model::Model;
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Layer, Preset, Tensor};

@@ -40,6 +40,7 @@ pub mod event;
 pub mod format;
 pub mod formats;
 pub mod frames;
+pub mod info;
 pub mod output;
 pub mod sources;
 
