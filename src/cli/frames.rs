@@ -38,7 +38,7 @@ pub struct FrameArgs {
     pub event_bins: Option<usize>,
     /// With --time-bins / --event-bins: fraction of a bin each window extends into the next.
     #[arg(long, default_value_t = 0.0, value_parser = super::fraction)]
-    pub overlap: f32,
+    pub overlap: f64,
     /// What happens to the remainder after the last whole bin.
     #[arg(long, value_enum, default_value_t = EdgeArg::ToLast)]
     pub edge: EdgeArg,

@@ -331,8 +331,8 @@ pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
 }
 
 /// A fraction in `[0, 1)` (`--overlap`).
-pub(crate) fn fraction(s: &str) -> Result<f32, String> {
-    checked(s, |v: f32| (0.0..1.0).contains(&v), "at least 0 and below 1")
+pub(crate) fn fraction(s: &str) -> Result<f64, String> {
+    checked(s, |v: f64| (0.0..1.0).contains(&v), "at least 0 and below 1")
 }
 
 /// A fraction in `(0, 1]` (`--density`).

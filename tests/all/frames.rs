@@ -26,9 +26,11 @@ fn event_bins_both_edges() {
     let s = Slicing::EventBins { n: 3, overlap: 0.0 };
     assert_eq!(ranges(&events, s, Edge::ToLast), vec![(0, 3), (3, 6), (6, 10)]);
     assert_eq!(ranges(&events, s, Edge::Drop), vec![(0, 3), (3, 6), (6, 9)]);
-    // Overlap 0.5 of a 3-event stride rounds to 2 extra events.
+    // Overlap 0.5, as Tonic's `slice_events_by_event_bins`: windows of ⌊3 · 1.5⌋ = 4
+    // events, one every ⌊4 · 0.5⌋ = 2.
     let s = Slicing::EventBins { n: 3, overlap: 0.5 };
-    assert_eq!(ranges(&events, s, Edge::Drop), vec![(0, 5), (3, 8), (6, 10)]);
+    assert_eq!(ranges(&events, s, Edge::Drop), vec![(0, 4), (2, 6), (4, 8)]);
+    assert_eq!(ranges(&events, s, Edge::ToLast), vec![(0, 4), (2, 6), (4, 10)]);
 }
 
 #[test]
@@ -39,6 +41,10 @@ fn time_bins_both_edges() {
     // [0,33) -> 0,10,20,30 ; [33,66) -> 40,50,60 ; [66, 99) -> 70,80,90 ; 100 is remainder.
     assert_eq!(ranges(&events, s, Edge::ToLast), vec![(0, 4), (4, 7), (7, 11)]);
     assert_eq!(ranges(&events, s, Edge::Drop), vec![(0, 4), (4, 7), (7, 10)]);
+    // Overlap 0.25, as Tonic's `slice_events_by_time_bins`: windows of 33 · 1.25 = 41.25 us
+    // starting every 41.25 · 0.75 = 30.9375 us: [0, 41.25), [30.94, 72.19), [61.88, 103.13).
+    let s = Slicing::TimeBins { n: 3, overlap: 0.25 };
+    assert_eq!(ranges(&events, s, Edge::Drop), vec![(0, 5), (4, 8), (7, 11)]);
 }
 
 #[test]

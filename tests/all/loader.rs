@@ -68,18 +68,18 @@ fn per_step_frames_equal_whole_sample_frames_on_real_recordings() {
 
 #[test]
 fn event_bins_follow_both_edge_conventions() {
-    // Independent statement of the two conventions: bins of ⌊n/T⌋ events from i·⌊n/T⌋,
-    // widened by the overlap; the last bin runs to the end (to-last, SpikingJelly) or
-    // stays whole (drop, Tonic).
+    // Independent statement of the two conventions: bins of ⌊n/T⌋ events from i·⌊n/T⌋, or
+    // with an overlap Tonic's windows of w = ⌊⌊n/T⌋·(1+overlap)⌋ events every ⌊w·(1−overlap)⌋;
+    // the last bin runs to the end (to-last, SpikingJelly) or stays whole (drop, Tonic).
     let mut rng = Rng::new(9);
     for _ in 0..500 {
         let n_ev = rng.below(300);
         let t = 1 + rng.below(40);
-        let overlap = [0.0f32, 0.25, 0.5][rng.below(3)];
+        let overlap = [0.0f64, 0.25, 0.5, 0.1][rng.below(4)];
         for edge in [Edge::ToLast, Edge::Drop] {
             let bins = EventBins::new(n_ev, t, overlap, edge).unwrap();
-            let stride = n_ev / t;
-            let window = stride + (overlap as f64 * stride as f64).round() as usize;
+            let window = ((n_ev / t) as f64 * (1.0 + overlap)) as usize;
+            let stride = (window as f64 * (1.0 - overlap)) as usize;
             for i in 0..t {
                 let a = (i * stride).min(n_ev);
                 let b = if edge == Edge::ToLast && i + 1 == t {

@@ -13,8 +13,10 @@
 //!   (integer µs, at least 1).
 //! - [`Slicing::EventBins`]: `n` bins of equal event count `stride = N / n`.
 //!
-//! Overlap (`overlap` in `[0, 1)` for the `n`-bin slicings) widens each window to
-//! `stride + round(overlap × stride)`, so consecutive bins share events.
+//! Overlap (`overlap` in `[0, 1)` for the `n`-bin slicings) is Tonic's: for a base bin
+//! `b = ⌊span / n⌋` (time, or event count), windows of `b · (1 + overlap)` start every
+//! `b · (1 + overlap) · (1 − overlap)`, so consecutive bins share events (`ToFrame`'s
+//! `overlap`, element for element: the Python package's tests compare).
 //!
 //! What happens to what is left after the last whole stride is an [`Edge`] convention:
 //! [`Edge::ToLast`] (SpikingJelly's `integrate_events_by_fixed_frames_number`: the last bin

@@ -31,24 +31,33 @@ pub enum Slicing {
         /// Number of bins.
         n: usize,
         /// Fraction of a bin by which each window extends into the next, in `[0, 1)`.
-        overlap: f32,
+        overlap: f64,
     },
     /// `n` bins of equal event count.
     EventBins {
         /// Number of bins.
         n: usize,
         /// Fraction of a bin by which each window extends into the next, in `[0, 1)`.
-        overlap: f32,
+        overlap: f64,
     },
 }
 
-fn widen(stride: u64, overlap: f32) -> Result<u64> {
-    if !(0.0..1.0).contains(&overlap) {
-        return Err(Error::InvalidArgument(format!(
+fn check_overlap(overlap: f64) -> Result<()> {
+    if (0.0..1.0).contains(&overlap) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
             "overlap must be in [0, 1), got {overlap}"
-        )));
+        )))
     }
-    Ok(stride + (overlap as f64 * stride as f64).round() as u64)
+}
+
+/// Tonic's widened window and its stride for `n` bins over `base = ⌊span / n⌋`: the window
+/// is `base · (1 + overlap)` and windows start every `window · (1 − overlap)` (Tonic's
+/// `slice_events_by_time_bins` and, floored, `slice_events_by_event_bins`).
+fn tonic_window(base: u64, overlap: f64) -> (f64, f64) {
+    let window = base as f64 * (1.0 + overlap);
+    (window, window * (1.0 - overlap))
 }
 
 /// Event index ranges of each bin of a time-sorted sample.
@@ -104,10 +113,27 @@ pub fn bin_ranges(
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
                 return Ok((0..n).map(|_| (0..0, 0, 0)).collect());
             };
+            check_overlap(overlap)?;
             let (t0, t_last) = (first.t_us, last.t_us.max(first.t_us));
-            let stride = ((t_last - t0) / n as u64).max(1);
-            let window = widen(stride, overlap)?;
-            by_time(&mut out, t0, stride, window, n, t_last);
+            let base = (t_last - t0) / n as u64;
+            if overlap == 0.0 {
+                by_time(&mut out, t0, base.max(1), base.max(1), n, t_last);
+            } else {
+                // Tonic's bounds, in its float64 arithmetic: bin `i` holds the events with
+                // `t0 + i·stride ≤ t < t0 + i·stride + window`, the same events as the
+                // integer bounds rounded up.
+                let (window, stride) = tonic_window(base, overlap);
+                for i in 0..n {
+                    let s = i as f64 * stride + t0 as f64;
+                    let (a_t, mut b_t) = (s.ceil() as u64, (s + window).ceil() as u64);
+                    if edge == Edge::ToLast && i + 1 == n {
+                        b_t = b_t.max(t_last + 1);
+                    }
+                    let a = events.partition_point(|ev| ev.t_us < a_t);
+                    let b = events.partition_point(|ev| ev.t_us < b_t);
+                    out.push((a..b.max(a), a_t, b_t));
+                }
+            }
         }
         Slicing::EventBins { n, overlap } => {
             let bins = EventBins::new(n_ev, n, overlap, edge)?;
@@ -135,18 +161,27 @@ pub struct EventBins {
 }
 
 impl EventBins {
-    /// `n` bins over `n_events` events: bin `i` starts at event `i · ⌊n_events / n⌋` and
-    /// spans that many events widened by `overlap`; with [`Edge::ToLast`] the last bin runs
-    /// to the end of the sample.
+    /// `n` bins over `n_events` events: without overlap, bin `i` holds the events from
+    /// `i · ⌊n_events / n⌋`, that many; with `overlap`, Tonic's: windows of
+    /// `w = ⌊⌊n_events / n⌋ · (1 + overlap)⌋` events starting every `⌊w · (1 − overlap)⌋`.
+    /// With [`Edge::ToLast`] the last bin runs to the end of the sample.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `n` is 0 or `overlap` is outside `[0, 1)`.
-    pub fn new(n_events: usize, n: usize, overlap: f32, edge: Edge) -> Result<Self> {
+    pub fn new(n_events: usize, n: usize, overlap: f64, edge: Edge) -> Result<Self> {
         if n == 0 {
             return Err(Error::InvalidArgument("number of bins must be positive".into()));
         }
-        let stride = n_events / n;
-        let window = widen(stride as u64, overlap)? as usize;
+        check_overlap(overlap)?;
+        let base = n_events / n;
+        let (window, stride) = if overlap == 0.0 {
+            (base, base)
+        } else {
+            let (w, _) = tonic_window(base as u64, overlap);
+            // Tonic: `int(n // bins * (1 + overlap))`, then `int(window * (1 - overlap))`.
+            let w = w.floor() as usize;
+            (w, (w as f64 * (1.0 - overlap)).floor() as usize)
+        };
         Ok(Self {
             n_events,
             n,
