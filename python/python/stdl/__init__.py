@@ -1,0 +1,220 @@
+"""stdl: online learning from event cameras with Spatio-Temporal Decoupled Learning.
+
+The fast parts of the `stdl` program, from Python and numpy:
+
+- :func:`read` and :func:`open`: AEDAT 2.0/3.1/4.0, ATIS ``.bin`` (N-MNIST, N-Caltech101),
+  Prophesee EVT 2.0/3.0 and DAT recordings as numpy structured arrays of Tonic's dtype
+  (:data:`EVENTS_DTYPE`), whole or in bounded batches;
+- :func:`info`: what ``stdl info --json`` prints;
+- :func:`to_frames`: ``(T, C, H, W)`` count frames, element for element those of Tonic's
+  ``ToFrame`` and SpikingJelly's ``integrate_events_by_fixed_frames_number``;
+- :class:`Learner`: an online STDL learner, updated after every labelled frame.
+
+Example::
+
+    import stdl
+    events, sensor_size = stdl.read("recording.aedat4")
+    frames = stdl.to_frames(events, sensor_size, n_time_bins=10)
+    learner = stdl.Learner("nmnist")
+    for frame in frames:
+        logits = learner.step(frame, label=3)
+
+Decoding, binning and learning release the GIL. Errors are :class:`StdlError` (a
+``ValueError``) carrying the same message as the command line (format, byte offset, path);
+a missing file is a ``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os as _os
+from typing import Iterator, Optional, Tuple, Union
+
+import numpy as _np
+
+from . import _stdl
+from ._stdl import StdlError
+
+__all__ = ["EVENTS_DTYPE", "StdlError", "read", "open", "info", "to_frames", "Learner"]
+
+#: Tonic's event dtype (``tonic.io.events_struct``): x, y as int16, t in µs as int64, p as bool.
+EVENTS_DTYPE = _np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
+
+PathLike = Union[str, "_os.PathLike[str]"]
+
+
+def _events(raw: _np.ndarray) -> _np.ndarray:
+    return raw.view(EVENTS_DTYPE)
+
+
+def _size3(size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int, int]]:
+    return None if size is None else (int(size[0]), int(size[1]), 2)
+
+
+def _size2(sensor_size) -> Optional[Tuple[int, int]]:
+    if sensor_size is None:
+        return None
+    return (int(sensor_size[0]), int(sensor_size[1]))
+
+
+def read(
+    path: PathLike,
+    format: Optional[str] = None,
+    sensor_size: Optional[Tuple[int, ...]] = None,
+) -> Tuple[_np.ndarray, Optional[Tuple[int, int, int]]]:
+    """Reads a whole recording.
+
+    Returns ``(events, sensor_size)``: a structured array of :data:`EVENTS_DTYPE` and the
+    sensor size as Tonic writes it, ``(width, height, 2)`` (from the header, else
+    ``sensor_size``, else the events' extent). The format is detected from the first bytes
+    unless ``format`` names it (``aedat2``, ``aedat31``, ``aedat4``, ``bin``, ``evt2``,
+    ``evt3``, ``dat``).
+
+    >>> events, size = stdl.read("gen41_expelliarmus_evt3_sample.raw")  # doctest: +SKIP
+    >>> events["t"][:3], size  # doctest: +SKIP
+    """
+    raw, size = _stdl.read(_os.fspath(path), format, _size2(sensor_size))
+    return _events(raw), _size3(size)
+
+
+def open(
+    path: PathLike,
+    format: Optional[str] = None,
+    sensor_size: Optional[Tuple[int, ...]] = None,
+) -> Iterator[_np.ndarray]:
+    """Reads a recording batch by batch: memory depends on the reader's chunk, not on the
+    file's size. Yields structured arrays of :data:`EVENTS_DTYPE`.
+
+    >>> n = sum(len(batch) for batch in stdl.open("recording.aedat4"))  # doctest: +SKIP
+    """
+    stream = _stdl.EventStream(_os.fspath(path), format, _size2(sensor_size))
+    while True:
+        raw = stream.next_batch()
+        if raw is None:
+            return
+        yield _events(raw)
+
+
+def info(
+    path: PathLike,
+    format: Optional[str] = None,
+    sensor_size: Optional[Tuple[int, ...]] = None,
+    max_gap_us: int = 10_000_000,
+) -> dict:
+    """What ``stdl info --json`` prints for a recording: format, size and where it comes
+    from, event counts, time span, extent, the reader's counters and jumps in event time.
+
+    >>> stdl.info("recording.aedat4")["events"]  # doctest: +SKIP
+    """
+    return _json.loads(_stdl.info(_os.fspath(path), format, _size2(sensor_size), int(max_gap_us)))
+
+
+def to_frames(
+    events: _np.ndarray,
+    sensor_size: Tuple[int, ...],
+    n_time_bins: Optional[int] = None,
+    time_window: Optional[float] = None,
+    n_event_bins: Optional[int] = None,
+    overlap: float = 0.0,
+    edge: str = "to_last",
+    merge_polarity: bool = False,
+) -> _np.ndarray:
+    """Bins time-sorted events into ``float32`` count frames ``(T, C, H, W)``.
+
+    Exactly one of ``n_time_bins`` (bins of equal duration), ``time_window`` (windows of
+    that many µs, one starting every ``time_window - overlap`` µs) or ``n_event_bins``
+    (bins of equal event count). For the bin counts, ``overlap`` is a fraction of a bin in
+    ``[0, 1)``. Channel 0 counts OFF events and 1 ON events (the Tonic and SpikingJelly
+    order), or one channel of all with ``merge_polarity``.
+
+    ``edge="to_last"`` lets the last bin run to the end of the events (SpikingJelly's
+    ``integrate_events_by_fixed_frames_number``: nothing is lost); ``edge="drop"`` keeps
+    only whole bins (Tonic's ``ToFrame``).
+
+    >>> frames = stdl.to_frames(events, (34, 34, 2), n_time_bins=10, edge="drop")  # doctest: +SKIP
+    """
+    chosen = [(k, v) for k, v in (("n_time_bins", n_time_bins), ("time_window", time_window),
+                                  ("n_event_bins", n_event_bins)) if v is not None]
+    if len(chosen) != 1:
+        raise StdlError("give exactly one of n_time_bins, time_window, n_event_bins")
+    mode, value = chosen[0]
+    events = _np.asarray(events)
+    if events.dtype.names is None or not {"x", "y", "t", "p"} <= set(events.dtype.names):
+        raise StdlError("events must be a structured array with fields x, y, t and p")
+    col = lambda name: _np.ascontiguousarray(events[name], dtype=_np.int64)
+    return _stdl.to_frames(
+        col("x"), col("y"), col("t"), col("p"),
+        _size2(sensor_size), mode, float(value), float(overlap), edge, bool(merge_polarity),
+    )
+
+
+class Learner:
+    """An online STDL learner at batch size 1: the network is cut into subnetworks, each
+    trained by its own auxiliary network, and every subnetwork is updated right after every
+    labelled step, with the membranes carried (and detached) from step to step.
+
+    ``preset`` is a built-in preset (``tiny``, ``demo``, ``nmnist``, ``dvs-gesture``,
+    ``ncaltech101``) or a TOML file; ``checkpoint`` a directory written by :meth:`save`,
+    ``stdl train`` or ``stdl stream --checkpoint-dir`` (it then sets the network).
+
+    >>> learner = stdl.Learner("nmnist", seed=0)  # doctest: +SKIP
+    >>> logits = learner.step(frame, label=7)      # learns from this frame
+    >>> learner.reset()                           # a new sample
+    """
+
+    def __init__(self, preset: str = "dvs-gesture", checkpoint: Optional[PathLike] = None,
+                 lr: float = 1e-3, seed: int = 0):
+        ck = None if checkpoint is None else _os.fspath(checkpoint)
+        self._inner = _stdl.Learner(preset, ck, float(lr), int(seed))
+
+    def step(self, frame: _np.ndarray, label: Optional[int] = None) -> _np.ndarray:
+        """One time step: returns the readout logits; with ``label``, every subnetwork is
+        updated after this step (STDL)."""
+        return self._inner.step(_np.asarray(frame, dtype=_np.float32), None if label is None else int(label))
+
+    def predict(self, frame: _np.ndarray) -> _np.ndarray:
+        """The readout logits of one time step, without learning (the membranes advance)."""
+        return self._inner.predict(_np.asarray(frame, dtype=_np.float32))
+
+    def reset(self) -> None:
+        """Clears every membrane: the next step starts a new sequence."""
+        self._inner.reset()
+
+    def save(self, dir: PathLike) -> None:
+        """Writes a checkpoint (the format every ``stdl`` command reads)."""
+        self._inner.save(_os.fspath(dir))
+
+    @classmethod
+    def load(cls, dir: PathLike, lr: float = 1e-3) -> "Learner":
+        """A learner from a checkpoint directory."""
+        return cls(checkpoint=dir, lr=lr)
+
+    @property
+    def plan(self) -> dict:
+        """The plan: cuts, auxiliary networks, predicted memory."""
+        return _json.loads(self._inner.plan_json())
+
+    @property
+    def layers(self) -> list:
+        """The layers that compute the readout at inference, in order (each stage's body,
+        then the readout): kind, shapes, constants, and the checkpoint prefix of its tensors
+        in ``model.safetensors`` (``s{k}.body.{i}.weight`` and so on)."""
+        return _json.loads(self._inner.layers_json())
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        """``(C, H, W)`` of one frame."""
+        return self._inner.input_shape
+
+    @property
+    def classes(self) -> int:
+        """Number of classes."""
+        return self._inner.classes
+
+    @property
+    def steps(self) -> int:
+        """Labelled steps learned."""
+        return self._inner.steps
+
+    def __repr__(self) -> str:
+        return f"stdl.Learner({self._inner.preset!r}, input {self.input_shape}, {self.classes} classes)"

@@ -1,0 +1,201 @@
+"""The Python package against the recordings in ../shared/data and against Tonic and
+SpikingJelly. Run: `pip install ./python pytest tonic spikingjelly torch`, then
+`pytest python/tests`. Under CI=true a missing ../shared/data fails instead of skipping."""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+import stdl
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def data(rel: str) -> pathlib.Path:
+    p = DATA / rel
+    if not p.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {p} does not exist")
+        pytest.skip(f"{p} not found")
+    return p
+
+
+def test_read_evt3_counts_and_dtype():
+    ev, size = stdl.read(data("evt3/gen41_expelliarmus_evt3_sample.raw"))
+    assert len(ev) == 219596
+    assert ev.dtype == stdl.EVENTS_DTYPE
+    assert size == (1280, 720, 2)
+    assert np.all(np.diff(ev["t"]) >= 0) or len(ev) > 0
+    assert ev["x"].max() < 1280 and ev["y"].max() < 720
+
+
+def test_dtype_is_tonics():
+    tonic_io = pytest.importorskip("tonic.io")
+    assert stdl.EVENTS_DTYPE == tonic_io.events_struct
+
+
+def test_read_nmnist_equals_tonic():
+    tonic_io = pytest.importorskip("tonic.io")
+    path = data("nmnist/tonic_sample_nmnist.bin")
+    ours, size = stdl.read(path, sensor_size=(34, 34))
+    theirs = tonic_io.read_mnist_file(str(path), dtype=stdl.EVENTS_DTYPE)
+    assert size == (34, 34, 2)
+    for k in "xytp":
+        np.testing.assert_array_equal(ours[k], theirs[k], err_msg=k)
+
+
+def test_read_aedat4_equals_tonic():
+    tonic_io = pytest.importorskip("tonic.io")
+    path = data("aedat4/dvxplorer_tonic_sample.aedat4")
+    ours, size = stdl.read(path)
+    theirs = tonic_io.read_aedat4(str(path))
+    assert len(ours) == len(theirs)
+    for k in "xytp":
+        np.testing.assert_array_equal(ours[k].astype(np.int64), theirs[k].astype(np.int64), err_msg=k)
+
+
+def test_open_batches_concatenate_to_read():
+    path = data("evt2/gen3_faery_evt2.raw")
+    whole, _ = stdl.read(path)
+    batches = list(stdl.open(path))
+    assert len(batches) > 1
+    assert all(b.dtype == stdl.EVENTS_DTYPE for b in batches)
+    np.testing.assert_array_equal(np.concatenate(batches), whole)
+
+
+def test_info_matches_the_command_line():
+    path = data("evt3/gen41_expelliarmus_evt3_sample.raw")
+    i = stdl.info(path)
+    assert i["events"] == 219596 and i["format"] == "evt3"
+    exe = ROOT / "target" / "release" / "stdl"
+    if exe.exists():
+        cli = json.loads(subprocess.run([exe, "info", "--json", str(path)], capture_output=True,
+                                        check=True, text=True).stdout)
+        assert cli == i
+
+
+def test_errors_say_what_and_where(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        stdl.read(tmp_path / "missing.aedat4")
+    src = data("evt2/gen3_faery_evt2.raw").read_bytes()
+    bad = tmp_path / "cut.raw"
+    bad.write_bytes(src[: len(src) // 2 + 1])
+    with pytest.raises(stdl.StdlError) as e:
+        stdl.read(bad)
+    msg = str(e.value)
+    assert "cut.raw" in msg and "EVT 2.0" in msg, msg
+    with pytest.raises(stdl.StdlError):
+        stdl.read(bad, format="evt9")
+
+
+def _tonic_frames(ev, size, **kw):
+    tonic = pytest.importorskip("tonic")
+    return tonic.transforms.ToFrame(sensor_size=size, **kw)(ev)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(n_time_bins=10),
+    dict(n_time_bins=7, overlap=0.25),
+    dict(n_event_bins=10),
+    dict(n_event_bins=6, overlap=0.5),
+    dict(time_window=10_000.0),
+    dict(time_window=30_000.0, overlap=10_000.0),
+])
+def test_frames_equal_tonic(kw):
+    ev, size = stdl.read(data("nmnist/tonic_sample_nmnist.bin"), sensor_size=(34, 34))
+    theirs = _tonic_frames(ev, size, **kw)
+    ours = stdl.to_frames(ev, size, edge="drop", **kw)
+    assert ours.dtype == np.float32
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    np.testing.assert_array_equal(ours, theirs.astype(np.float32))
+
+
+@pytest.mark.parametrize("split_by,frames", [("number", 10), ("time", 10), ("number", 7), ("time", 3)])
+def test_frames_equal_spikingjelly(split_by, frames):
+    sj = pytest.importorskip("spikingjelly.datasets")
+    ev, size = stdl.read(data("nmnist/tonic_sample_nmnist.bin"), sensor_size=(34, 34))
+    d = {"t": ev["t"].astype(np.int64), "x": ev["x"].astype(np.int64),
+         "y": ev["y"].astype(np.int64), "p": ev["p"].astype(np.int64)}
+    theirs = sj.integrate_events_by_fixed_frames_number(d, split_by, frames, 34, 34)
+    if split_by == "number":
+        ours = stdl.to_frames(ev, size, n_event_bins=frames, edge="to_last")
+    else:
+        ours = stdl.to_frames(ev, size, n_time_bins=frames, edge="to_last")
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs.astype(np.float32))
+
+
+def test_frames_merge_polarity_and_bad_input():
+    ev, size = stdl.read(data("nmnist/tonic_sample_nmnist.bin"), sensor_size=(34, 34))
+    split = stdl.to_frames(ev, size, n_time_bins=5)
+    merged = stdl.to_frames(ev, size, n_time_bins=5, merge_polarity=True)
+    assert merged.shape == (5, 1, 34, 34)
+    np.testing.assert_array_equal(merged[:, 0], split.sum(axis=1))
+    assert split.sum() == len(ev)
+    with pytest.raises(stdl.StdlError):
+        stdl.to_frames(ev, size, n_time_bins=5, time_window=1000.0)
+    with pytest.raises(stdl.StdlError):
+        stdl.to_frames(ev[::-1], size, n_time_bins=5)
+    with pytest.raises(stdl.StdlError):
+        stdl.to_frames(ev, (10, 10), n_time_bins=5)
+
+
+def test_learner_learns_saves_and_loads(tmp_path):
+    learner = stdl.Learner("tiny", seed=3)
+    c, h, w = learner.input_shape
+    assert learner.classes >= 2 and len(learner.plan["subnets"]) >= 1
+    rng = np.random.default_rng(0)
+    # Two classes told apart by which half of the frame fires.
+    def frame(k):
+        f = (rng.random((c, h, w)) < 0.02).astype(np.float32)
+        if k == 0:
+            f[:, : h // 2] += rng.random((c, h // 2, w)) < 0.3
+        else:
+            f[:, h // 2 :] += rng.random((c, h - h // 2, w)) < 0.3
+        return f
+    before = [np.argmax(learner.predict(frame(k % 2))) == k % 2 for k in range(40)]
+    learner.reset()
+    for i in range(600):
+        learner.step(frame(i % 2), label=i % 2)
+    learner.reset()
+    after = [np.argmax(learner.predict(frame(k % 2))) == k % 2 for k in range(200)]
+    assert np.mean(after) > 0.9, (np.mean(before), np.mean(after))
+    assert learner.steps == 600
+    learner.save(tmp_path / "ck")
+    again = stdl.Learner.load(tmp_path / "ck")
+    assert again.steps == 600
+    learner.reset(); again.reset()
+    f = frame(1)
+    np.testing.assert_array_equal(learner.predict(f), again.predict(f))
+    with pytest.raises(stdl.StdlError):
+        learner.step(np.zeros((1, 2, 3), np.float32))
+    with pytest.raises(stdl.StdlError):
+        learner.step(f, label=learner.classes)
+
+
+def test_torch_rebuilds_the_network_from_the_checkpoint(tmp_path):
+    pytest.importorskip("torch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_forward", ROOT / "examples/python/torch_forward.py")
+    tf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tf)
+    root = data("nmnist/slayer_NMNISTsmall")
+    labels = dict(line.split()[:2] for line in (root / "train1K.txt").read_text().splitlines()[1:] if line.strip())
+    files = sorted(root.glob("*.bs2"), key=lambda p: int(p.stem))
+    learner = stdl.Learner("nmnist", seed=1)
+    # A little online training, so that the weights are not the initial ones.
+    for path in files[:30]:
+        if path.stem not in labels:
+            continue
+        ev, size = stdl.read(path, sensor_size=(34, 34))
+        learner.reset()
+        for f in stdl.to_frames(ev, size, n_event_bins=10):
+            learner.step(f, label=int(labels[path.stem]))
+    learner.save(tmp_path / "ck")
+    worst = tf.compare(tmp_path / "ck", files[-12:], t_bins=10)
+    assert worst <= 1e-4, worst
