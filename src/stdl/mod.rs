@@ -15,9 +15,14 @@ use stdl_models::{Dims, Layer, Rng, Tensor};
 
 pub use pipeline::{Pipeline, StageOutput, PIPELINE_QUEUE};
 pub use plan::{build_stage_layers, plan, Plan, SubnetPlan};
-pub use profile::{profile, LayerRow, SpikeCount, StageProfile, StageTiming};
+pub use profile::{LayerRow, SpikeCount, StageProfile, StageTiming};
 pub use stage::{Stage, StepContext};
 pub use strategy::{StageStrategy, StrategyConfig, StrategyKind};
+
+/// Every stage's [`StageProfile`], in order.
+pub fn profile(stages: &[Stage]) -> Vec<StageProfile> {
+    stages.iter().enumerate().map(|(k, s)| s.profile(k)).collect()
+}
 
 /// A network trained with STDL.
 #[derive(Clone, Debug)]

@@ -1,9 +1,6 @@
 //! Where a stage's steps go: clock readings kept always ([`StageTiming`]), the per-layer
 //! profile of `--profile` ([`StageProfile`]) and spike counts per LIF layer ([`SpikeCount`]).
-
-use stdl_models::network::Sequential;
-
-use super::stage::Stage;
+//! The records only: [`super::Stage`] fills them.
 
 /// Clock readings of a stage outside its layers (always kept: a few clock reads per step).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -14,20 +11,15 @@ pub struct StageTiming {
     pub update_s: f64,
     /// Steps run.
     pub steps: u64,
-    /// Seconds in [`Stage::advance`] (layers, loss and update).
+    /// Seconds in [`super::Stage::advance`] (layers, loss and update).
     pub advance_s: f64,
-    /// CPU seconds of the calling thread in [`Stage::advance`]: below `advance_s` when the
+    /// CPU seconds of the calling thread in [`super::Stage::advance`]: below `advance_s` when the
     /// thread waited for a core (more runnable threads than cores) or for workers.
     pub advance_cpu_s: f64,
     /// Pipeline: seconds waiting for the previous stage's output.
     pub wait_input_s: f64,
     /// Pipeline: seconds waiting for the next stage to take this one's output.
     pub wait_output_s: f64,
-}
-
-/// Every stage's [`StageProfile`], in order.
-pub fn profile(stages: &[Stage]) -> Vec<StageProfile> {
-    stages.iter().enumerate().map(|(k, s)| s.profile(k)).collect()
 }
 
 /// CPU seconds the calling thread has used (Linux with glibc: `CLOCK_THREAD_CPUTIME_ID`; 0
@@ -63,24 +55,6 @@ pub struct SpikeCount {
     pub neurons: u64,
 }
 
-impl Stage {
-    /// The spike counts of every LIF layer of this stage (`k`: its index).
-    pub fn spike_counts(&self, k: usize) -> Vec<SpikeCount> {
-        let part = |name: &'static str, seq: &Sequential| {
-            seq.spike_counts()
-                .into_iter()
-                .map(move |(layer, spikes, neurons)| SpikeCount {
-                    stage: k,
-                    part: name,
-                    layer,
-                    spikes,
-                    neurons,
-                })
-        };
-        part("body", &self.body).chain(part("head", &self.head)).collect()
-    }
-}
-
 /// Where one stage's steps went, over the steps profiled.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct StageProfile {
@@ -88,7 +62,7 @@ pub struct StageProfile {
     pub stage: usize,
     /// Steps run.
     pub steps: u64,
-    /// Seconds per step in [`Stage::advance`].
+    /// Seconds per step in [`super::Stage::advance`].
     pub ms_per_step: f64,
     /// CPU time of the thread running the stage, per step (pipeline stages run their layers
     /// on that one thread: the stage's share of the cores).
@@ -124,46 +98,4 @@ pub struct LayerRow {
     pub input_grad_ms: f64,
     /// Dense-equivalent GFLOP/s over forward and backward (0 without a product).
     pub dense_gflops: f64,
-}
-
-impl Stage {
-    /// Starts profiling this stage's layers ([`stdl_models::profile`]) and clears its
-    /// timing; `false` stops.
-    pub fn set_profiling(&mut self, on: bool) {
-        self.body.set_profiling(on);
-        self.head.set_profiling(on);
-        self.timing = StageTiming::default();
-    }
-
-    /// What was collected since [`Stage::set_profiling`], per step.
-    pub fn profile(&self, stage: usize) -> StageProfile {
-        let t = self.timing;
-        let per = |s: f64| 1e3 * s / t.steps.max(1) as f64;
-        let mut layers = Vec::new();
-        for (part, seq) in [("body", &self.body), ("head", &self.head)] {
-            for lp in seq.profile().unwrap_or_default() {
-                layers.push(LayerRow {
-                    part,
-                    input_density: lp.input_density(),
-                    grad_density: lp.grad_density(),
-                    forward_ms: per(lp.forward_s),
-                    backward_ms: per(lp.backward_s),
-                    weight_grad_ms: per(lp.weight_grad_s),
-                    input_grad_ms: per(lp.input_grad_s),
-                    dense_gflops: lp.dense_gflops(),
-                    layer: lp.layer,
-                });
-            }
-        }
-        StageProfile {
-            stage,
-            steps: t.steps,
-            ms_per_step: per(t.advance_s),
-            cpu_ms_per_step: per(t.advance_cpu_s),
-            update_ms_per_step: per(t.update_s),
-            wait_input_ms_per_step: per(t.wait_input_s),
-            wait_output_ms_per_step: per(t.wait_output_s),
-            layers,
-        }
-    }
 }

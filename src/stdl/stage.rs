@@ -9,7 +9,7 @@ use stdl_models::network::Sequential;
 use stdl_models::optim::{OptimConfig, Optimizer};
 use stdl_models::{Layer, Tensor};
 
-use super::profile::{thread_cpu_s, StageTiming};
+use super::profile::{thread_cpu_s, LayerRow, SpikeCount, StageProfile, StageTiming};
 use super::strategy::{StageStrategy, StrategyConfig};
 
 /// Which sequence a time step belongs to. The live stream is one sequence; a replayed
@@ -320,5 +320,65 @@ impl Stage {
         }
         self.timing.updates += 1;
         self.timing.update_s += t.elapsed().as_secs_f64();
+    }
+}
+
+impl Stage {
+    /// The spike counts of every LIF layer of this stage (`k`: its index).
+    pub fn spike_counts(&self, k: usize) -> Vec<SpikeCount> {
+        let part = |name: &'static str, seq: &Sequential| {
+            seq.spike_counts()
+                .into_iter()
+                .map(move |(layer, spikes, neurons)| SpikeCount {
+                    stage: k,
+                    part: name,
+                    layer,
+                    spikes,
+                    neurons,
+                })
+        };
+        part("body", &self.body).chain(part("head", &self.head)).collect()
+    }
+}
+
+impl Stage {
+    /// Starts profiling this stage's layers ([`stdl_models::profile`]) and clears its
+    /// timing; `false` stops.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.body.set_profiling(on);
+        self.head.set_profiling(on);
+        self.timing = StageTiming::default();
+    }
+
+    /// What was collected since [`Stage::set_profiling`], per step.
+    pub fn profile(&self, stage: usize) -> StageProfile {
+        let t = self.timing;
+        let per = |s: f64| 1e3 * s / t.steps.max(1) as f64;
+        let mut layers = Vec::new();
+        for (part, seq) in [("body", &self.body), ("head", &self.head)] {
+            for lp in seq.profile().unwrap_or_default() {
+                layers.push(LayerRow {
+                    part,
+                    input_density: lp.input_density(),
+                    grad_density: lp.grad_density(),
+                    forward_ms: per(lp.forward_s),
+                    backward_ms: per(lp.backward_s),
+                    weight_grad_ms: per(lp.weight_grad_s),
+                    input_grad_ms: per(lp.input_grad_s),
+                    dense_gflops: lp.dense_gflops(),
+                    layer: lp.layer,
+                });
+            }
+        }
+        StageProfile {
+            stage,
+            steps: t.steps,
+            ms_per_step: per(t.advance_s),
+            cpu_ms_per_step: per(t.advance_cpu_s),
+            update_ms_per_step: per(t.update_s),
+            wait_input_ms_per_step: per(t.wait_input_s),
+            wait_output_ms_per_step: per(t.wait_output_s),
+            layers,
+        }
     }
 }

@@ -9,11 +9,11 @@
 //!
 //! with a learnable gain `g` per output channel (initialised to 1).
 //!
-//! Why this file is long (about 750 lines): it holds one layer's three computations (forward,
+//! Why this file is long (about 850 lines): it holds one layer's three computations (forward,
 //! weight gradient, input gradient) on both of its paths (im2col + GEMM, and the sparse
 //! scatter of `sparse.rs`'s loops), and the cost model that picks a path per call. The choice
 //! and what it chooses between stay side by side; the loops themselves are in `sparse.rs` and
-//! the standardisation in `ws.rs`.
+//! the standardisation in `ws.rs`; its [`LayerOps`] implementation closes it.
 
 use rayon::prelude::*;
 
