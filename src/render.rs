@@ -361,15 +361,10 @@ pub fn render(cfg: &RenderConfig, mut model: Option<&mut StdlModel>) -> Result<R
         Some(m) => {
             m.reset_state();
             let i = m.spec.preset.input;
-            let target = SensorSize::new(i[2] as u16, i[1] as u16);
-            let mg = if target == sensor {
-                Geometry::new(sensor, Channels::Split)?
-            } else {
-                Geometry::resized(sensor, target, Channels::Split).with_context(|| {
-                    format!("the model's input {target} must not exceed the sensor {sensor}")
-                })?
-            };
-            Some((StreamBinner::new(mg, cfg.bin_us)?, Dims::new(i[0], i[1], i[2])))
+            let dims = Dims::new(i[0], i[1], i[2]);
+            // The model sees the frames training and streaming make (src/data.rs).
+            let mg = crate::data::frame_geometry(sensor, dims)?;
+            Some((StreamBinner::new(mg, cfg.bin_us)?, dims))
         }
         None => None,
     };

@@ -1,6 +1,10 @@
 //! `stdl._stdl`: the native half of the Python package `stdl` (the Python half,
 //! `python/stdl/__init__.py`, turns its byte arrays into Tonic's structured events and
 //! documents every call). Decoding, binning and learning run with the GIL released.
+//!
+//! Why one file of about 550 lines: each Python entry point is a thin binding over the
+//! library (`stdl_io`, `stdl`), and they share the error mapping and the event packing;
+//! split by entry point, every file would repeat those.
 
 use std::path::PathBuf;
 

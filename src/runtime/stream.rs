@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Result};
 use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
-use stdl_io::frames::{Binned, Channels, Geometry, StreamBinner};
+use stdl_io::frames::{Binned, StreamBinner};
 use stdl_io::{Event, SensorSize};
 use stdl_models::{Dims, Tensor};
 
@@ -193,12 +193,9 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         Some(p) if error.is_none() => Some(crate::store::AtomicFile::create(p)?),
         _ => None,
     };
-    let geom = if sensor == target {
-        Geometry::new(sensor, Channels::Split)?
-    } else {
-        Geometry::resized(sensor, target, Channels::Split)
-            .with_context(|| format!("the preset's input {target} must not exceed the sensor {sensor}"))?
-    };
+    // The one frame-size rule of training and streaming (src/data.rs): as is, resized down,
+    // or a smaller sensor placed at the origin of the network's input.
+    let geom = crate::data::frame_geometry(sensor, dims)?;
     let mut binner = StreamBinner::new(geom, cfg.bin_us)?.with_max_gap(cfg.max_gap_us);
     // The live page: its server runs beside the learner and never makes it wait.
     let mut view = match &cfg.view {

@@ -1,4 +1,4 @@
-//! Recordings: a file (any format the readers know, detected or forced) or standard input.
+//! A recording file: any format the readers know, detected from its first bytes or forced.
 
 use std::path::PathBuf;
 
@@ -16,20 +16,6 @@ impl RunSource for File {
             .and_then(|r| pump.send_reader(out, r))
         {
             out.fail(m);
-        }
-    }
-}
-
-/// A recording piped into standard input.
-pub(crate) struct Stdin;
-
-impl RunSource for Stdin {
-    fn run(&self, out: &mut SourceOut, pump: &Pump) {
-        if let Err(m) = EventReader::from_reader(std::io::stdin(), pump.format, &pump.read_options())
-            .map_err(|e| e.to_string())
-            .and_then(|r| pump.send_reader(out, r))
-        {
-            out.fail(format!("standard input: {m}"));
         }
     }
 }

@@ -20,6 +20,7 @@ mod dataset;
 mod dv_tcp;
 mod file;
 mod out;
+mod stdin;
 mod synthetic;
 
 pub(crate) use out::{Control, SourceOut};
@@ -167,7 +168,7 @@ impl Source {
     pub(crate) fn runner(&self) -> Box<dyn RunSource> {
         match self.clone() {
             Source::File(p) => Box::new(file::File(p)),
-            Source::Stdin => Box::new(file::Stdin),
+            Source::Stdin => Box::new(stdin::Stdin),
             Source::DvTcp(a) => Box::new(dv_tcp::DvTcp(a)),
             Source::Synthetic(c) => Box::new(synthetic::Synthetic(c)),
             Source::Camera(id) => Box::new(camera::Camera(id)),
