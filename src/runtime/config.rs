@@ -161,6 +161,20 @@ impl Default for StreamConfig {
 }
 
 impl StreamConfig {
+    /// What the source thread needs of these settings.
+    pub(crate) fn source_settings(&self) -> crate::runtime::source::SourceSettings {
+        crate::runtime::source::SourceSettings {
+            source: self.source.clone(),
+            format: self.format,
+            sensor_size: self.sensor_size,
+            speed: self.speed,
+            max_steps: self.max_steps,
+            bin_us: self.bin_us,
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+        }
+    }
+
     /// Checks what the type does not: positive bins, rates and timeouts, a replay only when
     /// learning, checkpoint intervals and `resume` only with a checkpoint directory, live
     /// labels not on the source's own standard input, a valid strategy.

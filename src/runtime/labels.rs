@@ -1,7 +1,107 @@
-//! Live labels (`stdl stream --live-labels -|FILE`): lines `now LABEL`, `T_US LABEL` or
-//! `none`, read from standard input or a file followed as it grows, on a thread of their own.
+//! Where a stream's bins get their labels ([`BinLabels`]): a labels file (`--labels`, with the
+//! class check), the label changes of a labelled source, live labels (`--live-labels -|FILE`:
+//! lines `now LABEL`, `T_US LABEL` or `none`, read from standard input or a file followed as
+//! it grows, on a thread of their own), or one constant label.
 
+use std::collections::VecDeque;
 use std::time::Duration;
+
+use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
+use stdl_io::frames::Frame;
+
+use crate::error::{bail, Context, Result};
+
+/// The label of each bin, at its middle: from the labels file if one is given, else from
+/// the label changes (a labelled source's, and live labels), else the constant label.
+#[derive(Debug, Default)]
+pub struct BinLabels {
+    /// Interval labels of the labels file (classes from 1).
+    rows: Vec<LabelRow>,
+    /// Label changes by time, oldest first (consumed as bins pass them).
+    changes: VecDeque<(u64, Option<usize>)>,
+    /// The label of every bin when nothing else applies.
+    constant: Option<usize>,
+    /// The network's classes (live labels beyond them are ignored, with a message).
+    classes: usize,
+}
+
+impl BinLabels {
+    /// Labels from `labels_csv` (checked against the `classes` of the preset), else from
+    /// changes to come, else `constant`.
+    ///
+    /// # Errors
+    /// An unreadable or malformed labels file, or a class outside `1..=classes`.
+    pub fn new(
+        labels_csv: Option<&std::path::Path>,
+        constant: Option<usize>,
+        classes: usize,
+    ) -> Result<Self> {
+        let rows = match labels_csv {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let rows =
+                    parse_labels(&text).map_err(|m| crate::Error::msg(format!("{}: {m}", p.display())))?;
+                if let Some(r) = rows.iter().find(|r| r.class == 0 || r.class as usize > classes) {
+                    bail!(
+                        "{}: label class {} is not one of the preset's classes 1..={classes} (classes \
+                         count from 1)",
+                        p.display(),
+                        r.class
+                    );
+                }
+                rows
+            }
+            None => Vec::new(),
+        };
+        Ok(Self {
+            rows,
+            changes: VecDeque::new(),
+            constant,
+            classes,
+        })
+    }
+
+    /// The source says: from `t_us` on, `label` (it sends a label only when it changes).
+    pub fn source_label(&mut self, t_us: u64, label: usize) {
+        self.changes.push_back((t_us, Some(label)));
+    }
+
+    /// Live label commands; "now" is `now_us` (the earliest time of the events just read:
+    /// their bins are the ones to come).
+    pub fn live(&mut self, cmds: impl IntoIterator<Item = LabelCmd>, now_us: u64) {
+        for c in cmds {
+            if let Some(l) = c.label.filter(|&l| l >= self.classes) {
+                eprintln!(
+                    "live label {l} ignored: the preset has classes 0..={} (0-based)",
+                    self.classes - 1
+                );
+                continue;
+            }
+            self.changes.push_back((c.t_us.unwrap_or(now_us), c.label));
+        }
+        // Commands may name times out of order: keep the changes sorted by time.
+        self.changes.make_contiguous().sort_by_key(|c| c.0);
+    }
+
+    /// The label of the bin `f` (0-based), at its middle; changes before it are consumed.
+    pub fn of(&mut self, f: &Frame) -> Option<usize> {
+        let mid = (f.t_start_us + f.t_end_us) / 2;
+        if !self.rows.is_empty() {
+            return self
+                .rows
+                .iter()
+                .find(|r| r.start_us <= mid && mid < r.end_us)
+                .map(|r| r.class as usize - 1);
+        }
+        if self.changes.is_empty() {
+            return self.constant;
+        }
+        while self.changes.len() > 1 && self.changes[1].0 <= mid {
+            self.changes.pop_front();
+        }
+        self.changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
+    }
+}
 
 /// One live label command: from time `t_us` (or the current stream time) on, `label`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +199,77 @@ pub(crate) fn spawn_live_labels(src: &str) -> crossbeam_channel::Receiver<LabelC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bin(t0: u64, t1: u64) -> Frame {
+        Frame {
+            t_start_us: t0,
+            t_end_us: t1,
+            events: 0,
+            data: Vec::new(),
+        }
+    }
+
+    fn cmd(t_us: Option<u64>, label: Option<usize>) -> LabelCmd {
+        LabelCmd { t_us, label }
+    }
+
+    #[test]
+    fn a_bin_takes_the_label_at_its_middle() {
+        let mut l = BinLabels::new(None, Some(2), 4).unwrap();
+        assert_eq!(
+            l.of(&bin(0, 10)),
+            Some(2),
+            "the constant label when nothing else applies"
+        );
+        l.source_label(100, 1);
+        l.source_label(200, 3);
+        assert_eq!(
+            l.of(&bin(80, 110)),
+            None,
+            "the middle (95) is before the first change"
+        );
+        assert_eq!(l.of(&bin(100, 110)), Some(1));
+        assert_eq!(
+            l.of(&bin(190, 220)),
+            Some(3),
+            "the middle (205) is past the second change"
+        );
+    }
+
+    #[test]
+    fn live_labels_are_sorted_checked_and_now_is_the_batch_start() {
+        let mut l = BinLabels::new(None, None, 4).unwrap();
+        // Out of order, one out of range (ignored), "now" at 50.
+        l.live(
+            [
+                cmd(Some(300), Some(2)),
+                cmd(None, Some(1)),
+                cmd(Some(100), Some(9)),
+            ],
+            50,
+        );
+        assert_eq!(l.of(&bin(40, 50)), None);
+        assert_eq!(l.of(&bin(60, 70)), Some(1));
+        assert_eq!(l.of(&bin(290, 320)), Some(2));
+        l.live([cmd(None, None)], 400);
+        assert_eq!(l.of(&bin(400, 420)), None, "`none` ends the label");
+    }
+
+    #[test]
+    fn a_labels_file_wins_and_its_classes_are_checked() {
+        let dir = std::env::temp_dir().join(format!("stdl-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.csv");
+        std::fs::write(&good, "class,startTime_usec,endTime_usec\n3,100,200\n").unwrap();
+        let mut l = BinLabels::new(Some(&good), Some(0), 4).unwrap();
+        l.source_label(0, 1);
+        assert_eq!(l.of(&bin(120, 130)), Some(2), "class 3 of the file is label 2");
+        assert_eq!(l.of(&bin(300, 310)), None, "outside every interval: no label");
+        let bad = dir.join("bad.csv");
+        std::fs::write(&bad, "class,startTime_usec,endTime_usec\n5,100,200\n").unwrap();
+        let e = BinLabels::new(Some(&bad), None, 4).unwrap_err().to_string();
+        assert!(e.contains("bad.csv") && e.contains("1..=4"), "{e}");
+    }
 
     #[test]
     fn live_label_lines() {

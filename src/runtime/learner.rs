@@ -29,6 +29,49 @@ pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
     Ok(model)
 }
 
+/// Where a resumed stream stands: steps learned, end of the last bin (µs), events read.
+pub type Resumed = (u64, u64, u64);
+
+/// Readies `model` for a stream: with `--resume`, its weights, optimiser state and stream
+/// position from the stream's checkpoint; both convolution paths' buffers allocated before
+/// the first bin (flat memory); profiling, the strategy and the testing slowdown as set.
+///
+/// # Errors
+/// A checkpoint that is not a stream's, or that does not fit the model.
+pub fn prepare(cfg: &StreamConfig, model: &mut StdlModel) -> Result<Option<Resumed>> {
+    let mut resumed = None;
+    if let (true, Some(dir)) = (cfg.resume, &cfg.checkpoint_dir) {
+        if dir.join("state.json").exists() {
+            let Progress::Stream { steps, t_us, events } = crate::checkpoint::read_state(dir)?.progress
+            else {
+                crate::error::bail!(
+                    "{} holds a `stdl train` checkpoint; `--resume` continues a stream's own \
+                     --checkpoint-dir (start from a trained model with --checkpoint)",
+                    dir.display()
+                );
+            };
+            let (params, optimizer) = crate::checkpoint::tensors(dir)?;
+            model.load_params(&params)?;
+            model.load_optimizer_state(&optimizer);
+            eprintln!("resuming from {} at step {steps} (t = {t_us} us)", dir.display());
+            resumed = Some((steps, t_us, events));
+        } else {
+            eprintln!("no checkpoint in {}; starting fresh", dir.display());
+        }
+    }
+    model.warm_up(1, Some(crate::stdl::PIPELINE_QUEUE));
+    if cfg.profile {
+        model.stages.iter_mut().for_each(|s| s.set_profiling(true));
+    }
+    if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
+        model.set_strategy(&cfg.strategy);
+    }
+    if let Some(last) = model.stages.last_mut() {
+        last.min_step = cfg.min_step;
+    }
+    Ok(resumed)
+}
+
 /// A fresh model for a stream: the preset's network planned for batch 1.
 ///
 /// # Errors
@@ -69,7 +112,47 @@ pub struct Learner<'a> {
     pub(crate) diverged: Option<String>,
 }
 
-impl Learner<'_> {
+impl<'a> Learner<'a> {
+    /// The learner of a stream: `stages` started as a pipeline, replay as `cfg` sets it,
+    /// predictions to `out`, counts from `resumed`.
+    ///
+    /// # Errors
+    /// A replay budget too small for one segment.
+    pub(crate) fn start(
+        cfg: &'a StreamConfig,
+        preset: Preset,
+        settings: ModelSettings,
+        stages: Vec<crate::stdl::Stage>,
+        out: Output,
+        resumed: Option<Resumed>,
+    ) -> Result<Self> {
+        let dims = stdl_models::Dims::new(preset.input[0], preset.input[1], preset.input[2]);
+        let (steps, t_us, events) = resumed.unwrap_or_default();
+        Ok(Self {
+            cfg,
+            preset,
+            settings,
+            pipe: Pipeline::start_primed(stages, crate::stdl::PIPELINE_QUEUE),
+            pending: VecDeque::new(),
+            replay: match &cfg.replay {
+                Some(r) if cfg.learn && r.bytes > 0 => {
+                    Some(crate::runtime::replay::StreamReplay::new(r, dims, cfg.seed)?)
+                }
+                _ => None,
+            },
+            pred: Predictor::new(cfg.ema_steps),
+            out,
+            steps,
+            events,
+            last_bin_end: t_us,
+            ck_steps: steps,
+            ck_time: Instant::now(),
+            rss_at: Vec::new(),
+            heap_at: Vec::new(),
+            diverged: None,
+        })
+    }
+
     /// Hands a bin to the learner: waits for room when `wait`, otherwise gives the bin back
     /// when the learner's queue is full.
     pub(crate) fn offer(&mut self, bin: Bin, wait: bool) -> Result<Option<Bin>> {

@@ -7,32 +7,29 @@
 //! steps ([`crate::runtime::replay`]); its outputs go to the sinks
 //! ([`crate::runtime::sink`]: predictions, metrics, the live page, the summary).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::error::{bail, Context, Result};
-use stdl_io::datasets::dvs_gesture::{parse_labels, LabelRow};
-use stdl_io::frames::{Binned, StreamBinner};
+use stdl_io::frames::{Binned, Frame, StreamBinner};
 use stdl_io::{Event, SensorSize};
 use stdl_models::{Dims, Tensor};
 
-use crate::checkpoint::Progress;
+use crate::error::Result;
 use crate::model::ModelSettings;
 pub use crate::runtime::config::{StreamConfig, DEFAULT_MAX_GAP_US};
-use crate::runtime::labels::spawn_live_labels;
 pub use crate::runtime::labels::{parse_label_line, LabelCmd};
+use crate::runtime::labels::{spawn_live_labels, BinLabels};
 use crate::runtime::learner::Learner;
 pub use crate::runtime::learner::{load_model, new_model};
 pub use crate::runtime::overload::{Backlog, Bin, Overload, LIVE_BACKLOG_BINS};
 use crate::runtime::ring::Pop;
 use crate::runtime::sink::live_view::{lag_s, LiveView};
 use crate::runtime::sink::metrics::{Counters, Metrics};
-use crate::runtime::sink::{Output, Predictor};
+use crate::runtime::sink::{open_outputs, Output};
 pub use crate::runtime::sink::{Prediction, Summary};
 pub use crate::runtime::source::Source;
 pub use crate::runtime::source::EVENT_RING_CAPACITY;
-use crate::runtime::source::{spawn_source, Control, SourceSettings};
-use crate::stdl::{Pipeline, StdlModel, PIPELINE_QUEUE};
+use crate::runtime::source::{await_sensor, spawn_source, Control};
+use crate::stdl::StdlModel;
 
 /// Runs a stream to its end (or `max_steps`), from `cfg.checkpoint` if set, otherwise from a
 /// fresh network of `cfg.preset`.
@@ -56,92 +53,15 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         Some(dir) => Some(crate::store::DirLock::acquire(dir)?),
         None => None,
     };
-    // Resume: weights, optimiser state, step count and stream position from the checkpoint.
-    let mut resumed: Option<(u64, u64, u64)> = None;
-    if let (true, Some(dir)) = (cfg.resume, &cfg.checkpoint_dir) {
-        if dir.join("state.json").exists() {
-            let Progress::Stream { steps, t_us, events } = crate::checkpoint::read_state(dir)?.progress
-            else {
-                bail!(
-                    "{} holds a `stdl train` checkpoint; `--resume` continues a stream's own \
-                     --checkpoint-dir (start from a trained model with --checkpoint)",
-                    dir.display()
-                );
-            };
-            let (params, optimizer) = crate::checkpoint::tensors(dir)?;
-            model.load_params(&params)?;
-            model.load_optimizer_state(&optimizer);
-            eprintln!("resuming from {} at step {steps} (t = {t_us} us)", dir.display());
-            resumed = Some((steps, t_us, events));
-        } else {
-            eprintln!("no checkpoint in {}; starting fresh", dir.display());
-        }
-    }
-    // Both convolution paths' buffers allocated before the first bin (flat memory).
-    model.warm_up(1, Some(PIPELINE_QUEUE));
-    if cfg.profile {
-        model.stages.iter_mut().for_each(|s| s.set_profiling(true));
-    }
-    if cfg.strategy.kind != crate::stdl::StrategyKind::Naive {
-        model.set_strategy(&cfg.strategy);
-    }
-    if let Some(last) = model.stages.last_mut() {
-        last.min_step = cfg.min_step;
-    }
+    let resumed = crate::runtime::learner::prepare(cfg, &mut model)?;
     let stages = std::mem::take(&mut model.stages);
     let dims = Dims::new(preset.input[0], preset.input[1], preset.input[2]);
-    let rows: Vec<LabelRow> = match &cfg.labels_csv {
-        Some(p) => {
-            parse_labels(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-                .map_err(|m| crate::error::Error::msg(format!("{}: {m}", p.display())))?
-        }
-        None => Vec::new(),
-    };
-    if let Some(r) = rows
-        .iter()
-        .find(|r| r.class == 0 || r.class as usize > preset.classes)
-    {
-        bail!(
-            "{}: label class {} is not one of the preset's classes 1..={} (classes count from 1)",
-            cfg.labels_csv
-                .as_ref()
-                .expect("rows come from --labels")
-                .display(),
-            r.class,
-            preset.classes
-        );
-    }
+    let mut labels = BinLabels::new(cfg.labels_csv.as_deref(), cfg.constant_label, preset.classes)?;
     if let Source::Dataset { name, root, split } = &cfg.source {
         // Checked before anything is learned (the source thread opens it again to play it).
         let ds = stdl_io::datasets::Dataset::open(name, root)?;
         crate::data::check_labels(&ds, ds.split(*split), preset.classes, &preset.name)?;
     }
-    let label_at = |t: u64| {
-        rows.iter()
-            .find(|r| r.start_us <= t && t < r.end_us)
-            .map(|r| r.class as usize - 1)
-    };
-    // A frame becomes a bin for the learner, with the label at its middle: from the labels
-    // file, else the label changes of a labelled source or live labels (consumed up to it),
-    // else the constant label.
-    let bin_of = |f: stdl_io::frames::Frame, changes: &mut VecDeque<(u64, Option<usize>)>| {
-        let mid = (f.t_start_us + f.t_end_us) / 2;
-        let label = if !rows.is_empty() {
-            label_at(mid)
-        } else if !changes.is_empty() {
-            while changes.len() > 1 && changes[1].0 <= mid {
-                changes.pop_front();
-            }
-            changes.front().filter(|c| c.0 <= mid).and_then(|c| c.1)
-        } else {
-            cfg.constant_label
-        };
-        Bin {
-            x: Tensor::from_vec(1, dims, f.data),
-            t_end_us: f.t_end_us,
-            label,
-        }
-    };
     // A synthetic scene has as many classes as the network.
     let mut cfg = cfg.clone();
     if let Source::Synthetic(c) = &mut cfg.source {
@@ -149,87 +69,30 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     }
     let cfg = &cfg;
     let policy = cfg.overload.resolve(&cfg.source);
-    let source_settings = SourceSettings {
-        source: cfg.source.clone(),
-        format: cfg.format,
-        sensor_size: cfg.sensor_size,
-        speed: cfg.speed,
-        max_steps: cfg.max_steps,
-        bin_us: cfg.bin_us,
-        connect_timeout: cfg.connect_timeout,
-        read_timeout: cfg.read_timeout,
-    };
-    let (mut ring, ctl, source_thread) = spawn_source(&source_settings, resumed.map_or(0, |c| c.1));
-    let target = SensorSize::new(dims.w as u16, dims.h as u16);
-    // Until the source states its size (a server that is down or silent, a FIFO without a
-    // writer), Ctrl-C still stops the stream, with its summary: nothing was binned.
-    // A source that fails before its first event (no such file, not a recording) ends the
-    // stream the same way, with its error in the summary.
-    let mut error: Option<String> = None;
-    let sensor = loop {
-        match ctl.recv_timeout(Duration::from_millis(50)) {
-            Ok(Control::Size(s)) => break s,
-            Ok(Control::Failed(m)) => {
-                error = Some(m);
-                break target;
-            }
-            Ok(Control::Label(..)) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if crate::interrupt::requested() {
-                    break target;
-                }
-            }
-            Err(_) => bail!("the source ended before its first events"),
-        }
-    };
-    // Output files are created once the source is known to work (an earlier file of the
-    // same name is replaced only when the stream ends: every output is written atomically).
-    let pred_out = match &cfg.predictions {
-        _ if error.is_some() => Output::None,
-        Some(p) => Output::File(crate::store::AtomicFile::create(p)?),
-        None => Output::Stdout(std::io::BufWriter::new(std::io::stdout())),
-    };
-    let metrics_out = match &cfg.metrics {
-        Some(p) if error.is_none() => Some(crate::store::AtomicFile::create(p)?),
-        _ => None,
-    };
+    let (mut ring, ctl, source_thread) = spawn_source(&cfg.source_settings(), resumed.map_or(0, |r| r.1));
+    let (sensor, mut error) = await_sensor(&ctl, SensorSize::new(dims.w as u16, dims.h as u16))?;
+    let (pred_out, metrics_out) = open_outputs(cfg, error.is_some())?;
     // The one frame-size rule of training and streaming (src/data.rs): as is, resized down,
     // or a smaller sensor placed at the origin of the network's input.
-    let geom = crate::data::frame_geometry(sensor, dims)?;
-    let mut binner = StreamBinner::new(geom, cfg.bin_us)?.with_max_gap(cfg.max_gap_us);
+    let mut binner = StreamBinner::new(crate::data::frame_geometry(sensor, dims)?, cfg.bin_us)?
+        .with_max_gap(cfg.max_gap_us);
     // The live page: its server runs beside the learner and never makes it wait.
     let mut view = match &cfg.view {
         Some(addr) if error.is_none() => Some(LiveView::start(addr, cfg, &preset, sensor)?),
         _ => None,
     };
     let start = Instant::now();
-    let (steps0, t0_us, events0) = resumed.unwrap_or_default();
-    let mut sink = Learner {
-        cfg,
-        preset: preset.clone(),
-        settings,
-        pipe: Pipeline::start_primed(stages, PIPELINE_QUEUE),
-        pending: VecDeque::new(),
-        replay: match &cfg.replay {
-            Some(r) if cfg.learn && r.bytes > 0 => {
-                Some(crate::runtime::replay::StreamReplay::new(r, dims, cfg.seed)?)
-            }
-            _ => None,
-        },
-        pred: Predictor::new(cfg.ema_steps),
-        out: pred_out,
-        steps: steps0,
-        events: events0,
-        last_bin_end: t0_us,
-        ck_steps: steps0,
-        ck_time: Instant::now(),
-        rss_at: Vec::new(),
-        heap_at: Vec::new(),
-        diverged: None,
+    let steps0 = resumed.map_or(0, |r| r.0);
+    let mut sink = Learner::start(cfg, preset, settings, stages, pred_out, resumed)?;
+    let bin_of = |f: Frame, labels: &mut BinLabels| {
+        let label = labels.of(&f);
+        Bin {
+            x: Tensor::from_vec(1, dims, f.data),
+            t_end_us: f.t_end_us,
+            label,
+        }
     };
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
-    // Label changes of a labelled source, by time: a bin takes the label at its middle.
-    let mut label_changes: VecDeque<(u64, Option<usize>)> = VecDeque::new();
     let live = cfg.live_labels.as_deref().map(spawn_live_labels);
     let wait = policy == Overload::Block;
     // Live sources must not wait on the learner: poll often, hand bins over without blocking.
@@ -237,12 +100,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut backlog = Backlog::new(policy);
     let mut bins = 0u64;
     let mut batch: Vec<Event> = Vec::new();
-    let mut metrics = Metrics::new(
-        metrics_out,
-        cfg.metrics_every_s,
-        start,
-        sink.pipe.spike_counts().unwrap_or_default(),
-    );
+    let spikes0 = sink.pipe.spike_counts().unwrap_or_default();
+    let mut metrics = Metrics::new(metrics_out, cfg.metrics_every_s, start, spikes0);
     let mut stop = false;
     'outer: loop {
         batch.clear();
@@ -250,8 +109,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         // Labels are sent before the events they label; a failure after the last good event.
         for c in ctl.try_iter() {
             match c {
-                // The source sends a label only when it changes.
-                Control::Label(t, l) => label_changes.push_back((t, Some(l))),
+                Control::Label(t, l) => labels.source_label(t, l),
                 Control::Failed(m) => {
                     eprintln!("source: {m}");
                     error = Some(m);
@@ -276,20 +134,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             }
         }
         if let Some(live) = &live {
-            for c in live.try_iter().filter(|c| c.t_us != Some(u64::MAX)) {
-                if let Some(l) = c.label.filter(|&l| l >= preset.classes) {
-                    eprintln!(
-                        "live label {l} ignored: the preset has classes 0..={} (0-based)",
-                        preset.classes - 1
-                    );
-                    continue;
-                }
-                // "now" is the earliest time of this batch: its bins are the ones to come.
-                let t = c.t_us.unwrap_or_else(|| batch.first().map_or(last_t, |e| e.t_us));
-                label_changes.push_back((t, c.label));
-            }
-            // Commands may name times out of order: keep the changes sorted by time.
-            label_changes.make_contiguous().sort_by_key(|c| c.0);
+            let now = batch.first().map_or(last_t, |e| e.t_us);
+            labels.live(live.try_iter().filter(|c| c.t_us != Some(u64::MAX)), now);
         }
         // One bin at a time, however far apart the events are: a gap is binned lazily, with
         // the step limit and the stop flag looked at between every two bins.
@@ -316,12 +162,8 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             };
             bins += 1;
             // Live overload: the policy keeps the backlog short.
-            backlog.push(bin_of(f, &mut label_changes));
-            if sink.flush(&mut backlog, wait)? {
-                stop = true;
-                break 'outer;
-            }
-            if sink.interrupted() {
+            backlog.push(bin_of(f, &mut labels));
+            if sink.flush(&mut backlog, wait)? || sink.interrupted() {
                 stop = true;
                 break 'outer;
             }
@@ -359,7 +201,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         let stats = binner.finish(!cfg.drop_partial, |f| last = Some(f));
         if let Some(f) = last {
             bins += 1;
-            backlog.push(bin_of(f, &mut label_changes));
+            backlog.push(bin_of(f, &mut labels));
         }
         sink.flush(&mut backlog, true)?;
         stats

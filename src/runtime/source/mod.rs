@@ -249,6 +249,32 @@ impl Pump {
     }
 }
 
+/// Waits for the source to state its sensor size. Until it does (a server that is down or
+/// silent, a FIFO without a writer), Ctrl-C still stops the stream: `fallback` is returned,
+/// and nothing will be binned. A source that fails before its first event (no such file, not
+/// a recording) also gives `fallback`, with its message.
+///
+/// # Errors
+/// The source thread ended without a word.
+pub(crate) fn await_sensor(
+    ctl: &crossbeam_channel::Receiver<Control>,
+    fallback: SensorSize,
+) -> Result<(SensorSize, Option<String>)> {
+    loop {
+        match ctl.recv_timeout(Duration::from_millis(50)) {
+            Ok(Control::Size(s)) => return Ok((s, None)),
+            Ok(Control::Failed(m)) => return Ok((fallback, Some(m))),
+            Ok(Control::Label(..)) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if crate::interrupt::requested() {
+                    return Ok((fallback, None));
+                }
+            }
+            Err(_) => bail!("the source ended before its first events"),
+        }
+    }
+}
+
 /// Events the ring between the source and the binner holds (16 bytes each: 1 MiB).
 pub const EVENT_RING_CAPACITY: usize = 1 << 16;
 
