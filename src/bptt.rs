@@ -102,26 +102,15 @@ impl BpttModel {
     /// Named parameters (`net.{i}.{name}`).
     pub fn named_params(&self) -> BTreeMap<String, Vec<f32>> {
         let mut out = BTreeMap::new();
-        for (i, l) in self.net.layers.iter().enumerate() {
-            for p in l.params() {
-                out.insert(format!("net.{i}.{}", p.name), p.value.clone());
-            }
-        }
+        self.net.save_named("net", &mut out);
         out
     }
 
     /// Loads [`BpttModel::named_params`].
+    ///
+    /// # Errors
+    /// A missing parameter, or a tensor of the wrong size.
     pub fn load_params(&mut self, named: &BTreeMap<String, Vec<f32>>) -> crate::error::Result<()> {
-        for (i, l) in self.net.layers.iter_mut().enumerate() {
-            for p in l.params_mut() {
-                let key = format!("net.{i}.{}", p.name);
-                let v = named
-                    .get(&key)
-                    .ok_or_else(|| crate::error::Error::msg(format!("checkpoint lacks {key}")))?;
-                crate::error::ensure!(v.len() == p.value.len(), "{key}: size mismatch");
-                p.value.copy_from_slice(v);
-            }
-        }
-        Ok(())
+        Ok(self.net.load_named("net", named)?)
     }
 }

@@ -15,7 +15,8 @@ subnetwork), each flat, in row-major order:
   `ŵ = gain · (w − mean(w)) / sqrt(var(w) · n + 1e-4)` per output channel over its
   `n = C_in·k·k` weights, `var` unbiased; `bias`: `(C_out,)`;
 - linear `weight`: `(outputs, inputs)`, `bias`: `(outputs,)`;
-- batchnorm `gamma`, `beta`: `(C,)` (its running statistics are not in the checkpoint);
+- batchnorm `gamma`, `beta`, `running_mean`, `running_var`: `(C,)`; at inference
+  `y = gamma · (x − running_mean) / sqrt(running_var + 1e-5) + beta`;
 - LIF, average pooling and flatten have no tensors. LIF: `u = (1 − 1/τ)·û + I`, a spike
   where `u ≥ θ`, then `û = u − θ·spike` (soft reset), `û` zero at the start of a sample.
 
@@ -86,9 +87,13 @@ class TorchNet:
             return lambda x: F.avg_pool2d(x, tuple(l["kernel"]))
         if kind == "flatten":
             return lambda x: x.reshape(x.shape[0], -1)
+        if kind == "batchnorm":
+            g, b = t("gamma")[None, :, None, None], t("beta")[None, :, None, None]
+            m, v = t("running_mean")[None, :, None, None], t("running_var")[None, :, None, None]
+            return lambda x: g * (x - m) / torch.sqrt(v + l["eps"]) + b
         if kind == "lif":
             return None  # stateful: see step
-        raise NotImplementedError(f"{kind}: its running statistics are not in model.safetensors")
+        raise NotImplementedError(kind)
 
     @torch.no_grad()
     def step(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 //! Layers run in order ([`Sequential`]): forward and backward through time steps, parameters,
 //! state resets, the per-layer profile, and the memory it keeps.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::layers::{Layer, LayerMemory, Param};
@@ -201,8 +202,102 @@ impl Sequential {
         (params * (1 + optimizer_floats) + grads + state, kept + transient)
     }
 
+    /// Every parameter and buffer (batch normalisation's running statistics), named
+    /// `{prefix}.{i}.{name}` for layer `i`: what a checkpoint's `model.safetensors` holds.
+    pub fn save_named(&self, prefix: &str, out: &mut BTreeMap<String, Vec<f32>>) {
+        for (i, l) in self.layers.iter().enumerate() {
+            for p in l.params() {
+                out.insert(format!("{prefix}.{i}.{}", p.name), p.value.clone());
+            }
+            for (name, v) in l.buffers() {
+                out.insert(format!("{prefix}.{i}.{name}"), v.clone());
+            }
+        }
+    }
+
+    /// Loads what [`Sequential::save_named`] wrote. Every parameter must be there, with its
+    /// size; a buffer is loaded when present (checkpoints written before buffers were saved
+    /// lack them, and keep the fresh values).
+    ///
+    /// # Errors
+    /// A missing parameter, or a tensor of the wrong size.
+    pub fn load_named(&mut self, prefix: &str, named: &BTreeMap<String, Vec<f32>>) -> crate::Result<()> {
+        let wrong = |key: &str, message: String| crate::Error::Checkpoint {
+            path: "model.safetensors".into(),
+            message: format!("{key}: {message}"),
+        };
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            for p in l.params_mut() {
+                let key = format!("{prefix}.{i}.{}", p.name);
+                let v = named.get(&key).ok_or_else(|| wrong(&key, "missing".into()))?;
+                if v.len() != p.value.len() {
+                    return Err(wrong(
+                        &key,
+                        format!("{} values, expected {}", v.len(), p.value.len()),
+                    ));
+                }
+                p.value.copy_from_slice(v);
+            }
+            for (name, b) in l.buffers_mut() {
+                let key = format!("{prefix}.{i}.{name}");
+                if let Some(v) = named.get(&key) {
+                    if v.len() != b.len() {
+                        return Err(wrong(&key, format!("{} values, expected {}", v.len(), b.len())));
+                    }
+                    b.copy_from_slice(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Caches currently kept, summed over layers.
     pub fn kept(&self) -> usize {
         self.layers.iter().map(Layer::kept).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{BatchNorm, Lif, LifParams, TimeMode};
+
+    fn net() -> Sequential {
+        let d = Dims::new(2, 3, 3);
+        Sequential::new(vec![
+            Layer::BatchNorm(BatchNorm::new(d)),
+            Layer::Lif(Lif::new(d, LifParams::default(), TimeMode::Detached)),
+        ])
+    }
+
+    #[test]
+    fn running_statistics_travel_with_the_weights() {
+        let mut a = net();
+        let mut rng = crate::Rng::new(1);
+        for _ in 0..5 {
+            let mut x = Tensor::zeros(4, Dims::new(2, 3, 3));
+            x.data.iter_mut().for_each(|v| *v = 3.0 * rng.next_f32() + 1.0);
+            let _ = a.forward(x, true);
+            a.reset();
+        }
+        let mut saved = BTreeMap::new();
+        a.save_named("s0.body", &mut saved);
+        assert!(saved.contains_key("s0.body.0.running_mean") && saved.contains_key("s0.body.0.gamma"));
+        let mut b = net();
+        b.load_named("s0.body", &saved).unwrap();
+        let mut x = Tensor::zeros(1, Dims::new(2, 3, 3));
+        x.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32 * 0.4);
+        assert_eq!(a.forward(x.clone(), false).data, b.forward(x.clone(), false).data);
+        // Without the buffers (an older checkpoint), the fresh statistics stay: different.
+        saved.retain(|k, _| !k.contains("running"));
+        let mut c = net();
+        c.load_named("s0.body", &saved).unwrap();
+        a.reset();
+        assert_ne!(a.forward(x.clone(), false).data, c.forward(x, false).data);
+        saved.remove("s0.body.0.gamma");
+        assert!(net().load_named("s0.body", &saved).is_err());
     }
 }

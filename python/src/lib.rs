@@ -514,7 +514,7 @@ fn describe_layer(l: &stdl_models::Layer, prefix: &str) -> serde_json::Value {
         Layer::Pool(p) => json!({"kind": "avgpool", "kernel": [p.kh, p.kw]}),
         Layer::Lif(n) => json!({"kind": "lif", "tau": n.params.tau, "threshold": n.params.threshold,
             "reset": "soft", "fires_at": "u >= threshold"}),
-        Layer::BatchNorm(_) => json!({"kind": "batchnorm"}),
+        Layer::BatchNorm(_) => json!({"kind": "batchnorm", "eps": 1e-5}),
         Layer::Flatten(_) => json!({"kind": "flatten"}),
     };
     v["prefix"] = json!(prefix);

@@ -244,36 +244,20 @@ impl Stage {
             .unwrap_or(0)
     }
 
-    /// Adds this stage's parameters as `s{k}.body.{i}.{name}` / `s{k}.head.{i}.{name}`.
+    /// Adds this stage's parameters and buffers (batch normalisation's running statistics)
+    /// as `s{k}.body.{i}.{name}` / `s{k}.head.{i}.{name}`.
     pub fn save_params(&self, k: usize, out: &mut BTreeMap<String, Vec<f32>>) {
-        for (part, seq) in [("body", &self.body), ("head", &self.head)] {
-            for (i, l) in seq.layers.iter().enumerate() {
-                for p in l.params() {
-                    out.insert(format!("s{k}.{part}.{i}.{}", p.name), p.value.clone());
-                }
-            }
-        }
+        self.body.save_named(&format!("s{k}.body"), out);
+        self.head.save_named(&format!("s{k}.head"), out);
     }
 
     /// Loads what [`Stage::save_params`] wrote.
+    ///
+    /// # Errors
+    /// A missing parameter, or a tensor of the wrong size.
     pub fn load_params(&mut self, k: usize, named: &BTreeMap<String, Vec<f32>>) -> crate::error::Result<()> {
-        for (part, seq) in [("body", &mut self.body), ("head", &mut self.head)] {
-            for (i, l) in seq.layers.iter_mut().enumerate() {
-                for p in l.params_mut() {
-                    let key = format!("s{k}.{part}.{i}.{}", p.name);
-                    let v = named
-                        .get(&key)
-                        .ok_or_else(|| crate::error::Error::msg(format!("checkpoint lacks {key}")))?;
-                    crate::error::ensure!(
-                        v.len() == p.value.len(),
-                        "{key}: {} values, expected {}",
-                        v.len(),
-                        p.value.len()
-                    );
-                    p.value.copy_from_slice(v);
-                }
-            }
-        }
+        self.body.load_named(&format!("s{k}.body"), named)?;
+        self.head.load_named(&format!("s{k}.head"), named)?;
         Ok(())
     }
 

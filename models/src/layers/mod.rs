@@ -133,6 +133,15 @@ pub trait LayerOps {
     fn params(&self) -> Vec<&Param> {
         Vec::new()
     }
+    /// Values that are not trained but must be saved with the weights, by name: batch
+    /// normalisation's running statistics (none by default).
+    fn buffers(&self) -> Vec<(&'static str, &Vec<f32>)> {
+        Vec::new()
+    }
+    /// The same values, to load them.
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Vec<f32>)> {
+        Vec::new()
+    }
     /// Clears state and caches: a new sequence (nothing to clear by default).
     fn reset(&mut self) {}
     /// Input shape per sample.
@@ -184,6 +193,16 @@ impl Layer {
     /// Trainable parameters, read-only.
     pub fn params(&self) -> Vec<&Param> {
         dispatch!(self, l => LayerOps::params(l))
+    }
+
+    /// Saved values that are not trained ([`LayerOps::buffers`]).
+    pub fn buffers(&self) -> Vec<(&'static str, &Vec<f32>)> {
+        dispatch!(self, l => LayerOps::buffers(l))
+    }
+
+    /// The same values, to load them.
+    pub fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Vec<f32>)> {
+        dispatch!(self, l => LayerOps::buffers_mut(l))
     }
 
     /// Clears state and caches (new sequence).

@@ -140,6 +140,20 @@ impl LayerOps for BatchNorm {
         vec![&self.gamma, &self.beta]
     }
 
+    fn buffers(&self) -> Vec<(&'static str, &Vec<f32>)> {
+        vec![
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Vec<f32>)> {
+        vec![
+            ("running_mean", &mut self.running_mean),
+            ("running_var", &mut self.running_var),
+        ]
+    }
+
     fn reset(&mut self) {
         self.caches.clear();
     }
