@@ -59,14 +59,15 @@ fn format_of(format: Option<&str>) -> PyResult<Option<Format>> {
     format.map(|f| f.parse::<Format>()).transpose().map_err(io_error)
 }
 
-/// Appends events in Tonic's packed layout.
+/// Appends events in Tonic's packed layout (one 13-byte record each, written in place).
 fn pack(events: &[Event], out: &mut Vec<u8>) {
-    out.reserve(events.len() * EVENT_BYTES);
-    for e in events {
-        out.extend_from_slice(&(e.x as i16).to_le_bytes());
-        out.extend_from_slice(&(e.y as i16).to_le_bytes());
-        out.extend_from_slice(&(e.t_us as i64).to_le_bytes());
-        out.push(e.on as u8);
+    let start = out.len();
+    out.resize(start + events.len() * EVENT_BYTES, 0);
+    for (rec, e) in out[start..].chunks_exact_mut(EVENT_BYTES).zip(events) {
+        rec[0..2].copy_from_slice(&(e.x as i16).to_le_bytes());
+        rec[2..4].copy_from_slice(&(e.y as i16).to_le_bytes());
+        rec[4..12].copy_from_slice(&(e.t_us as i64).to_le_bytes());
+        rec[12] = e.on as u8;
     }
 }
 
