@@ -57,6 +57,18 @@ pub struct CheckpointState {
     pub progress: Progress,
 }
 
+impl CheckpointState {
+    /// The state [`save`] writes now ([`CHECKPOINT_VERSION`]) for a model of `preset`.
+    pub fn new(preset: &str, model: ModelSettings, progress: Progress) -> Self {
+        Self {
+            version: CHECKPOINT_VERSION,
+            preset: preset.to_owned(),
+            model,
+            progress,
+        }
+    }
+}
+
 /// The run that wrote a checkpoint, and how far it got.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

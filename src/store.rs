@@ -75,6 +75,20 @@ pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     }
 }
 
+/// Reads a settings file ([`read_config`]) and checks it with `validate`, whose message is
+/// prefixed with the file's path.
+///
+/// # Errors
+/// An unreadable or malformed file, or a setting `validate` refuses.
+pub fn load_config<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> std::result::Result<(), String>,
+) -> Result<T> {
+    let cfg: T = read_config(path)?;
+    validate(&cfg).map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))?;
+    Ok(cfg)
+}
+
 /// Writes a settings file as TOML (atomically).
 ///
 /// # Errors

@@ -13,7 +13,7 @@ use stdl_models::loss::{argmax, cross_entropy};
 use stdl_models::{Dims, Rng};
 
 pub use crate::checkpoint::EpochMetrics;
-use crate::checkpoint::{CheckpointState, Progress, CHECKPOINT_VERSION};
+use crate::checkpoint::{CheckpointState, Progress};
 pub use crate::config::{LrSchedule, TrainConfig};
 use crate::data::SampleSet;
 use crate::heap::peak_rss_bytes;
@@ -221,16 +221,15 @@ pub fn train(
             peak_rss_bytes: peak_rss_bytes(),
         };
         metrics.push(m);
-        let state = CheckpointState {
-            version: CHECKPOINT_VERSION,
-            preset: preset.name.clone(),
-            model: cfg.model_settings(),
-            progress: Progress::Train {
+        let state = CheckpointState::new(
+            &preset.name,
+            cfg.model_settings(),
+            Progress::Train {
                 epoch: epoch + 1,
                 config: cfg.clone(),
                 metrics: metrics.clone(),
             },
-        };
+        );
         crate::checkpoint::save(
             &ckpt,
             &model.named_params(),

@@ -14,7 +14,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
-use stdl::checkpoint::{CheckpointState, Progress, CHECKPOINT_VERSION};
+use stdl::checkpoint::{CheckpointState, Progress};
 use stdl::model::{Model, ModelSettings};
 use stdl::stdl::StdlModel;
 use stdl_io::frames::{frames_from_events, Channels, Edge, Geometry, Slicing};
@@ -432,16 +432,15 @@ impl Learner {
 
     /// Writes a checkpoint into `dir` (the format every `stdl` command reads).
     fn save(&self, py: Python<'_>, dir: PathBuf) -> PyResult<()> {
-        let state = CheckpointState {
-            version: CHECKPOINT_VERSION,
-            preset: self.preset.name.clone(),
-            model: ModelSettings::of_stdl(&self.model),
-            progress: Progress::Stream {
+        let state = CheckpointState::new(
+            &self.preset.name,
+            ModelSettings::of_stdl(&self.model),
+            Progress::Stream {
                 steps: self.steps,
                 t_us: 0,
                 events: 0,
             },
-        };
+        );
         let (params, opt) = (self.model.named_params(), self.model.optimizer_state());
         let preset = &self.preset;
         py.detach(|| stdl::checkpoint::save(&dir, &params, &opt, preset, &state))

@@ -152,9 +152,6 @@ impl ContinualConfig {
     /// # Errors
     /// An unreadable or malformed file, or a setting out of range.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let cfg: Self = crate::store::read_config(path)?;
-        cfg.validate()
-            .map_err(|e| crate::error::Error::msg(format!("{}: {e}", path.display())))?;
-        Ok(cfg)
+        crate::store::load_config(path, Self::validate)
     }
 }

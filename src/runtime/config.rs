@@ -238,10 +238,7 @@ impl StreamConfig {
     /// # Errors
     /// An unreadable or malformed file, or a setting out of range.
     pub fn load(path: &std::path::Path) -> crate::Result<Self> {
-        let cfg: Self = crate::store::read_config(path)?;
-        cfg.validate()
-            .map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))?;
-        Ok(cfg)
+        crate::store::load_config(path, Self::validate)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Context, Result};
 use stdl_models::optim::OptimConfig;
 use stdl_models::Preset;
 
-use crate::checkpoint::{CheckpointState, Progress, CHECKPOINT_VERSION};
+use crate::checkpoint::{CheckpointState, Progress};
 use crate::model::{Model, ModelSettings};
 use crate::runtime::config::StreamConfig;
 use crate::runtime::overload::{Backlog, Bin};
@@ -284,16 +284,15 @@ impl<'a> Learner<'a> {
 
     pub(crate) fn save(&mut self, dir: PathBuf) -> Result<()> {
         let (params, optimizer) = self.pipe.snapshot().context("pipeline stopped")?;
-        let state = CheckpointState {
-            version: CHECKPOINT_VERSION,
-            preset: self.preset.name.clone(),
-            model: self.settings.clone(),
-            progress: Progress::Stream {
+        let state = CheckpointState::new(
+            &self.preset.name,
+            self.settings.clone(),
+            Progress::Stream {
                 steps: self.steps,
                 t_us: self.last_bin_end,
                 events: self.events,
             },
-        };
+        );
         crate::checkpoint::save(&dir, &params, &optimizer, &self.preset, &state)
     }
 
