@@ -15,11 +15,11 @@ use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
 use stdl::checkpoint::{CheckpointState, Progress};
-use stdl::model::{Model, ModelSettings};
+use stdl::model::ModelSettings;
+use stdl::runtime::stream::{new_model, StreamConfig};
 use stdl::stdl::StdlModel;
 use stdl_io::frames::{frames_from_events, Channels, Edge, Geometry, Slicing};
 use stdl_io::{Event, EventReader, Format, ReadOptions, SensorSize};
-use stdl_models::optim::OptimConfig;
 use stdl_models::{Dims, Preset, Tensor};
 
 create_exception!(
@@ -374,29 +374,29 @@ impl Learner {
         }
         let preset = preset.to_owned();
         py.detach(move || -> stdl::Result<Self> {
-            let (mut model, preset, steps) = match checkpoint {
+            let (model, steps) = match checkpoint {
                 Some(dir) => {
                     let loaded = stdl::checkpoint::load(&dir, true)?;
                     let steps = match loaded.state.progress {
                         Progress::Stream { steps, .. } => steps,
                         Progress::Train { .. } => 0,
                     };
-                    (loaded.model.into_stdl("a Learner")?, loaded.preset, steps)
+                    let mut model = loaded.model;
+                    model.set_lr(lr);
+                    (model.into_stdl("a Learner")?, steps)
                 }
-                None => {
-                    let preset = Preset::load(&preset)?;
-                    let opt = OptimConfig {
+                // A fresh network as a stream builds it: batch 1, an update after every step.
+                None => (
+                    new_model(&StreamConfig {
+                        preset,
                         lr,
-                        ..preset.train.optimizer
-                    };
-                    let m =
-                        Model::build(&ModelSettings::online(seed, opt), &preset)?.into_stdl("a Learner")?;
-                    (m, preset, 0)
-                }
+                        seed,
+                        ..StreamConfig::default()
+                    })?,
+                    0,
+                ),
             };
-            for s in &mut model.stages {
-                s.opt.cfg.lr = lr;
-            }
+            let preset = model.spec.preset.clone();
             Ok(Self { model, preset, steps })
         })
         .map_err(stdl_error)

@@ -22,11 +22,9 @@ use crate::stdl::{Pipeline, StdlModel};
 /// plan, weights and optimiser state), or a stream's `--checkpoint-dir` (weights and optimiser
 /// state for its preset). Learning goes on at `lr`.
 pub fn load_model(dir: &std::path::Path, lr: f32) -> Result<StdlModel> {
-    let mut model = crate::checkpoint::load(dir, true)?.model.into_stdl("streaming")?;
-    for s in &mut model.stages {
-        s.opt.cfg.lr = lr;
-    }
-    Ok(model)
+    let mut model = crate::checkpoint::load(dir, true)?.model;
+    model.set_lr(lr);
+    model.into_stdl("streaming")
 }
 
 /// Where a resumed stream stands: steps learned, end of the last bin (µs), events read.
