@@ -40,3 +40,20 @@ pub fn install() {
 pub fn requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
+
+/// A stop request for one run, on top of the process-wide one: a library caller (the Python
+/// package's `stdl.stream`, a test) stops its own stream without a signal. Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Stop(std::sync::Arc<AtomicBool>);
+
+impl Stop {
+    /// Asks the run holding this token to stop, as Ctrl-C would.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this token or a signal asked to stop.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst) || requested()
+    }
+}

@@ -98,6 +98,13 @@ pub struct StreamConfig {
     /// Never read from or written to a file.
     #[serde(skip)]
     pub min_step: Option<Duration>,
+    /// Stops this run as Ctrl-C would (the process-wide signals stop it too). Never in a file.
+    #[serde(skip)]
+    pub stop: crate::interrupt::Stop,
+    /// Predictions go to this channel instead of `predictions` or standard output (the
+    /// Python package's `stdl.stream`); a closed channel stops the run. Never in a file.
+    #[serde(skip)]
+    pub on_prediction: Option<crossbeam_channel::Sender<crate::runtime::sink::Prediction>>,
 }
 
 /// Default of [`StreamConfig::max_gap_us`]: 10 s of event time.
@@ -145,6 +152,8 @@ impl StreamConfig {
             strategy: crate::stdl::StrategyConfig::default(),
             min_step: None,
             drop_partial: false,
+            stop: Default::default(),
+            on_prediction: None,
         }
     }
 }

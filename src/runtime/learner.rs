@@ -237,6 +237,9 @@ impl<'a> Learner<'a> {
 
     /// Where predictions go, for messages.
     pub(crate) fn out_name(&self) -> String {
+        if self.cfg.on_prediction.is_some() {
+            return "the predictions channel".into();
+        }
         self.cfg
             .predictions
             .as_ref()
@@ -298,9 +301,10 @@ impl<'a> Learner<'a> {
         self.cfg.max_steps.is_some_and(|m| self.steps >= m) || self.diverged.is_some()
     }
 
-    /// Whether Ctrl-C or SIGTERM asked to stop (says so once it has).
+    /// Whether Ctrl-C, SIGTERM or the run's own stop token asked to stop (says so once it
+    /// has).
     pub(crate) fn interrupted(&self) -> bool {
-        let stop = crate::interrupt::requested();
+        let stop = self.cfg.stop.requested();
         if stop {
             eprintln!("interrupted: stopping after step {}", self.steps);
         }

@@ -70,7 +70,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let cfg = &cfg;
     let policy = cfg.overload.resolve(&cfg.source);
     let (mut ring, ctl, source_thread) = spawn_source(&cfg.source_settings(), resumed.map_or(0, |r| r.1));
-    let (sensor, mut error) = await_sensor(&ctl, SensorSize::new(dims.w as u16, dims.h as u16))?;
+    let (sensor, mut error) = await_sensor(&ctl, SensorSize::new(dims.w as u16, dims.h as u16), &cfg.stop)?;
     let (pred_out, metrics_out) = open_outputs(cfg, error.is_some())?;
     // The one frame-size rule of training and streaming (src/data.rs): as is, resized down,
     // or a smaller sensor placed at the origin of the network's input.
@@ -257,7 +257,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         heap_bytes_at_steps: heap_at,
         time_jumps: binned.time_jumps,
         skipped_bins: binned.skipped_bins,
-        interrupted: crate::interrupt::requested(),
+        interrupted: cfg.stop.requested(),
         error,
         view_updates_dropped: view.as_ref().map(|v| v.server.dropped()),
         replay: replay.map(|r| r.stats()),

@@ -655,3 +655,60 @@ fn a_saved_stream_config_repeats_the_run() {
         "{err}"
     );
 }
+
+#[test]
+fn predictions_to_a_channel_equal_the_file_and_a_closed_channel_stops_the_run() {
+    use stdl::runtime::stream::{run, Prediction, Source, StreamConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = StreamConfig {
+        max_steps: Some(200),
+        bin_us: 5000,
+        ..StreamConfig::new(Source::parse("synthetic:5").unwrap(), "tiny")
+    };
+    let file = tmp.path().join("p.jsonl");
+    run(&StreamConfig {
+        predictions: Some(file.clone()),
+        ..base.clone()
+    })
+    .unwrap();
+    let want = json_lines(std::fs::read(&file).unwrap());
+    let (tx, rx) = crossbeam_channel::bounded::<Prediction>(8);
+    let got = std::thread::scope(|s| {
+        let cfg = StreamConfig {
+            on_prediction: Some(tx),
+            ..base.clone()
+        };
+        let h = s.spawn(move || run(&cfg).unwrap());
+        // As the file's lines are read back (an f32 confidence printed, then parsed).
+        let got: Vec<serde_json::Value> = rx
+            .iter()
+            .map(|p| serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap())
+            .collect();
+        let summary = h.join().unwrap();
+        assert!(!summary.interrupted && summary.error.is_none(), "{summary:?}");
+        got
+    });
+    assert_eq!(got.len(), 200);
+    assert!(got == want, "the channel carries what the file gets");
+    // The receiver goes away after 20 predictions: the run stops soon after, cleanly, with
+    // its final checkpoint.
+    let (tx, rx) = crossbeam_channel::bounded::<Prediction>(1);
+    let ck = tmp.path().join("ck");
+    let cfg = StreamConfig {
+        on_prediction: Some(tx),
+        max_steps: Some(100_000),
+        checkpoint_dir: Some(ck.clone()),
+        ..base
+    };
+    let h = std::thread::spawn(move || run(&cfg));
+    for _ in 0..20 {
+        rx.recv().unwrap();
+    }
+    drop(rx);
+    let summary = h.join().unwrap().unwrap();
+    assert!(summary.interrupted, "{summary:?}");
+    assert!((20..1000).contains(&summary.steps), "{}", summary.steps);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["progress"]["steps"], summary.steps);
+}

@@ -1,5 +1,6 @@
 //! Predictions: the smoothed class after every live step, one JSON line each, to standard
-//! output or a file ([`Output`]), and their running accuracy ([`Predictor`]).
+//! output or a file, or one value each to a channel ([`Output`]), and their running accuracy
+//! ([`Predictor`]).
 
 use std::io::Write;
 
@@ -7,7 +8,7 @@ use crate::error::Result;
 use serde::Serialize;
 
 /// One prediction line.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     /// End of the time bin.
     pub t_us: u64,
@@ -20,13 +21,21 @@ pub struct Prediction {
     pub label: Option<usize>,
 }
 
-/// Where predictions go: standard output, or a file renamed into place at the end.
+/// Where predictions go: standard output, a file renamed into place at the end, or a
+/// channel.
 #[derive(Debug)]
 pub enum Output {
     /// Standard output.
     Stdout(std::io::BufWriter<std::io::Stdout>),
     /// A file, renamed into place by [`Output::finish`].
     File(crate::store::AtomicFile),
+    /// A channel (waiting while it is full); once its receiver is gone, `stop` is requested.
+    Channel {
+        /// The predictions' way out.
+        tx: crossbeam_channel::Sender<Prediction>,
+        /// The run's stop token.
+        stop: crate::interrupt::Stop,
+    },
     /// The source failed before its first event: nothing is created.
     None,
 }
@@ -40,26 +49,26 @@ impl Output {
         match self {
             Output::Stdout(mut w) => Ok(w.flush()?),
             Output::File(f) => Ok(f.commit()?),
-            Output::None => Ok(()),
-        }
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Stdout(w) => w.write(buf),
-            Output::File(f) => f.write(buf),
-            Output::None => Ok(buf.len()),
+            Output::Channel { .. } | Output::None => Ok(()),
         }
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    /// Sends one prediction on its way: a JSON line, or a value on the channel.
+    ///
+    /// # Errors
+    /// A failed write (a closed channel is not an error: it stops the run).
+    pub fn emit(&mut self, p: Prediction) -> Result<()> {
         match self {
-            Output::Stdout(w) => w.flush(),
-            Output::File(f) => f.flush(),
-            Output::None => Ok(()),
+            Output::Stdout(w) => writeln!(w, "{}", serde_json::to_string(&p)?)?,
+            Output::File(f) => writeln!(f, "{}", serde_json::to_string(&p)?)?,
+            Output::Channel { tx, stop } => {
+                if tx.send(p).is_err() {
+                    stop.request();
+                }
+            }
+            Output::None => {}
         }
+        Ok(())
     }
 }
 
@@ -93,8 +102,8 @@ impl Predictor {
         (self.labelled > 0).then(|| self.correct as f64 / self.labelled as f64)
     }
 
-    /// Folds in a live step's output, scores it against the bin's label, and writes its
-    /// prediction line; `meta` is the bin's end and label.
+    /// Folds in a live step's output, scores it against the bin's label, and emits its
+    /// prediction; `meta` is the bin's end and label.
     ///
     /// # Errors
     /// A failed write.
@@ -102,7 +111,7 @@ impl Predictor {
         &mut self,
         out: crate::stdl::StageOutput,
         meta: (u64, Option<usize>),
-        w: &mut dyn Write,
+        w: &mut Output,
     ) -> Result<()> {
         let (class, confidence) = self.smooth.update(&out.logits.data, self.alpha);
         self.last = Some(((class, confidence), meta.1));
@@ -110,16 +119,11 @@ impl Predictor {
             self.labelled += 1;
             self.correct += (l == class) as u64;
         }
-        writeln!(
-            w,
-            "{}",
-            serde_json::to_string(&Prediction {
-                t_us: meta.0,
-                class,
-                confidence,
-                label: meta.1
-            })?
-        )?;
-        Ok(())
+        w.emit(Prediction {
+            t_us: meta.0,
+            class,
+            confidence,
+            label: meta.1,
+        })
     }
 }

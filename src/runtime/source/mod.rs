@@ -259,6 +259,7 @@ impl Pump {
 pub(crate) fn await_sensor(
     ctl: &crossbeam_channel::Receiver<Control>,
     fallback: SensorSize,
+    stop: &crate::interrupt::Stop,
 ) -> Result<(SensorSize, Option<String>)> {
     loop {
         match ctl.recv_timeout(Duration::from_millis(50)) {
@@ -266,7 +267,7 @@ pub(crate) fn await_sensor(
             Ok(Control::Failed(m)) => return Ok((fallback, Some(m))),
             Ok(Control::Label(..)) => {}
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if crate::interrupt::requested() {
+                if stop.requested() {
                     return Ok((fallback, None));
                 }
             }
