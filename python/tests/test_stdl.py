@@ -203,3 +203,93 @@ def test_torch_rebuilds_the_network_from_the_checkpoint(tmp_path):
     learner.save(tmp_path / "ck")
     worst = tf.compare(tmp_path / "ck", files[-12:], t_bins=10)
     assert worst <= 1e-4, worst
+
+
+def stdl_exe() -> pathlib.Path:
+    exes = [ROOT / "target" / p / "stdl" for p in ("release", "debug")]
+    exe = next((e for e in exes if e.exists()), None)
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no stdl binary under target/ (cargo test builds it)")
+        pytest.skip("no stdl binary built")
+    return exe
+
+
+def test_stream_yields_what_the_command_line_writes(tmp_path):
+    opts = dict(preset="tiny", max_steps=250, bin_us=5000, ema_steps=5.0, lr=0.002)
+    out = tmp_path / "p.jsonl"
+    subprocess.run([stdl_exe(), "stream", "--source", "synthetic:2", "--preset", "tiny",
+                    "--max-steps", "250", "--bin-us", "5000", "--ema-steps", "5", "--lr", "0.002",
+                    "--predictions", out], check=True, capture_output=True)
+    cli = [json.loads(line) for line in out.read_text().splitlines()]
+    with stdl.stream("synthetic:2", summary=tmp_path / "s.json", **opts) as s:
+        got = list(s)
+    assert len(got) == 250 and got == cli
+    assert s.summary == json.loads((tmp_path / "s.json").read_text()) | {"seconds": s.summary["seconds"]}
+    assert s.summary["steps"] == 250 and not s.summary["interrupted"]
+    # Leaving the loop early stops the run cleanly, with its final checkpoint.
+    ck = tmp_path / "ck"
+    s = stdl.stream("synthetic:2", checkpoint_dir=ck, **(opts | {"max_steps": 10**7}))
+    for i, _ in enumerate(s):
+        if i == 30:
+            break
+    s.close()
+    assert s.summary["interrupted"] and 30 <= s.summary["steps"] < 10**5
+    state = json.loads((ck / "state.json").read_text())
+    assert state["progress"]["steps"] == s.summary["steps"]
+    # It learns on: a stream from that checkpoint keeps its weights.
+    again = stdl.Learner.load(ck)
+    assert again.steps == s.summary["steps"]
+
+
+def test_stream_errors_and_what_a_failed_source_keeps(tmp_path):
+    with pytest.raises(stdl.StdlError, match="bin_ms"):
+        stdl.stream("synthetic", preset="tiny", bin_ms=5)
+    with pytest.raises(stdl.StdlError, match="preset"):
+        stdl.stream("synthetic", preset="no-such-preset")
+    with pytest.raises(stdl.StdlError, match="predictions"):
+        stdl.stream("synthetic", preset="tiny", predictions=tmp_path / "p.jsonl")
+    with pytest.raises(stdl.StdlError, match="bin-us"):
+        stdl.stream("synthetic", preset="tiny", bin_us=0)
+    # A recording cut in the middle of a word: the predictions of its good events come
+    # first, then the error names the file and the byte offset.
+    src = data("evt2/gen3_faery_evt2.raw").read_bytes()
+    bad = tmp_path / "cut.raw"
+    bad.write_bytes(src[: len(src) // 2 + 1])
+    s = stdl.stream(bad, preset="tiny", labels=1, bin_us=2000)
+    got = []
+    with pytest.raises(stdl.StdlError) as e:
+        for p in s:
+            got.append(p)
+    assert "cut.raw" in str(e.value) and "byte" in str(e.value), str(e.value)
+    assert len(got) > 10 and all(p["label"] == 1 for p in got)
+    assert s.summary["steps"] == len(got) and s.summary["error"] == str(e.value)
+
+
+def test_stream_stops_cleanly_on_keyboard_interrupt(tmp_path):
+    import signal
+    import sys
+    import time
+    ck = tmp_path / "ck"
+    script = f"""
+import json, stdl
+try:
+    with stdl.stream("synthetic:3", preset="tiny", max_steps=10**8, checkpoint_dir={str(ck)!r}) as s:
+        for i, p in enumerate(s):
+            if i == 0:
+                print("started", flush=True)
+except KeyboardInterrupt:
+    print(json.dumps(s.summary), flush=True)
+    raise
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "started"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode != 0 and "KeyboardInterrupt" in err, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["interrupted"] and summary["steps"] > 0 and summary["error"] is None
+    state = json.loads((ck / "state.json").read_text())
+    assert state["progress"]["steps"] == summary["steps"]

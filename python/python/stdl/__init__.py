@@ -8,7 +8,9 @@ The fast parts of the `stdl` program, from Python and numpy:
 - :func:`info`: what ``stdl info --json`` prints;
 - :func:`to_frames`: ``(T, C, H, W)`` count frames, element for element those of Tonic's
   ``ToFrame`` and SpikingJelly's ``integrate_events_by_fixed_frames_number``;
-- :class:`Learner`: an online STDL learner, updated after every labelled frame.
+- :class:`Learner`: an online STDL learner, updated after every labelled frame;
+- :func:`stream`: ``stdl stream`` (a recording, a dataset split, a DV network stream, a
+  camera, the synthetic scene) learning on its own threads, its predictions yielded as dicts.
 
 Example::
 
@@ -35,7 +37,7 @@ import numpy as _np
 from . import _stdl
 from ._stdl import StdlError
 
-__all__ = ["EVENTS_DTYPE", "StdlError", "read", "open", "info", "to_frames", "Learner"]
+__all__ = ["EVENTS_DTYPE", "StdlError", "read", "open", "info", "to_frames", "Learner", "stream", "Stream"]
 
 #: Tonic's event dtype (``tonic.io.events_struct``): x, y as int16, t in µs as int64, p as bool.
 EVENTS_DTYPE = _np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
@@ -218,3 +220,96 @@ class Learner:
 
     def __repr__(self) -> str:
         return f"stdl.Learner({self._inner.preset!r}, input {self.input_shape}, {self.classes} classes)"
+
+
+def _setting(value):
+    if isinstance(value, _os.PathLike):
+        return _os.fspath(value)
+    if isinstance(value, dict):
+        return {k: _setting(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_setting(v) for v in value]
+    return value
+
+
+def stream(source, preset: str = "dvs-gesture", labels=None, **options) -> "Stream":
+    """Runs ``stdl stream`` on its own threads and yields its predictions, one dict per live
+    time step, as the command line writes them in JSON lines: ``t_us`` (end of the bin),
+    ``class``, ``confidence`` (softmax of the smoothed logits) and ``label`` (when the bin
+    has one). With labels, the network learns online (STDL) while it predicts.
+
+    ``source`` is what ``stdl stream --source`` takes (a path, ``file://PATH``, ``stdin``,
+    ``dv-tcp://HOST:PORT``, ``camera://``, ``synthetic:SEED``), a path object, or a dataset
+    split ``{"dataset": "nmnist", "root": "...", "split": "test"}``. ``labels`` is a
+    labels file (``class,startTime_usec,endTime_usec``, as DVS128-Gesture's) or one class
+    index for every bin. ``options`` are the other settings of ``stdl stream``, named as in
+    its settings file (``stdl stream --save-config``): ``bin_us``, ``max_steps``, ``learn``,
+    ``lr``, ``seed``, ``ema_steps``, ``speed``, ``checkpoint`` (start from a trained
+    network), ``checkpoint_dir``, ``checkpoint_every_steps``, ``resume``, ``metrics``,
+    ``summary``, ``view`` (a live page), ``replay``, ``strategy``, ``overload`` and so on.
+
+    The run waits for its reader when 256 predictions are unread: nothing is dropped. It
+    ends with its source or ``max_steps``; breaking out of the loop, :meth:`Stream.close`
+    or leaving a ``with`` block stops it cleanly (the step in flight finishes, the final
+    checkpoint and summary are written). Ctrl-C (``KeyboardInterrupt``) while it waits for
+    the next prediction stops it the same way, then the ``KeyboardInterrupt`` goes on. A run
+    that fails raises :class:`StdlError` after its last good prediction.
+
+    >>> with stdl.stream("synthetic:1", preset="tiny", max_steps=100) as s:  # doctest: +SKIP
+    ...     for p in s:
+    ...         print(p)                    # {'t_us': 10179, 'class': 1, 'confidence': 0.26, 'label': 0}
+    >>> s.summary["accuracy"]                # doctest: +SKIP
+    """
+    cfg = {k: _setting(v) for k, v in options.items()}
+    if isinstance(source, _os.PathLike):
+        source = "file://" + _os.fspath(source)
+    cfg["source"] = _setting(source)
+    cfg["preset"] = preset
+    if isinstance(labels, bool):
+        raise StdlError("labels: a labels file or a class index, not a bool")
+    if isinstance(labels, int):
+        cfg["constant_label"] = labels
+    elif labels is not None:
+        cfg["labels_csv"] = _os.fspath(labels)
+    return Stream(_stdl.Stream(_json.dumps(cfg)))
+
+
+class Stream:
+    """A running :func:`stream`: iterate it for the predictions; ``summary`` once it ended."""
+
+    def __init__(self, native):
+        self._native = native
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> dict:
+        p = self._native.__next__()
+        if p is None:
+            raise StopIteration
+        return p
+
+    def close(self) -> None:
+        """Stops the run cleanly (final checkpoint and summary written) and waits for it."""
+        self._native.close()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        """Whether the run is still going."""
+        return self._native.running
+
+    @property
+    def summary(self) -> Optional[dict]:
+        """What ``stdl stream --summary`` writes (steps, accuracy, memory, ...), once the run
+        has ended; ``None`` before."""
+        text = self._native.summary_json
+        return None if text is None else _json.loads(text)
+
+    def __repr__(self) -> str:
+        return f"stdl.Stream({'running' if self.running else 'ended'})"
