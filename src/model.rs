@@ -258,7 +258,7 @@ impl Model {
     /// Sets the learning rate of every optimiser.
     pub fn set_lr(&mut self, lr: f32) {
         match self {
-            Model::Stdl(m) => m.stages.iter_mut().for_each(|s| s.opt.cfg.lr = lr),
+            Model::Stdl(m) => m.set_lr(lr),
             Model::Bptt(m) => m.opt.cfg.lr = lr,
         }
     }

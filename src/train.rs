@@ -76,6 +76,15 @@ pub struct TrainResult {
     pub samples: [usize; 2],
 }
 
+/// The order in which `stdl train --seed SEED` visits `n` training samples in 0-based
+/// `epoch` (a fresh shuffle per epoch). The Python package exposes it, so that a loop over
+/// `stdl.Learner` repeats a command-line run sample for sample.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+    order
+}
+
 /// Runs training from `cfg` (or resumes from `OUT/checkpoint`, whose saved configuration
 /// and preset win except for `epochs_override`), writing `metrics.jsonl`,
 /// checkpoints and `result.json` under `out`. `progress` is called once per batch with
@@ -158,8 +167,7 @@ pub fn train(
     for epoch in start_epoch..cfg.epochs {
         let t0 = Instant::now();
         model.set_lr(cfg.lr_schedule.lr(cfg.learn.optimizer.lr, epoch, cfg.epochs));
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        Rng::new(cfg.learn.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+        let order = epoch_order(train_set.len(), cfg.learn.seed, epoch);
         let (mut correct, mut loss_sum, mut batches) = (0usize, 0.0f64, 0usize);
         let n_batches = order.len().div_ceil(cfg.learn.batch);
         // What is kept when this epoch does not complete.

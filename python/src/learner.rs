@@ -199,6 +199,37 @@ impl Learner {
     fn preset(&self) -> String {
         self.preset.name.clone()
     }
+
+    /// The learning rate of every subnetwork's optimiser.
+    #[getter]
+    fn lr(&self) -> f32 {
+        self.model.lr()
+    }
+
+    #[setter]
+    fn set_lr(&mut self, lr: f32) -> PyResult<()> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(StdlError::new_err(format!("lr {lr}: a positive number")));
+        }
+        self.model.set_lr(lr);
+        Ok(())
+    }
+}
+
+/// The order `stdl train --seed SEED` visits `n` training samples in, in 0-based `epoch`.
+#[pyfunction]
+pub(crate) fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    stdl::train::epoch_order(n, seed, epoch)
+}
+
+/// The learning rate `stdl train --lr-schedule SCHEDULE` uses in 0-based `epoch` of `epochs`.
+#[pyfunction]
+pub(crate) fn lr_at(lr: f32, epoch: usize, epochs: usize, schedule: &str) -> PyResult<f32> {
+    let s = stdl::config::LrSchedule::ALL
+        .into_iter()
+        .find(|s| serde_json::to_value(s).is_ok_and(|v| v == schedule))
+        .ok_or_else(|| StdlError::new_err(format!("lr schedule {schedule:?}: cosine or constant")))?;
+    Ok(s.lr(lr, epoch, epochs))
 }
 
 fn dims(d: Dims) -> [usize; 3] {

@@ -43,6 +43,8 @@ fn _stdl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frames::to_frames, m)?)?;
     m.add_class::<events::EventStream>()?;
     m.add_class::<learner::Learner>()?;
+    m.add_function(wrap_pyfunction!(learner::epoch_order, m)?)?;
+    m.add_function(wrap_pyfunction!(learner::lr_at, m)?)?;
     m.add_class::<stream::Stream>()?;
     Ok(())
 }

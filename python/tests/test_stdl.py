@@ -293,3 +293,52 @@ except KeyboardInterrupt:
     assert summary["interrupted"] and summary["steps"] > 0 and summary["error"] is None
     state = json.loads((ck / "state.json").read_text())
     assert state["progress"]["steps"] == summary["steps"]
+
+
+def test_learner_repeats_stdl_train_bit_for_bit(tmp_path):
+    """The same preset, seed, epochs, samples, order and rates: a Python loop over Learner
+    ends with stdl train's weights to the bit, and its test accuracy."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_forward", ROOT / "examples/python/torch_forward.py")
+    tf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tf)
+    root = data("nmnist/slayer_NMNISTsmall")
+    n, epochs, seed, t_bins = 12, 2, 4, 10
+
+    def split(name):
+        rows = [line.split()[:2] for line in (root / name).read_text().splitlines()
+                if line.strip() and not line.startswith("#")][:n]
+        out = []
+        for sample, label in rows:
+            ev, _ = stdl.read(root / f"{sample}.bs2", sensor_size=(34, 34))
+            out.append((stdl.to_frames(ev, (34, 34, 2), n_event_bins=t_bins), int(label)))
+        return out
+
+    train, test = split("train1K.txt"), split("test100.txt")
+    subprocess.run([stdl_exe(), "train", "--dataset", "nmnist", "--root", root, "--preset", "nmnist",
+                    "--batch", "1", "--t-bins", str(t_bins), "--epochs", str(epochs), "--seed", str(seed),
+                    "--limit-samples", str(n), "--out", tmp_path / "cli", "--quiet"],
+                   check=True, capture_output=True)
+    learner = stdl.Learner("nmnist", seed=seed)
+    for epoch in range(epochs):
+        learner.lr = stdl.lr_at(1e-3, epoch, epochs)
+        for i in stdl.epoch_order(len(train), seed, epoch):
+            frames, label = train[i]
+            learner.reset()
+            for f in frames:
+                learner.step(f, label)
+    learner.save(tmp_path / "py")
+    want = tf.load_safetensors(tmp_path / "cli" / "checkpoint" / "model.safetensors")
+    got = tf.load_safetensors(tmp_path / "py" / "model.safetensors")
+    assert sorted(got) == sorted(want)
+    for k in want:
+        np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
+    correct = 0
+    for frames, label in test:
+        learner.reset()
+        correct += int(np.argmax(sum(learner.predict(f) for f in frames)) == label)
+    result = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert correct / len(test) == pytest.approx(result["test_accuracy"])
+    assert stdl.lr_at(1e-3, 0, epochs) == pytest.approx(1e-3) and stdl.lr_at(1e-3, 1, 2) == pytest.approx(5e-4)
+    with pytest.raises(stdl.StdlError):
+        stdl.lr_at(1e-3, 0, 2, "linear")

@@ -167,6 +167,16 @@ impl StdlModel {
         }
     }
 
+    /// Sets every subnetwork's learning rate.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.stages.iter_mut().for_each(|s| s.opt.cfg.lr = lr);
+    }
+
+    /// The learning rate (the first subnetwork's; [`StdlModel::set_lr`] sets them all).
+    pub fn lr(&self) -> f32 {
+        self.stages.first().map_or(0.0, |s| s.opt.cfg.lr)
+    }
+
     /// Clears every membrane and cache (a new sample or stream).
     pub fn reset_state(&mut self) {
         for s in &mut self.stages {

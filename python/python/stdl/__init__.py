@@ -37,7 +37,8 @@ import numpy as _np
 from . import _stdl
 from ._stdl import StdlError
 
-__all__ = ["EVENTS_DTYPE", "StdlError", "read", "open", "info", "to_frames", "Learner", "stream", "Stream"]
+__all__ = ["EVENTS_DTYPE", "StdlError", "read", "open", "info", "to_frames", "Learner", "stream", "Stream",
+           "epoch_order", "lr_at"]
 
 #: Tonic's event dtype (``tonic.io.events_struct``): x, y as int16, t in µs as int64, p as bool.
 EVENTS_DTYPE = _np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
@@ -218,8 +219,39 @@ class Learner:
         """Labelled steps learned."""
         return self._inner.steps
 
+    @property
+    def lr(self) -> float:
+        """The learning rate of every subnetwork's optimiser (settable, e.g. per epoch from
+        :func:`lr_at`)."""
+        return self._inner.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._inner.lr = float(value)
+
     def __repr__(self) -> str:
         return f"stdl.Learner({self._inner.preset!r}, input {self.input_shape}, {self.classes} classes)"
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list:
+    """The order in which ``stdl train --seed SEED`` visits ``n`` training samples in the
+    0-based ``epoch``. With :func:`lr_at`, a loop over :class:`Learner` repeats a
+    command-line run (at ``--batch 1``) sample for sample:
+
+    >>> for epoch in range(epochs):                                   # doctest: +SKIP
+    ...     learner.lr = stdl.lr_at(1e-3, epoch, epochs)
+    ...     for i in stdl.epoch_order(len(train), seed, epoch):
+    ...         learner.reset()
+    ...         for frame in train[i].frames:
+    ...             learner.step(frame, train[i].label)
+    """
+    return _stdl.epoch_order(int(n), int(seed), int(epoch))
+
+
+def lr_at(lr: float, epoch: int, epochs: int, schedule: str = "cosine") -> float:
+    """The learning rate ``stdl train --lr-schedule SCHEDULE`` uses in the 0-based ``epoch``
+    of ``epochs`` from the base rate ``lr`` (``cosine``: annealed to 0; ``constant``)."""
+    return _stdl.lr_at(float(lr), int(epoch), int(epochs), schedule)
 
 
 def _setting(value):

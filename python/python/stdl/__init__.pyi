@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,13 @@ class Learner:
     def classes(self) -> int: ...
     @property
     def steps(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @lr.setter
+    def lr(self, value: float) -> None: ...
+
+def epoch_order(n: int, seed: int, epoch: int) -> List[int]: ...
+def lr_at(lr: float, epoch: int, epochs: int, schedule: str = ...) -> float: ...
 
 def stream(
     source: Union[str, _Path, Dict[str, Any]],
