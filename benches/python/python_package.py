@@ -5,10 +5,9 @@
   they read (median of RUNS, the two sides alternated);
 - `stdl.Learner.step` (nmnist preset, batch 1, an update after every step) against the same
   network trained online in PyTorch with SpikingJelly's LIFNode
-  (`benches/python/torch_stdl_nmnist.py --neuron spikingjelly --batch 1`), and against the
-  command line's own step (`stdl bench train --batch 1`, whose loop also draws each synthetic
-  frame and resets per sample of 10 steps: the two are not yet a clean measure of what a call
-  from Python costs).
+  (`benches/python/torch_stdl_nmnist.py --neuron spikingjelly --batch 1`);
+- what a call from Python costs per `step`: the calls' wall time less the time spent inside
+  the engine's steps (`Learner.engine_seconds`), in the same run.
 
     pip install ./python expelliarmus aedat tonic spikingjelly torch
     python benches/python/python_package.py [DATA_DIR] [RUNS]
@@ -87,10 +86,12 @@ def learner(steps: int):
     frames = (rng.random((steps, 2, 34, 34)) < 0.1).astype(np.float32)
     for f in frames[:20]:  # warm-up: buffers allocated
         l.step(f, label=3)
+    engine0 = l.engine_seconds
     t0 = time.perf_counter()
     for i, f in enumerate(frames):
         l.step(f, label=i % 10)
-    return (time.perf_counter() - t0) / steps
+    wall = time.perf_counter() - t0
+    return wall / steps, (wall - (l.engine_seconds - engine0)) / steps
 
 
 def main() -> int:
@@ -98,25 +99,20 @@ def main() -> int:
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     rows = readers(data, runs)
     steps = 400
-    py_step = learner(steps)
-    exe = ROOT / "target/release/stdl"
-    cli = json.loads(subprocess.run(
-        [exe, "bench", "train", "--preset", "nmnist", "--t-bins", "10", "--batch", "1", "--threads", "2",
-         "--batches", str(steps // 10), "--json"], capture_output=True, text=True, check=True).stdout)
+    py_step, overhead = learner(steps)
     sj = json.loads(subprocess.run(
         [sys.executable, ROOT / "benches/python/torch_stdl_nmnist.py", "--neuron", "spikingjelly",
          "--batch", "1", "--batches", "40", "--threads", "2", "--json"],
         capture_output=True, text=True, check=True).stdout)
     sj_step = sj["seconds_per_sample"] / sj["t_bins"]
     rows.append(("Learner.step, nmnist batch 1, ms", py_step * 1e3, "SpikingJelly LIFNode (PyTorch)", sj_step * 1e3))
-    rows.append(("Learner.step, nmnist batch 1, ms", py_step * 1e3,
-                 "stdl bench train --batch 1 (no Python; its loop also draws each frame)",
-                 cli["seconds_per_step"] * 1e3))
     print(f"CPU: {cpu_model()}, 2 threads; {runs} runs each, medians, the two sides alternated\n")
     print("| what | stdl from Python | against | theirs | ratio |")
     print("|---|---:|---|---:|---:|")
     for what, ours, name, theirs in rows:
         print(f"| {what} | {ours:.3f} | {name} | {theirs:.3f} | {theirs / ours:.2f}x |")
+    print(f"\nThe call from Python per Learner.step: {overhead * 1e6:.1f} us of {py_step * 1e6:.0f} us "
+          f"({overhead / py_step * 100:.1f}%; wall time less Learner.engine_seconds, {steps} steps)")
     return 0
 
 

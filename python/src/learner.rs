@@ -20,6 +20,8 @@ pub(crate) struct Learner {
     model: StdlModel,
     preset: Preset,
     steps: u64,
+    /// Time spent in the engine's steps (without the call from Python and the frame copy).
+    engine: std::time::Duration,
 }
 
 impl Learner {
@@ -53,12 +55,14 @@ impl Learner {
             )));
         }
         let model = &mut self.model;
-        let logits = py.detach(|| {
+        let (logits, took) = py.detach(|| {
             let labels = label.map(|l| [l]);
+            let t0 = std::time::Instant::now();
             let mut out = model.step(x, labels.as_ref().map(|l| &l[..])).0;
             // The tensor goes back to the pool when dropped; its values leave with the Vec.
-            std::mem::take(&mut out.data)
+            (std::mem::take(&mut out.data), t0.elapsed())
         });
+        self.engine += took;
         if label.is_some() {
             self.steps += 1;
         }
@@ -99,7 +103,12 @@ impl Learner {
                 ),
             };
             let preset = model.spec.preset.clone();
-            Ok(Self { model, preset, steps })
+            Ok(Self {
+                model,
+                preset,
+                steps,
+                engine: Default::default(),
+            })
         })
         .map_err(stdl_error)
     }
@@ -198,6 +207,13 @@ impl Learner {
     #[getter]
     fn preset(&self) -> String {
         self.preset.name.clone()
+    }
+
+    /// Seconds spent inside the engine's steps so far: a call's wall time less this is what
+    /// the call from Python costs (the argument checks, the frame copy, the GIL).
+    #[getter]
+    fn engine_seconds(&self) -> f64 {
+        self.engine.as_secs_f64()
     }
 
     /// The learning rate of every subnetwork's optimiser.

@@ -170,6 +170,11 @@ def test_learner_learns_saves_and_loads(tmp_path):
     after = [np.argmax(learner.predict(frame(k % 2))) == k % 2 for k in range(200)]
     assert np.mean(after) > 0.9, (np.mean(before), np.mean(after))
     assert learner.steps == 600
+    assert 0 < learner.engine_seconds
+    learner.lr = 2e-3
+    assert learner.lr == pytest.approx(2e-3)
+    with pytest.raises(stdl.StdlError):
+        learner.lr = -1.0
     learner.save(tmp_path / "ck")
     again = stdl.Learner.load(tmp_path / "ck")
     assert again.steps == 600

@@ -220,6 +220,12 @@ class Learner:
         return self._inner.steps
 
     @property
+    def engine_seconds(self) -> float:
+        """Seconds spent inside the engine's steps so far. The wall time of the calls less
+        this is what calling from Python costs (argument checks, the frame copy, the GIL)."""
+        return self._inner.engine_seconds
+
+    @property
     def lr(self) -> float:
         """The learning rate of every subnetwork's optimiser (settable, e.g. per epoch from
         :func:`lr_at`)."""
