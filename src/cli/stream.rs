@@ -84,6 +84,9 @@ pub struct StreamArgs {
     /// Seconds between metric lines.
     #[arg(long, default_value_t = StreamConfig::default().metrics_every_s, value_parser = super::non_negative)]
     pub metrics_every_s: f64,
+    /// No metric lines or notes on standard error (`--metrics FILE` still gets its lines).
+    #[arg(long)]
+    pub quiet: bool,
     /// Write checkpoints (weights, optimiser state, stream position) to this directory.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
@@ -231,6 +234,7 @@ impl StreamArgs {
         cfg.resume |= a.resume;
         cfg.strict |= a.strict;
         cfg.profile |= a.profile;
+        cfg.quiet |= a.quiet;
         cfg.drop_partial |= a.drop_partial;
         if given("replay_bytes") || given("replay_ratio") || given("replay_segment_bins") {
             let r = cfg.replay.unwrap_or_default();

@@ -47,6 +47,9 @@ pub struct StreamConfig {
     pub summary: Option<PathBuf>,
     /// Seconds between metric lines.
     pub metrics_every_s: f64,
+    /// No metric lines or notes on standard error (the `metrics` file still gets its lines;
+    /// errors are still reported).
+    pub quiet: bool,
     /// One label for every bin (when no other label source applies), e.g. for benchmarks.
     pub constant_label: Option<usize>,
     /// Record the peak resident memory when these step counts are reached.
@@ -132,6 +135,7 @@ impl StreamConfig {
             metrics: None,
             summary: None,
             metrics_every_s: 2.0,
+            quiet: false,
             constant_label: None,
             report_at_steps: Vec::new(),
             checkpoint_dir: None,

@@ -305,7 +305,7 @@ impl<'a> Learner<'a> {
     /// has).
     pub(crate) fn interrupted(&self) -> bool {
         let stop = self.cfg.stop.requested();
-        if stop {
+        if stop && !self.cfg.quiet {
             eprintln!("interrupted: stopping after step {}", self.steps);
         }
         stop

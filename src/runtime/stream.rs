@@ -101,7 +101,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
     let mut bins = 0u64;
     let mut batch: Vec<Event> = Vec::new();
     let spikes0 = sink.pipe.spike_counts().unwrap_or_default();
-    let mut metrics = Metrics::new(metrics_out, cfg.metrics_every_s, start, spikes0);
+    let mut metrics = Metrics::new(metrics_out, (cfg.metrics_every_s, cfg.quiet), start, spikes0);
     let mut stop = false;
     'outer: loop {
         batch.clear();
@@ -111,7 +111,10 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
             match c {
                 Control::Label(t, l) => labels.source_label(t, l),
                 Control::Failed(m) => {
-                    eprintln!("source: {m}");
+                    // Reported again at the end (the summary's `error`, the exit status).
+                    if !cfg.quiet {
+                        eprintln!("source: {m}");
+                    }
                     error = Some(m);
                 }
                 Control::Size(_) => {}

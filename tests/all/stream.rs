@@ -87,6 +87,29 @@ fn metrics_lines_carry_each_lif_layers_spike_density() {
         }
     }
     assert!(seen_spikes, "some layer spikes");
+    let stderr_lines = String::from_utf8_lossy(&o.stderr).lines().count();
+    assert!(stderr_lines > lines.len(), "the lines go to standard error too");
+    // --quiet: the file gets its lines, standard error only the summary.
+    let quiet = tmp.path().join("q.jsonl");
+    let o = crate::common::stream("synthetic:1", "tiny")
+        .args([
+            "--max-steps",
+            "600",
+            "--speed",
+            "4",
+            "--metrics-every-s",
+            "0.3",
+            "--quiet",
+            "--metrics",
+        ])
+        .arg(&quiet)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(json_lines(std::fs::read(&quiet).unwrap()).len() >= 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"steps\":600"), "{err}");
 }
 
 #[test]

@@ -284,7 +284,9 @@ def stream(source, preset: str = "dvs-gesture", labels=None, **options) -> "Stre
     its settings file (``stdl stream --save-config``): ``bin_us``, ``max_steps``, ``learn``,
     ``lr``, ``seed``, ``ema_steps``, ``speed``, ``checkpoint`` (start from a trained
     network), ``checkpoint_dir``, ``checkpoint_every_steps``, ``resume``, ``metrics``,
-    ``summary``, ``view`` (a live page), ``replay``, ``strategy``, ``overload`` and so on.
+    ``summary``, ``view`` (a live page), ``replay``, ``strategy``, ``overload`` and so on;
+    ``quiet`` is on by default (no metric lines on standard error: ``quiet=False`` prints
+    them every ``metrics_every_s``).
 
     The run waits for its reader when 256 predictions are unread: nothing is dropped. It
     ends with its source or ``max_steps``; breaking out of the loop, :meth:`Stream.close`
@@ -298,7 +300,8 @@ def stream(source, preset: str = "dvs-gesture", labels=None, **options) -> "Stre
     ...         print(p)                    # {'t_us': 10179, 'class': 1, 'confidence': 0.26, 'label': 0}
     >>> s.summary["accuracy"]                # doctest: +SKIP
     """
-    cfg = {k: _setting(v) for k, v in options.items()}
+    cfg = {"quiet": True}
+    cfg.update({k: _setting(v) for k, v in options.items()})
     if isinstance(source, _os.PathLike):
         source = "file://" + _os.fspath(source)
     cfg["source"] = _setting(source)

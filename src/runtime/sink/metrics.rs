@@ -32,6 +32,7 @@ pub struct Counters {
 pub struct Metrics {
     out: Option<crate::store::AtomicFile>,
     every_s: f64,
+    quiet: bool,
     start: Instant,
     last: Instant,
     /// Spike counts at the last line.
@@ -39,18 +40,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Lines every `every_s` seconds from `start`, also into `out`; `spikes` are the counts
-    /// now (taken before the first step, so that what a line holds between lines is
-    /// allocated before the stream's steady state).
+    /// Lines every `every_s` seconds from `start` on standard error (unless `quiet`) and
+    /// into `out`; `spikes` are the counts now (taken before the first step, so that what a
+    /// line holds between lines is allocated before the stream's steady state).
     pub fn new(
         out: Option<crate::store::AtomicFile>,
-        every_s: f64,
+        (every_s, quiet): (f64, bool),
         start: Instant,
         spikes: Vec<SpikeCount>,
     ) -> Self {
         Self {
             out,
             every_s,
+            quiet,
             start,
             last: Instant::now(),
             prev_spikes: spikes,
@@ -100,7 +102,9 @@ impl Metrics {
             "peak_rss_bytes": crate::heap::peak_rss_bytes(),
             "spike_density": density,
         });
-        eprintln!("{line}");
+        if !self.quiet {
+            eprintln!("{line}");
+        }
         if let Some(m) = &mut self.out {
             writeln!(m, "{line}")?;
         }
