@@ -26,16 +26,21 @@ fn format_of(format: Option<&str>) -> PyResult<Option<Format>> {
     format.map(|f| f.parse::<Format>()).transpose().map_err(io_error)
 }
 
-/// Appends events in Tonic's packed layout (one 13-byte record each, written in place).
-fn pack(events: &[Event], out: &mut Vec<u8>) {
+/// Appends events in Tonic's packed layout (one 13-byte record each, written in place) and
+/// returns the largest x and y seen, starting from `max` (one pass over the events).
+fn pack(events: &[Event], out: &mut Vec<u8>, max: (u16, u16)) -> (u16, u16) {
     let start = out.len();
     out.resize(start + events.len() * EVENT_BYTES, 0);
+    let (mut xmax, mut ymax) = max;
     for (rec, e) in out[start..].chunks_exact_mut(EVENT_BYTES).zip(events) {
         rec[0..2].copy_from_slice(&(e.x as i16).to_le_bytes());
         rec[2..4].copy_from_slice(&(e.y as i16).to_le_bytes());
         rec[4..12].copy_from_slice(&(e.t_us as i64).to_le_bytes());
         rec[12] = e.on as u8;
+        xmax = xmax.max(e.x);
+        ymax = ymax.max(e.y);
     }
+    (xmax, ymax)
 }
 
 /// Packed events and a sensor size `(width, height)`.
@@ -57,7 +62,7 @@ pub(crate) fn read<'py>(
         .detach(|| -> Result<(Vec<u8>, Option<SensorSize>), stdl_io::Error> {
             let mut r = EventReader::open_as(&path, format, &opts)?;
             let (mut batch, mut out) = (Vec::new(), Vec::new());
-            let (mut n, mut xmax, mut ymax) = (0usize, 0u16, 0u16);
+            let (mut n, mut max) = (0usize, (0u16, 0u16));
             while let Some(res) = r.read_into(&mut batch) {
                 res?;
                 n += batch.len();
@@ -67,17 +72,13 @@ pub(crate) fn read<'py>(
                         path.display()
                     )));
                 }
-                for e in &batch {
-                    xmax = xmax.max(e.x);
-                    ymax = ymax.max(e.y);
-                }
-                pack(&batch, &mut out);
+                max = pack(&batch, &mut out, max);
                 batch.clear();
             }
             let size = opts
                 .sensor_size
                 .or(r.sensor_size())
-                .or((n > 0).then(|| SensorSize::new(xmax + 1, ymax + 1)));
+                .or((n > 0).then(|| SensorSize::new(max.0 + 1, max.1 + 1)));
             Ok((out, size))
         })
         .map_err(io_error)?;
@@ -136,7 +137,7 @@ impl EventStream {
                     Some(res) => {
                         res?;
                         let mut out = Vec::new();
-                        pack(batch, &mut out);
+                        pack(batch, &mut out, (0, 0));
                         Ok(Some(out))
                     }
                 }
