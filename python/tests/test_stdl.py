@@ -25,6 +25,16 @@ def data(rel: str) -> pathlib.Path:
     return p
 
 
+def stdl_exe() -> pathlib.Path:
+    exes = [ROOT / "target" / p / "stdl" for p in ("release", "debug")]
+    exe = next((e for e in exes if e.exists()), None)
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no stdl binary under target/ (cargo test builds it)")
+        pytest.skip("no stdl binary built")
+    return exe
+
+
 def test_read_evt3_counts_and_dtype():
     ev, size = stdl.read(data("evt3/gen41_expelliarmus_evt3_sample.raw"))
     assert len(ev) == 219596
@@ -72,13 +82,7 @@ def test_info_matches_the_command_line():
     path = data("evt3/gen41_expelliarmus_evt3_sample.raw")
     i = stdl.info(path)
     assert i["events"] == 219596 and i["format"] == "evt3"
-    exes = [ROOT / "target" / p / "stdl" for p in ("release", "debug")]
-    exe = next((e for e in exes if e.exists()), None)
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no stdl binary under target/ (cargo test builds it)")
-        pytest.skip("no stdl binary built")
-    cli = json.loads(subprocess.run([exe, "info", "--json", str(path)], capture_output=True,
+    cli = json.loads(subprocess.run([stdl_exe(), "info", "--json", str(path)], capture_output=True,
                                     check=True, text=True).stdout)
     assert cli == i
 
@@ -208,16 +212,6 @@ def test_torch_rebuilds_the_network_from_the_checkpoint(tmp_path):
     learner.save(tmp_path / "ck")
     worst = tf.compare(tmp_path / "ck", files[-12:], t_bins=10)
     assert worst <= 1e-4, worst
-
-
-def stdl_exe() -> pathlib.Path:
-    exes = [ROOT / "target" / p / "stdl" for p in ("release", "debug")]
-    exe = next((e for e in exes if e.exists()), None)
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no stdl binary under target/ (cargo test builds it)")
-        pytest.skip("no stdl binary built")
-    return exe
 
 
 def test_stream_yields_what_the_command_line_writes(tmp_path):

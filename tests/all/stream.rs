@@ -53,19 +53,15 @@ fn synthetic_stream_learns_above_chance_and_summarises() {
 fn metrics_lines_carry_each_lif_layers_spike_density() {
     let tmp = tempfile::tempdir().unwrap();
     let metrics = tmp.path().join("m.jsonl");
-    let o = crate::common::stream("synthetic:1", "tiny")
-        .args([
-            "--max-steps",
-            "600",
-            "--speed",
-            "4",
-            "--metrics-every-s",
-            "0.3",
-            "--metrics",
-        ])
-        .arg(&metrics)
-        .output()
-        .unwrap();
+    let run = |quiet: bool, metrics: &std::path::Path| {
+        let mut c = crate::common::stream("synthetic:1", "tiny");
+        c.args(["--max-steps", "600", "--speed", "4", "--metrics-every-s", "0.3"]);
+        if quiet {
+            c.arg("--quiet");
+        }
+        c.arg("--metrics").arg(metrics).output().unwrap()
+    };
+    let o = run(false, &metrics);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines = json_lines(std::fs::read(&metrics).unwrap());
     assert!(lines.len() >= 2, "{} metrics lines", lines.len());
@@ -91,20 +87,7 @@ fn metrics_lines_carry_each_lif_layers_spike_density() {
     assert!(stderr_lines > lines.len(), "the lines go to standard error too");
     // --quiet: the file gets its lines, standard error only the summary.
     let quiet = tmp.path().join("q.jsonl");
-    let o = crate::common::stream("synthetic:1", "tiny")
-        .args([
-            "--max-steps",
-            "600",
-            "--speed",
-            "4",
-            "--metrics-every-s",
-            "0.3",
-            "--quiet",
-            "--metrics",
-        ])
-        .arg(&quiet)
-        .output()
-        .unwrap();
+    let o = run(true, &quiet);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(json_lines(std::fs::read(&quiet).unwrap()).len() >= 2);
