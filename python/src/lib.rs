@@ -18,7 +18,7 @@ create_exception!(
     stdl,
     StdlError,
     PyValueError,
-    "A recording, preset, checkpoint or setting stdl cannot use; the message says what, and where (format, byte offset, path)."
+    "A recording, preset, checkpoint or setting stdl cannot use; the message says what, and where (format, byte offset, path).\n\n>>> try:\n...     stdl.read('cut.raw')\n... except stdl.StdlError as e:\n...     print(e)  # EVT 2.0: input ends mid-word (cut.raw at byte 1054570); ..."
 );
 
 pub(crate) fn io_error(e: stdl_io::Error) -> PyErr {

@@ -172,63 +172,109 @@ class Learner:
 
     def step(self, frame: _np.ndarray, label: Optional[int] = None) -> _np.ndarray:
         """One time step: returns the readout logits; with ``label``, every subnetwork is
-        updated after this step (STDL)."""
+        updated after this step (STDL).
+
+        >>> learner.step(np.zeros((2, 34, 34), np.float32), label=3).shape  # doctest: +SKIP
+        (10,)
+        """
         return self._inner.step(_np.asarray(frame, dtype=_np.float32), None if label is None else int(label))
 
     def predict(self, frame: _np.ndarray) -> _np.ndarray:
-        """The readout logits of one time step, without learning (the membranes advance)."""
+        """The readout logits of one time step, without learning (the membranes advance).
+
+        >>> int(np.argmax(sum(learner.predict(f) for f in frames)))  # doctest: +SKIP
+        7
+        """
         return self._inner.predict(_np.asarray(frame, dtype=_np.float32))
 
     def reset(self) -> None:
-        """Clears every membrane: the next step starts a new sequence."""
+        """Clears every membrane: the next step starts a new sequence.
+
+        >>> learner.reset()  # before each sample's frames  # doctest: +SKIP
+        """
         self._inner.reset()
 
     def save(self, dir: PathLike) -> None:
-        """Writes a checkpoint (the format every ``stdl`` command reads)."""
+        """Writes a checkpoint (the format every ``stdl`` command reads).
+
+        >>> learner.save("ck")  # then: stdl eval --checkpoint ck ...  # doctest: +SKIP
+        """
         self._inner.save(_os.fspath(dir))
 
     @classmethod
     def load(cls, dir: PathLike, lr: float = 1e-3) -> "Learner":
-        """A learner from a checkpoint directory."""
+        """A learner from a checkpoint directory (``save``'s, ``stdl train``'s
+        ``OUT/checkpoint``, ``stdl stream --checkpoint-dir``'s).
+
+        >>> learner = stdl.Learner.load("out/train/checkpoint")  # doctest: +SKIP
+        """
         return cls(checkpoint=dir, lr=lr)
 
     @property
     def plan(self) -> dict:
-        """The plan: cuts, auxiliary networks, predicted memory."""
+        """The plan: cuts, auxiliary networks, predicted memory.
+
+        >>> sorted(stdl.Learner("nmnist").plan)[:3]  # doctest: +SKIP
+        ['batch', 'budget_bytes', 'default_budget_bytes']
+        """
         return _json.loads(self._inner.plan_json())
 
     @property
     def layers(self) -> list:
         """The layers that compute the readout at inference, in order (each stage's body,
         then the readout): kind, shapes, constants, and the checkpoint prefix of its tensors
-        in ``model.safetensors`` (``s{k}.body.{i}.weight`` and so on)."""
+        in ``model.safetensors`` (``s{k}.body.{i}.weight`` and so on).
+
+        >>> stdl.Learner("nmnist").layers[0]["kind"], stdl.Learner("nmnist").layers[0]["prefix"]  # doctest: +SKIP
+        ('conv', 's0.body.0')
+        """
         return _json.loads(self._inner.layers_json())
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:
-        """``(C, H, W)`` of one frame."""
+        """``(C, H, W)`` of one frame.
+
+        >>> stdl.Learner("nmnist").input_shape  # doctest: +SKIP
+        (2, 34, 34)
+        """
         return self._inner.input_shape
 
     @property
     def classes(self) -> int:
-        """Number of classes."""
+        """Number of classes.
+
+        >>> stdl.Learner("nmnist").classes  # doctest: +SKIP
+        10
+        """
         return self._inner.classes
 
     @property
     def steps(self) -> int:
-        """Labelled steps learned."""
+        """Labelled steps learned (with those of the checkpoint it started from).
+
+        >>> learner.steps  # doctest: +SKIP
+        600
+        """
         return self._inner.steps
 
     @property
     def engine_seconds(self) -> float:
         """Seconds spent inside the engine's steps so far. The wall time of the calls less
-        this is what calling from Python costs (argument checks, the frame copy, the GIL)."""
+        this is what calling from Python costs (argument checks, the frame copy, the GIL).
+
+        >>> e0, t0 = learner.engine_seconds, time.perf_counter()  # doctest: +SKIP
+        >>> learner.step(frame, label=1)
+        >>> (time.perf_counter() - t0) - (learner.engine_seconds - e0)  # the call's own cost
+        """
         return self._inner.engine_seconds
 
     @property
     def lr(self) -> float:
         """The learning rate of every subnetwork's optimiser (settable, e.g. per epoch from
-        :func:`lr_at`)."""
+        :func:`lr_at`).
+
+        >>> learner.lr = stdl.lr_at(1e-3, epoch, epochs)  # doctest: +SKIP
+        """
         return self._inner.lr
 
     @lr.setter
@@ -256,7 +302,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> list:
 
 def lr_at(lr: float, epoch: int, epochs: int, schedule: str = "cosine") -> float:
     """The learning rate ``stdl train --lr-schedule SCHEDULE`` uses in the 0-based ``epoch``
-    of ``epochs`` from the base rate ``lr`` (``cosine``: annealed to 0; ``constant``)."""
+    of ``epochs`` from the base rate ``lr`` (``cosine``: annealed to 0; ``constant``).
+
+    >>> round(stdl.lr_at(1e-3, 10, 20), 6)  # doctest: +SKIP
+    0.0005
+    """
     return _stdl.lr_at(float(lr), int(epoch), int(epochs), schedule)
 
 
@@ -316,7 +366,11 @@ def stream(source, preset: str = "dvs-gesture", labels=None, **options) -> "Stre
 
 
 class Stream:
-    """A running :func:`stream`: iterate it for the predictions; ``summary`` once it ended."""
+    """A running :func:`stream`: iterate it for the predictions; ``summary`` once it ended.
+
+    >>> s = stdl.stream("synthetic:1", preset="tiny", max_steps=10)  # doctest: +SKIP
+    >>> [p["class"] for p in s], s.summary["steps"]
+    """
 
     def __init__(self, native):
         self._native = native
@@ -331,7 +385,11 @@ class Stream:
         return p
 
     def close(self) -> None:
-        """Stops the run cleanly (final checkpoint and summary written) and waits for it."""
+        """Stops the run cleanly (final checkpoint and summary written) and waits for it.
+
+        >>> s.close(); s.summary["interrupted"]  # doctest: +SKIP
+        True
+        """
         self._native.close()
 
     def __enter__(self) -> "Stream":
@@ -342,13 +400,20 @@ class Stream:
 
     @property
     def running(self) -> bool:
-        """Whether the run is still going."""
+        """Whether the run is still going.
+
+        >>> s.running  # doctest: +SKIP
+        True
+        """
         return self._native.running
 
     @property
     def summary(self) -> Optional[dict]:
         """What ``stdl stream --summary`` writes (steps, accuracy, memory, ...), once the run
-        has ended; ``None`` before."""
+        has ended; ``None`` before.
+
+        >>> s.summary["accuracy"]  # doctest: +SKIP
+        """
         text = self._native.summary_json
         return None if text is None else _json.loads(text)
 
