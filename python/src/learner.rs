@@ -73,10 +73,20 @@ impl Learner {
 #[pymethods]
 impl Learner {
     #[new]
-    #[pyo3(signature = (preset="dvs-gesture", checkpoint=None, lr=1e-3, seed=0))]
-    fn new(py: Python<'_>, preset: &str, checkpoint: Option<PathBuf>, lr: f32, seed: u64) -> PyResult<Self> {
+    #[pyo3(signature = (preset="dvs-gesture", checkpoint=None, lr=1e-3, seed=0, update_every=1))]
+    fn new(
+        py: Python<'_>,
+        preset: &str,
+        checkpoint: Option<PathBuf>,
+        lr: f32,
+        seed: u64,
+        update_every: usize,
+    ) -> PyResult<Self> {
         if !(lr.is_finite() && lr > 0.0) {
             return Err(StdlError::new_err(format!("lr {lr}: a positive number")));
+        }
+        if update_every == 0 {
+            return Err(StdlError::new_err("update_every: at least 1"));
         }
         let preset = preset.to_owned();
         py.detach(move || -> stdl::Result<Self> {
@@ -97,6 +107,7 @@ impl Learner {
                         preset,
                         lr,
                         seed,
+                        update_every,
                         ..StreamConfig::default()
                     })?,
                     0,

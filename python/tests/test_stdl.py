@@ -185,6 +185,14 @@ def test_learner_learns_saves_and_loads(tmp_path):
     learner.reset(); again.reset()
     f = frame(1)
     np.testing.assert_array_equal(learner.predict(f), again.predict(f))
+    # Updates every 3 labelled steps: the checkpoint records it, and a stream loads it.
+    sparse = stdl.Learner("tiny", seed=3, update_every=3)
+    for i in range(7):
+        sparse.step(frame(i % 2), label=i % 2)
+    sparse.save(tmp_path / "u3")
+    assert json.loads((tmp_path / "u3" / "state.json").read_text())["model"]["update_every"] == 3
+    with pytest.raises(stdl.StdlError):
+        stdl.Learner("tiny", update_every=0)
     with pytest.raises(stdl.StdlError):
         learner.step(np.zeros((1, 2, 3), np.float32))
     with pytest.raises(stdl.StdlError):

@@ -72,6 +72,10 @@ pub struct StreamArgs {
     /// Learning rate.
     #[arg(long, default_value_t = StreamConfig::default().lr, value_parser = super::positive::<f32>)]
     pub lr: f32,
+    /// Adam updates every N labelled steps from the gradients accumulated over them (1: after
+    /// every step). A fresh network only; a --checkpoint keeps its own.
+    #[arg(long, default_value_t = StreamConfig::default().update_every, value_parser = super::at_least_one::<usize>)]
+    pub update_every: usize,
     /// Predictions as JSON lines to this file (default: stdout).
     #[arg(long)]
     pub predictions: Option<PathBuf>,
@@ -195,6 +199,7 @@ impl StreamArgs {
             ema_steps = a.ema_steps,
             seed = a.seed,
             lr = a.lr,
+            update_every = a.update_every,
             metrics_every_s = a.metrics_every_s,
             overload = a.overload,
         );

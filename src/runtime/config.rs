@@ -39,6 +39,10 @@ pub struct StreamConfig {
     pub seed: u64,
     /// Learning rate.
     pub lr: f32,
+    /// Adam updates every this many labelled steps, each from the gradients accumulated over
+    /// them (1: after every step, as STDL.md defines the online step). Applies to a fresh
+    /// network; a `checkpoint` keeps its own.
+    pub update_every: usize,
     /// Where predictions go (`None`: stdout).
     pub predictions: Option<PathBuf>,
     /// Metrics JSON lines.
@@ -131,6 +135,7 @@ impl StreamConfig {
             ema_steps: 20.0,
             seed: 0,
             lr: 1e-3,
+            update_every: 1,
             predictions: None,
             metrics: None,
             summary: None,
@@ -207,6 +212,9 @@ impl StreamConfig {
         }
         if self.max_steps == Some(0) {
             return Err("--max-steps must be at least 1".into());
+        }
+        if self.update_every == 0 {
+            return Err("--update-every must be at least 1".into());
         }
         positive("ema-steps", f64::from(self.ema_steps))?;
         positive("lr", f64::from(self.lr))?;

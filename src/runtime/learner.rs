@@ -70,7 +70,8 @@ pub fn prepare(cfg: &StreamConfig, model: &mut StdlModel) -> Result<Option<Resum
     Ok(resumed)
 }
 
-/// A fresh model for a stream: the preset's network planned for batch 1.
+/// A fresh model for a stream: the preset's network planned for batch 1, updated every
+/// `cfg.update_every` labelled steps.
 ///
 /// # Errors
 /// A preset that cannot be loaded or planned.
@@ -80,7 +81,11 @@ pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
         lr: cfg.lr,
         ..preset.train.optimizer
     };
-    Model::build(&ModelSettings::online(cfg.seed, opt), &preset)?.into_stdl("streaming")
+    let settings = ModelSettings {
+        update_every: cfg.update_every,
+        ..ModelSettings::online(cfg.seed, opt)
+    };
+    Model::build(&settings, &preset)?.into_stdl("streaming")
 }
 
 /// The learner side of a stream: the pipeline of stages, replay between live steps,

@@ -718,3 +718,26 @@ fn predictions_to_a_channel_equal_the_file_and_a_closed_channel_stops_the_run() 
         serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["progress"]["steps"], summary.steps);
 }
+
+#[test]
+fn update_every_reaches_a_fresh_stream_network_and_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |n: &str, ck: &std::path::Path| {
+        let o = crate::common::stream("synthetic:6", "tiny")
+            .args(["--max-steps", "60", "--update-every", n, "--checkpoint-dir"])
+            .arg(ck)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
+        state["model"]["update_every"].as_u64()
+    };
+    assert_eq!(run("3", &tmp.path().join("a")), Some(3));
+    assert_eq!(run("1", &tmp.path().join("b")), Some(1));
+    let o = crate::common::stream("synthetic:6", "tiny")
+        .args(["--max-steps", "6", "--update-every", "0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("update-every"));
+}

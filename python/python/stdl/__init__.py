@@ -159,6 +159,8 @@ class Learner:
     ``preset`` is a built-in preset (``tiny``, ``demo``, ``nmnist``, ``dvs-gesture``,
     ``ncaltech101``) or a TOML file; ``checkpoint`` a directory written by :meth:`save`,
     ``stdl train`` or ``stdl stream --checkpoint-dir`` (it then sets the network).
+    ``update_every`` N > 1 accumulates N labelled steps' gradients per Adam update (a fresh
+    network; ``stdl train --update-every``).
 
     >>> learner = stdl.Learner("nmnist", seed=0)  # doctest: +SKIP
     >>> logits = learner.step(frame, label=7)      # learns from this frame
@@ -166,9 +168,9 @@ class Learner:
     """
 
     def __init__(self, preset: str = "dvs-gesture", checkpoint: Optional[PathLike] = None,
-                 lr: float = 1e-3, seed: int = 0):
+                 lr: float = 1e-3, seed: int = 0, update_every: int = 1):
         ck = None if checkpoint is None else _os.fspath(checkpoint)
-        self._inner = _stdl.Learner(preset, ck, float(lr), int(seed))
+        self._inner = _stdl.Learner(preset, ck, float(lr), int(seed), int(update_every))
 
     def step(self, frame: _np.ndarray, label: Optional[int] = None) -> _np.ndarray:
         """One time step: returns the readout logits; with ``label``, every subnetwork is

@@ -103,6 +103,9 @@ pub struct BenchRealtimeArgs {
     /// Time bin.
     #[arg(long, default_value_t = 10_000, value_parser = crate::cli::at_least_one::<u64>)]
     pub bin_us: u64,
+    /// Adam updates every N labelled steps (1: after every step, the default).
+    #[arg(long, default_value_t = 1, value_parser = crate::cli::at_least_one::<usize>)]
+    pub update_every: usize,
     /// Also print where each stage's steps went (per layer and phase, input densities).
     #[arg(long)]
     pub profile: bool,
@@ -139,6 +142,7 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
         );
         cfg.constant_label = Some(0);
         cfg.profile = a.profile;
+        cfg.update_every = a.update_every;
         let s = stdl::runtime::stream::run(&cfg)?;
         let rtf = s.stream_seconds / s.seconds.max(1e-9);
         if a.json {
@@ -146,6 +150,7 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({"file": f, "preset": a.preset, "steps": s.steps, "stream_seconds": s.stream_seconds,
                     "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins,
+                    "update_every": a.update_every,
                     "cpu": cpu_model(), "profile": s.profile})
             );
         } else {
