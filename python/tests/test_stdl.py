@@ -278,8 +278,12 @@ def test_stream_stops_cleanly_on_keyboard_interrupt(tmp_path):
     import sys
     import time
     ck = tmp_path / "ck"
+    # Python's own Ctrl-C handler, even where the harness started us with SIGINT ignored (a
+    # background job of a non-interactive shell inherits SIGINT as ignored, and Python then
+    # installs no handler).
     script = f"""
-import json, stdl
+import json, signal, stdl
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     with stdl.stream("synthetic:3", preset="tiny", max_steps=10**8, checkpoint_dir={str(ck)!r}) as s:
         for i, p in enumerate(s):
@@ -294,7 +298,12 @@ except KeyboardInterrupt:
     assert child.stdout.readline().strip() == "started"
     time.sleep(0.5)
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=60)
+    try:
+        out, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"the stream did not stop within 60 s of SIGINT: {err}")
     assert child.returncode != 0 and "KeyboardInterrupt" in err, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["interrupted"] and summary["steps"] > 0 and summary["error"] is None
