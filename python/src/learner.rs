@@ -13,6 +13,15 @@ use stdl_models::{Dims, Preset, Tensor};
 
 use crate::{stdl_error, StdlError};
 
+/// A learning rate `Learner` accepts: finite and above 0.
+fn check_lr(lr: f32) -> PyResult<()> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(())
+    } else {
+        Err(StdlError::new_err(format!("lr {lr}: a positive number")))
+    }
+}
+
 /// An online STDL learner (batch 1): every subnetwork is updated right after every labelled
 /// step.
 #[pyclass(module = "stdl._stdl")]
@@ -82,9 +91,7 @@ impl Learner {
         seed: u64,
         update_every: usize,
     ) -> PyResult<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(StdlError::new_err(format!("lr {lr}: a positive number")));
-        }
+        check_lr(lr)?;
         if update_every == 0 {
             return Err(StdlError::new_err("update_every: at least 1"));
         }
@@ -235,9 +242,7 @@ impl Learner {
 
     #[setter]
     fn set_lr(&mut self, lr: f32) -> PyResult<()> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(StdlError::new_err(format!("lr {lr}: a positive number")));
-        }
+        check_lr(lr)?;
         self.model.set_lr(lr);
         Ok(())
     }
