@@ -133,13 +133,23 @@ pub fn sum_of2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
 /// # Panics
 /// When a slice is shorter than `rows × cols`.
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_strided(src, rows, cols, dst, rows);
+}
+
+/// [`transpose`] into rows of `dst` that are `stride ≥ rows` apart: `dst[c·stride + r] =
+/// src[r·cols + c]`, the rest of `dst` untouched (a block of a wider matrix, written in
+/// place rather than through a copy).
+///
+/// # Panics
+/// When `stride < rows` or a slice is too short.
+pub fn transpose_strided(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], stride: usize) {
     assert!(
-        src.len() >= rows * cols && dst.len() >= rows * cols,
+        stride >= rows && src.len() >= rows * cols && (cols == 0 || dst.len() >= (cols - 1) * stride + rows),
         "transpose sizes"
     );
     #[cfg(target_arch = "x86_64")]
     let (rb, cb) = {
-        sse_blocks(src, rows, cols, dst);
+        sse_blocks(src, rows, cols, dst, stride);
         (rows / 4 * 4, cols / 4 * 4)
     };
     #[cfg(not(target_arch = "x86_64"))]
@@ -147,39 +157,44 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     for r in 0..rows {
         let c_from = if r < rb { cb } else { 0 };
         for c in c_from..cols {
-            dst[c * rows + r] = src[r * cols + c];
+            dst[c * stride + r] = src[r * cols + c];
         }
     }
 }
 
-/// The whole 4 × 4 blocks of [`transpose`].
+/// The whole 4 × 4 blocks of [`transpose_strided`], 16 source rows at a time: each pass
+/// over the columns then completes one 64-byte line of each destination row it writes,
+/// and reads 16 source lines that stay in L1.
 #[cfg(target_arch = "x86_64")]
-fn sse_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::{__m128, _mm_loadu_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_storeu_ps};
+fn sse_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], stride: usize) {
+    use std::arch::x86_64::{_mm_loadu_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_storeu_ps};
     use std::arch::x86_64::{_mm_unpackhi_ps, _mm_unpacklo_ps};
-    let load = |at: usize| -> __m128 {
-        let s = &src[at..at + 4];
-        // SAFETY: `s` holds 4 floats; SSE is part of the x86-64 baseline.
-        unsafe { _mm_loadu_ps(s.as_ptr()) }
-    };
-    for r0 in (0..rows / 4 * 4).step_by(4) {
-        for c0 in (0..cols / 4 * 4).step_by(4) {
-            let [a, b, c, d] = [0, 1, 2, 3].map(|i| load((r0 + i) * cols + c0));
-            // SAFETY: register shuffles; SSE is part of the x86-64 baseline.
-            let out = unsafe {
-                let (ab_lo, cd_lo) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
-                let (ab_hi, cd_hi) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
-                [
-                    _mm_movelh_ps(ab_lo, cd_lo),
-                    _mm_movehl_ps(cd_lo, ab_lo),
-                    _mm_movelh_ps(ab_hi, cd_hi),
-                    _mm_movehl_ps(cd_hi, ab_hi),
-                ]
-            };
-            for (k, v) in out.into_iter().enumerate() {
-                let d = &mut dst[(c0 + k) * rows + r0..][..4];
-                // SAFETY: `d` holds 4 floats.
-                unsafe { _mm_storeu_ps(d.as_mut_ptr(), v) };
+    const TILE: usize = 16;
+    let (rb, cb) = (rows / 4 * 4, cols / 4 * 4);
+    if rb == 0 || cb == 0 {
+        return;
+    }
+    // Every read is below `(rb − 1)·cols + cb ≤ rows·cols` and every write below
+    // `(cb − 1)·stride + rb ≤ (cols − 1)·stride + rows`: the caller's bounds.
+    assert!(src.len() >= rows * cols && dst.len() >= (cols - 1) * stride + rows);
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for rt in (0..rb).step_by(TILE) {
+        let r_end = (rt + TILE).min(rb);
+        for c0 in (0..cb).step_by(4) {
+            for r0 in (rt..r_end).step_by(4) {
+                // SAFETY: in bounds (above); SSE is part of the x86-64 baseline.
+                unsafe {
+                    let at = s.add(r0 * cols + c0);
+                    let (a, b) = (_mm_loadu_ps(at), _mm_loadu_ps(at.add(cols)));
+                    let (c, e) = (_mm_loadu_ps(at.add(2 * cols)), _mm_loadu_ps(at.add(3 * cols)));
+                    let (ab_lo, ce_lo) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, e));
+                    let (ab_hi, ce_hi) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, e));
+                    let to = d.add(c0 * stride + r0);
+                    _mm_storeu_ps(to, _mm_movelh_ps(ab_lo, ce_lo));
+                    _mm_storeu_ps(to.add(stride), _mm_movehl_ps(ce_lo, ab_lo));
+                    _mm_storeu_ps(to.add(2 * stride), _mm_movelh_ps(ab_hi, ce_hi));
+                    _mm_storeu_ps(to.add(3 * stride), _mm_movehl_ps(ce_hi, ab_hi));
+                }
             }
         }
     }
@@ -210,13 +225,28 @@ mod tests {
 
     #[test]
     fn transpose_of_ragged_shapes() {
-        for (rows, cols) in [(1, 1), (3, 17), (33, 16), (40, 70)] {
+        for (rows, cols) in [(1, 1), (3, 17), (33, 16), (40, 70), (4, 4), (16, 20), (37, 5)] {
             let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
             let mut dst = vec![0.0; rows * cols];
             transpose(&src, rows, cols, &mut dst);
             for r in 0..rows {
                 for c in 0..cols {
                     assert_eq!(dst[c * rows + r], src[r * cols + c]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_transpose_writes_its_block_only() {
+        for (rows, cols, stride) in [(4, 4, 9), (17, 6, 20), (8, 33, 8), (3, 2, 5)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let mut dst = vec![-1.0; cols * stride];
+            transpose_strided(&src, rows, cols, &mut dst, stride);
+            for c in 0..cols {
+                for j in 0..stride {
+                    let want = if j < rows { src[j * cols + c] } else { -1.0 };
+                    assert_eq!(dst[c * stride + j], want, "{rows}x{cols} stride {stride}");
                 }
             }
         }

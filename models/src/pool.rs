@@ -283,6 +283,13 @@ impl Buf {
     }
 }
 
+/// An empty buffer (nothing taken from the pool).
+impl Default for Buf {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
 impl std::ops::Deref for Buf {
     type Target = Vec<f32>;
     fn deref(&self) -> &Vec<f32> {

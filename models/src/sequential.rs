@@ -101,6 +101,15 @@ impl Sequential {
     pub fn params(&self) -> Vec<&Param> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
+    /// Sets [`crate::layers::Conv2d::accumulate`] on every convolution: on where several
+    /// backward passes run between parameter updates.
+    pub fn set_accumulate(&mut self, on: bool) {
+        for l in &mut self.layers {
+            if let Layer::Conv(c) = l {
+                c.accumulate = on;
+            }
+        }
+    }
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {
         for p in self.params_mut() {

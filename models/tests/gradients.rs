@@ -526,3 +526,69 @@ fn conv_results_do_not_depend_on_the_number_of_threads() {
         }
     }
 }
+
+/// `Conv2d::accumulate` (several backward passes per update): kept effective weights and one
+/// standardisation backward on the summed gradient give the gradients and outputs of the
+/// plain mode, on every path, and a change to the weights through `params_mut` is seen by
+/// the next pass (the kept weights are let go).
+#[test]
+fn conv_accumulate_mode_matches_per_pass_gradients() {
+    use stdl_models::layers::InputPath;
+    let mut rng = Rng::new(41);
+    let d = Dims::new(4, 6, 5);
+    let spikes = |rng: &mut Rng| {
+        let data = (0..2 * d.len())
+            .map(|_| if rng.next_f32() < 0.15 { 1.0 } else { 0.0 })
+            .collect();
+        Tensor::from_vec(2, d, data)
+    };
+    for ws in [true, false] {
+        let base = Conv2d::new(d, 6, 3, 1, 1, ws, &mut rng);
+        for (path, grad_path) in [
+            (InputPath::Dense, InputPath::Dense),
+            (InputPath::Sparse, InputPath::Dense),
+            (InputPath::Dense, InputPath::Sparse),
+            (InputPath::Sparse, InputPath::Sparse),
+        ] {
+            let mut convs = [base.clone(), base.clone()];
+            convs[1].accumulate = true;
+            let mut outs: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
+            // Both copies see the same draws.
+            let seed = rng.below(1 << 30) as u64;
+            for (c, out) in convs.iter_mut().zip(&mut outs) {
+                c.path = path;
+                c.grad_path = grad_path;
+                let mut r = Rng::new(seed);
+                for _update in 0..2 {
+                    for _ in 0..3 {
+                        let y = c.forward(spikes(&mut r), true);
+                        let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
+                        dy.data.iter_mut().for_each(|v| {
+                            if r.next_f32() < 0.7 {
+                                *v = 0.0
+                            }
+                        });
+                        out.push(y.into_data());
+                        out.push(c.backward(dy).into_data());
+                    }
+                    // An update: read the summed gradients, then change the weights.
+                    for p in c.params_mut() {
+                        out.push(p.grad.clone());
+                        let g = p.grad.clone();
+                        p.value.iter_mut().zip(&g).for_each(|(w, g)| *w -= 0.1 * g);
+                        p.release_grad();
+                    }
+                    out.push(c.forward(spikes(&mut r), false).into_data());
+                }
+            }
+            assert_eq!(outs[0].len(), outs[1].len());
+            for (n, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
+                let close = a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()));
+                assert!(close, "ws={ws} {path:?}/{grad_path:?}: output {n} differs");
+            }
+        }
+    }
+}

@@ -60,7 +60,17 @@ pub struct Stage {
 impl Stage {
     /// A stage of `body` and its `head` (an auxiliary network when `aux`), with its own
     /// optimiser, updating every `update_every` labelled steps.
-    pub fn new(body: Sequential, head: Sequential, aux: bool, opt: OptimConfig, update_every: usize) -> Self {
+    pub fn new(
+        mut body: Sequential,
+        mut head: Sequential,
+        aux: bool,
+        opt: OptimConfig,
+        update_every: usize,
+    ) -> Self {
+        // Between updates the weights stay as they are: their convolutions keep their
+        // effective weights and sum their gradients before the standardisation's backward.
+        body.set_accumulate(update_every > 1);
+        head.set_accumulate(update_every > 1);
         Self {
             body,
             head,

@@ -80,7 +80,8 @@ impl Param {
 pub struct LayerMemory {
     /// Kept from forward to backward, per time step.
     pub kept_per_step: usize,
-    /// Persistent state (membrane potentials).
+    /// Persistent state: membrane potentials; a convolution with `accumulate` keeps its
+    /// effective weights and summed gradient between updates.
     pub state: usize,
     /// Pooled buffers alive only inside one call, on one thread (partial weight gradients,
     /// effective weights).

@@ -91,8 +91,17 @@ pub struct Conv2d {
     /// Seconds spent in the weight gradient and in the input gradient, summed over backward
     /// calls ([`crate::profile`]; two clock reads per call).
     pub grad_seconds: [f64; 2],
-    /// The effective weights, from the pool while a forward or kept step needs them.
-    w_eff: Buf,
+    /// Gradients accumulate over several backward passes between updates (`--update-every`
+    /// above 1): the effective weights, in each layout a pass used, are kept from one pass
+    /// to the next until the parameters are next borrowed mutably ([`Self::params_mut`], as
+    /// an optimiser step does), and the standardisation's backward runs once then, on the
+    /// summed gradient of the effective weights, instead of once per pass. Until then, the
+    /// weights' and gains' gradients read through [`Self::params`] lack the passes since.
+    /// Off by default.
+    pub accumulate: bool,
+    /// The effective weights and the summed gradient kept between passes (boxed: the
+    /// layer enum stays small).
+    kept: Box<Kept>,
     pub(crate) caches: Vec<Tensor>,
 }
 
@@ -135,13 +144,23 @@ impl Conv2d {
             path_calls: [0; 2],
             grad_path_calls: [0; 2],
             grad_seconds: [0.0; 2],
-            w_eff: Buf(Vec::new()),
+            accumulate: false,
+            kept: Box::default(),
             caches: Vec::new(),
         }
     }
 
-    /// Trainable parameters (weight, gain when standardised, bias).
+    /// Trainable parameters (weight, gain when standardised, bias). Their values may change
+    /// through these borrows: the kept effective weights are let go, and a pending
+    /// accumulated gradient (`accumulate`) is turned into the weights' and gains' first.
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let pending = std::mem::take(&mut self.kept.pending);
+        *self.kept = Kept::default();
+        if !pending.is_empty() {
+            let overwrite = self.weight.grad_to_overwrite();
+            self.gain.ensure_grad();
+            self.ws_backward(&pending, overwrite);
+        }
         if self.ws {
             vec![&mut self.weight, &mut self.gain, &mut self.bias]
         } else {
@@ -413,8 +432,9 @@ impl Conv2d {
     /// gradient and a non-zero input under one of its taps: per sample, the non-zero inputs
     /// are listed by pixel, then every output channel's non-zero gradients visit their taps'
     /// lists. Output channels are split over threads in blocks, each summing over the samples
-    /// in order, so the result does not depend on the number of threads.
-    fn weight_grad_by_pairs(&self, x: &Tensor, dy: &Tensor, threads: usize) -> Buf {
+    /// in order, so the result does not depend on the number of threads. Added to `sum`
+    /// when one is given (a gradient summed over earlier passes), else written fresh.
+    fn weight_grad_by_pairs(&self, x: &Tensor, dy: &Tensor, threads: usize, sum: Option<Buf>) -> Buf {
         let (i, o, kk) = (self.in_dims, self.out_dims, self.fan_in());
         let (p, pin, k2) = (o.h * o.w, i.h * i.w, self.k * self.k);
         let lists: Vec<PixelList> = x
@@ -422,12 +442,17 @@ impl Conv2d {
             .chunks_exact(i.len())
             .map(|xs| PixelList::new(xs, pin))
             .collect();
-        let mut dw = Buf::zeros(self.weight.value.len());
+        // A fresh gradient's rows are zeroed just before their sums, while in cache.
+        let fresh = sum.is_none();
+        let mut dw = sum.unwrap_or_else(|| Buf::take(self.weight.value.len()));
         let per_c = o.c.div_ceil(threads.min(o.c)).max(1);
         dw.par_chunks_mut(per_c * kk).enumerate().for_each(|(blk, out)| {
             let c0 = blk * per_c;
-            for (list, dyb) in lists.iter().zip(dy.data.chunks_exact(o.len())) {
-                for (j, row) in out.chunks_exact_mut(kk).enumerate() {
+            for (j, row) in out.chunks_exact_mut(kk).enumerate() {
+                if fresh {
+                    row.fill(0.0);
+                }
+                for (list, dyb) in lists.iter().zip(dy.data.chunks_exact(o.len())) {
                     let dyc = &dyb[(c0 + j) * p..][..p];
                     for (q, &dv) in dyc.iter().enumerate() {
                         if dv == 0.0 {
@@ -449,12 +474,11 @@ impl Conv2d {
     /// its value times the weights of its channel and tap (laid out `C_out × k² × C_in`) to
     /// the input pixel's `C_in` gradients, accumulated pixel-major and transposed at the end.
     /// Samples are split over threads.
-    fn input_grad_by_scatter(&self, dy: &Tensor, dx: &mut Tensor, threads: usize) {
+    fn input_grad_by_scatter(&mut self, dy: &Tensor, dx: &mut Tensor, threads: usize) {
         let (i, o) = (self.in_dims, self.out_dims);
-        let (pin, k2) = (i.h * i.w, self.k * self.k);
-        let mut w_r = Buf::take(self.weight.value.len());
-        let gain = if self.ws { &self.gain.value[..] } else { &[] };
-        ws_forward_by_tap(&self.weight.value, gain, i.c, k2, &mut w_r);
+        let pin = i.h * i.w;
+        self.refresh_weights(Layout::ByTap);
+        let w_r = &self.kept.weights_in[Layout::ByTap as usize];
         let per = dx.b.div_ceil(threads).max(1);
         dx.data
             .par_chunks_mut(per * i.len())
@@ -462,30 +486,52 @@ impl Conv2d {
             .for_each(|(dxs, dys)| {
                 workspace::with(i.len(), |acc| {
                     for (dxb, dyb) in dxs.chunks_exact_mut(i.len()).zip(dys.chunks_exact(o.len())) {
-                        scatter_input_grad(self, &w_r, dyb, acc);
+                        scatter_input_grad(self, w_r, dyb, acc);
                         transpose(acc, pin, i.c, dxb);
                     }
                 });
             });
     }
 
-    /// Computes the effective weights into a buffer from the pool.
-    fn refresh_weights(&mut self) {
-        let n = self.weight.value.len();
-        if self.w_eff.len() != n {
-            self.w_eff = Buf::take(n);
+    /// Makes `weights_in[layout]` hold the effective weights in that layout: kept ones
+    /// while the weights have not changed, else computed into a buffer from the pool.
+    fn refresh_weights(&mut self, layout: Layout) {
+        let (l, n) = (layout as usize, self.weight.value.len());
+        if self.kept.fresh[l] && self.kept.weights_in[l].len() == n {
+            return;
         }
-        let mut w_eff = std::mem::replace(&mut self.w_eff, Buf(Vec::new()));
-        self.effective_weight_into(&mut w_eff);
-        self.w_eff = w_eff;
+        let mut w = std::mem::take(&mut self.kept.weights_in[l]);
+        if w.len() != n {
+            w = Buf::take(n);
+        }
+        let gain = if self.ws { &self.gain.value[..] } else { &[] };
+        match layout {
+            Layout::Rows => self.effective_weight_into(&mut w),
+            Layout::Transposed => ws_forward_transposed(&self.weight.value, gain, self.fan_in(), &mut w),
+            Layout::ByTap => {
+                ws_forward_by_tap(&self.weight.value, gain, self.in_dims.c, self.k * self.k, &mut w)
+            }
+        }
+        self.kept.weights_in[l] = w;
+        self.kept.fresh[l] = true;
     }
 
-    /// Returns the effective weights to the pool once no kept step needs them for an input
-    /// gradient: they are recomputed at the next forward anyway (the weights change in
-    /// between), and a network's copies would otherwise stay resident beside the weights.
+    /// Returns effective weights to the pool that no kept step needs: the input gradient's
+    /// layouts once no kept step will compute one (else they stay from forward to
+    /// backward), the sparse forward's at once; nothing with `accumulate`, where they serve
+    /// every pass until the weights change. Without `accumulate` they would be recomputed
+    /// at the next forward anyway (the weights change in between), and a network's copies
+    /// would otherwise stay resident beside the weights.
     fn release_weights(&mut self) {
-        if self.caches.is_empty() || !self.input_grad {
-            self.w_eff = Buf(Vec::new());
+        if self.accumulate {
+            return;
+        }
+        let keep = !self.caches.is_empty() && self.input_grad;
+        for l in [Layout::Rows, Layout::Transposed, Layout::ByTap] {
+            if !(keep && l == Layout::Rows) {
+                self.kept.weights_in[l as usize] = Buf::default();
+                self.kept.fresh[l as usize] = false;
+            }
         }
     }
 
@@ -502,40 +548,30 @@ impl Conv2d {
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
         // The sparse path scatters rows of the effective weights transposed to K × C_out,
-        // computed in that layout; they serve only this forward pass.
-        let w_t = sparse.then(|| {
-            let mut t = Buf::take(self.weight.value.len());
-            let gain = if self.ws { &self.gain.value[..] } else { &[] };
-            ws_forward_transposed(&self.weight.value, gain, kk, &mut t);
-            t
-        });
-        if !sparse {
-            self.refresh_weights();
-        }
+        // computed in that layout.
+        self.refresh_weights(if sparse { Layout::Transposed } else { Layout::Rows });
         // Every output value is written below (transpose or bias), so no zeroing.
         let mut y = Tensor::uninit(x.b, o);
         let (in_len, out_len) = (self.in_dims.len(), o.len());
         let per = x.b.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
+        let w_t = sparse.then_some(&this.kept.weights_in[Layout::Transposed as usize]);
+        let w_eff = &this.kept.weights_in[Layout::Rows as usize];
         y.data
             .par_chunks_mut(per * out_len)
             .zip(x.data.par_chunks(per * in_len))
             .for_each(|(ys, xs)| {
                 workspace::with(if sparse { p * o.c } else { kk * p }, |buf| {
                     for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
-                        if let Some(w_t) = &w_t {
+                        if let Some(w_t) = w_t {
                             sparse_forward(this, w_t, xs, buf);
                             transpose(buf, p, o.c, ys);
-                            for (co, row) in ys.chunks_exact_mut(p).enumerate() {
-                                let b = this.bias.value[co];
-                                row.iter_mut().for_each(|v| *v += b);
-                            }
                         } else {
                             this.im2col(xs, buf);
                             for (co, row) in ys.chunks_exact_mut(p).enumerate() {
                                 row.fill(this.bias.value[co]);
                             }
-                            matmul(o.c, kk, p, 1.0, &this.w_eff, false, buf, false, 1.0, ys);
+                            matmul(o.c, kk, p, 1.0, w_eff, false, buf, false, 1.0, ys);
                         }
                     }
                 });
@@ -544,9 +580,7 @@ impl Conv2d {
         if train {
             self.caches.push(x);
         }
-        if !(train && self.input_grad) {
-            self.release_weights();
-        }
+        self.release_weights();
         y
     }
 
@@ -668,7 +702,8 @@ impl Conv2d {
     /// # Panics
     /// Without a forward step to go back through.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        let overwrite = self.weight.grad_to_overwrite();
+        // With `accumulate`, the weights' gradient is written by `params_mut`, not here.
+        let overwrite = !(self.ws && self.accumulate) && self.weight.grad_to_overwrite();
         self.gain.ensure_grad();
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
@@ -687,8 +722,8 @@ impl Conv2d {
         let dx_scatter = dx_scatter && self.input_grad;
         self.grad_path_calls[0] += dw_pairs as u64;
         self.grad_path_calls[1] += dx_scatter as u64;
-        if self.input_grad && !dx_scatter && self.w_eff.len() != self.weight.value.len() {
-            self.refresh_weights();
+        if self.input_grad && !dx_scatter {
+            self.refresh_weights(Layout::Rows);
         }
         let (o, kk) = (self.out_dims, self.fan_in());
         let p = o.h * o.w;
@@ -700,8 +735,11 @@ impl Conv2d {
         }
         let threads = rayon::current_num_threads().max(1);
         let t0 = std::time::Instant::now();
+        // With `accumulate`, pairs add straight into the summed gradient.
+        let sum = (self.ws && self.accumulate && dw_pairs && !self.kept.pending.is_empty())
+            .then(|| std::mem::take(&mut self.kept.pending));
         let dw_eff = if dw_pairs {
-            self.weight_grad_by_pairs(&x, &dy, threads)
+            self.weight_grad_by_pairs(&x, &dy, threads, sum)
         } else if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
             self.weight_grad_by_channel(&x, &dy, sparse, threads)
         } else {
@@ -709,7 +747,6 @@ impl Conv2d {
         };
         let t1 = std::time::Instant::now();
         self.grad_seconds[0] += (t1 - t0).as_secs_f64();
-        let this = &*self;
         // Without an input gradient, an empty batch is returned (nothing is allocated).
         let mut dx = if dx_scatter {
             Tensor::uninit(x.b, self.in_dims)
@@ -719,6 +756,8 @@ impl Conv2d {
         if dx_scatter {
             self.input_grad_by_scatter(&dy, &mut dx, threads);
         } else if self.input_grad {
+            let this = &*self;
+            let w_eff = &this.kept.weights_in[Layout::Rows as usize];
             let per = x.b.div_ceil(threads).max(1);
             dx.data
                 .par_chunks_mut(per * in_len)
@@ -726,14 +765,25 @@ impl Conv2d {
                 .for_each(|(dxs, dys)| {
                     workspace::with(kk * p, |dcol| {
                         for (dxb, dyb) in dxs.chunks_exact_mut(in_len).zip(dys.chunks_exact(out_len)) {
-                            matmul(kk, o.c, p, 1.0, &this.w_eff, true, dyb, false, 0.0, dcol);
+                            matmul(kk, o.c, p, 1.0, w_eff, true, dyb, false, 0.0, dcol);
                             this.col2im(dcol, dxb);
                         }
                     });
                 });
         }
         self.grad_seconds[1] += t1.elapsed().as_secs_f64();
-        if self.ws {
+        if self.ws && self.accumulate {
+            // Summed here; turned into the raw weights' gradient once, by `params_mut`.
+            if self.kept.pending.is_empty() {
+                self.kept.pending = dw_eff;
+            } else {
+                self.kept
+                    .pending
+                    .iter_mut()
+                    .zip(dw_eff.iter())
+                    .for_each(|(a, b)| *a += b);
+            }
+        } else if self.ws {
             self.ws_backward(&dw_eff, overwrite);
         } else if overwrite {
             self.weight.grad.copy_from_slice(&dw_eff);
@@ -746,6 +796,30 @@ impl Conv2d {
         self.release_weights();
         dx
     }
+}
+
+/// What a convolution keeps between passes.
+#[derive(Clone, Debug, Default)]
+struct Kept {
+    /// The effective weights in the three layouts the paths read ([`Layout`]), from the pool
+    /// while a pass (or, with `accumulate`, the weights' current values) needs them.
+    weights_in: [Buf; 3],
+    /// Which of `weights_in` hold the current weights' values.
+    fresh: [bool; 3],
+    /// The summed gradient of the effective weights that has not yet been turned into the
+    /// raw weights' and gains' (`accumulate` with standardisation only).
+    pending: Buf,
+}
+
+/// The layouts of the effective weights that the paths read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// `C_out × K` (the weights' own layout): the GEMMs.
+    Rows = 0,
+    /// `K × C_out`: the sparse forward's scatter.
+    Transposed = 1,
+    /// `C_out × k² × C_in`: the scattered input gradient.
+    ByTap = 2,
 }
 
 /// Input density (fraction of non-zero values) the memory model assumes when it predicts
@@ -833,6 +907,12 @@ impl LayerOps for Conv2d {
         // The scratch is one buffer per thread, not pooled: no class rounding.
         m.scratch = self.workspace_len() * 4;
         m.workspace = (grads(1) + 1) * w;
+        // `accumulate` keeps, between updates, the summed gradient of the effective weights
+        // and the effective weights in the layouts the passes read: up to two of them (the
+        // forward's and the input gradient's) besides the one counted above.
+        if self.accumulate {
+            m.state += 2 * w;
+        }
         // A second thread adds its scratch only if the batch gives it a sample.
         if b > 1 {
             m.workspace_per_thread = m.scratch + (grads(2) - grads(1)) * w;

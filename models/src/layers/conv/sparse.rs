@@ -75,11 +75,13 @@ crate::math::widest! {
 }
 
 crate::math::widest! {
-    /// Sparse forward of one sample: `acc` (`P × C_out`) gets `Σ v · w_t[tap]` for every
-    /// non-zero input `v`; `w_t` is the effective weights as `C_in·k·k × C_out`.
+    /// Sparse forward of one sample: `acc` (`P × C_out`) gets the bias plus `Σ v · w_t[tap]`
+    /// for every non-zero input `v`; `w_t` is the effective weights as `C_in·k·k × C_out`.
     pub(super) fn sparse_forward(conv: &Conv2d, w_t: &[f32], xs: &[f32], acc: &mut [f32]) {
         let c_out = conv.out_dims.c;
-        acc.iter_mut().for_each(|v| *v = 0.0);
+        for row in acc.chunks_exact_mut(c_out) {
+            row.copy_from_slice(&conv.bias.value);
+        }
         conv.for_each_nonzero_tap(xs, |row, p, v| {
             let w = &w_t[row * c_out..][..c_out];
             for (a, &wv) in acc[p * c_out..][..c_out].iter_mut().zip(w) {

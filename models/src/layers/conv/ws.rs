@@ -1,7 +1,7 @@
 //! Scaled weight standardisation (see the module above): per output channel, statistics and
 //! the affine map of its weights, forward and backward.
 
-use crate::math::transpose;
+use crate::math::{transpose, transpose_strided};
 use crate::workspace;
 
 /// The ε of the standardisation's variance.
@@ -42,7 +42,7 @@ pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out:
     let c_out = weight.len() / n;
     let (tc, tk) = WS_TILE;
     let mut affine = [(0.0f32, 0.0f32); WS_TILE.0];
-    let (mut tile, mut tile_t) = ([0.0f32; WS_TILE.0 * WS_TILE.1], [0.0f32; WS_TILE.0 * WS_TILE.1]);
+    let mut tile = [0.0f32; WS_TILE.0 * WS_TILE.1];
     for c0 in (0..c_out).step_by(tc) {
         let cb = (c_out - c0).min(tc);
         for (j, a) in affine[..cb].iter_mut().enumerate() {
@@ -58,10 +58,7 @@ pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out:
                     &mut tile[j * kb..][..kb],
                 );
             }
-            transpose(&tile, cb, kb, &mut tile_t);
-            for (k, row) in tile_t[..kb * cb].chunks_exact(cb).enumerate() {
-                out[(k0 + k) * c_out + c0..][..cb].copy_from_slice(row);
-            }
+            transpose_strided(&tile, cb, kb, &mut out[k0 * c_out + c0..], c_out);
         }
     }
 }
