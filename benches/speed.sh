@@ -15,7 +15,11 @@
 # `stdl bench read --dataset nmnist` against benches/python/read_dataset.py (numpy, Tonic)
 # on the 1,100 real N-MNIST sample files.
 #
-# usage: [PYTHON=/path/to/python] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
+# UPDATE_EVERY (default "4 8"): this checkout's `stdl bench realtime` also at these
+# `--update-every` values (one Adam update per N bins; its accuracy cost is in the README's
+# "Accuracy on real N-MNIST"), each set beside the baseline's one mode, an update every bin.
+#
+# usage: [PYTHON=/path/to/python] [UPDATE_EVERY="4 8"] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
 #   e.g. python3 -m venv /tmp/sj && /tmp/sj/bin/pip install torch spikingjelly numpy &&
 #        /tmp/sj/bin/pip install --no-deps tonic && PYTHON=/tmp/sj/bin/python benches/speed.sh 3
 set -euo pipefail
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 base=${2:-7e53bc2}
 py=${PYTHON:-}
+update_every=${UPDATE_EVERY-4 8}
 data=../shared/data/aedat2
 nmnist=../shared/data/nmnist/slayer_NMNISTsmall
 files=("$data/dvs128_alex_walking_again.aedat" "$data/dvs128_alex_walking_for_10secs.aedat")
@@ -52,6 +57,11 @@ measure() { # side binary
   local side=$1 bin=$2
   for f in "${files[@]}"; do
     "$bin" bench realtime --json "$f" 2>/dev/null | tag "$r" "$side" "realtime $(basename "$f")" real_time_factor 1
+    [ "$side" = new ] || continue
+    for n in $update_every; do
+      "$bin" bench realtime --json --update-every "$n" "$f" 2>/dev/null |
+        tag "$r" "$side" "realtime $(basename "$f") update-every $n" real_time_factor 1
+    done
   done
   for batch in 16 1; do
     for mode in sequence pipeline; do
@@ -113,6 +123,12 @@ print("|---|---:|---:|---:|")
 whats = list(dict.fromkeys(r["what"] for r in rows))
 for w in whats:
     by = {s: {r["round"]: r["value"] for r in rows if r["what"] == w and r["side"] == s} for s in ("base", "new")}
+    label = w
+    if " update-every " in w:
+        # This checkout at --update-every N beside the baseline's update after every bin.
+        file, n = w.split(" update-every ")
+        by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
+        label = f"{file}, {head} with --update-every {n} ({base}: an update every bin)"
     if not by["base"]:
         continue
     rs = sorted(set(by["base"]) & set(by["new"]))
@@ -123,7 +139,7 @@ for w in whats:
     if w.startswith("realtime"):
         # Higher is better: the real-time factor.
         ratio = statistics.median(by["new"][k] / by["base"][k] for k in rs)
-        print(f"| {w}: real-time factor | {b:.2f} | {n:.2f} | {ratio:.2f}x |")
+        print(f"| {label}: real-time factor | {b:.2f} | {n:.2f} | {ratio:.2f}x |")
     else:
         # Lower is better: time; the ratio is the speed-up.
         ratio = statistics.median(by["base"][k] / by["new"][k] for k in rs)
