@@ -497,13 +497,10 @@ impl Conv2d {
     /// while the weights have not changed, else computed into a buffer from the pool.
     fn refresh_weights(&mut self, layout: Layout) {
         let (l, n) = (layout as usize, self.weight.value.len());
-        if self.kept.fresh[l] && self.kept.weights_in[l].len() == n {
+        if self.kept.weights_in[l].len() == n {
             return;
         }
-        let mut w = std::mem::take(&mut self.kept.weights_in[l]);
-        if w.len() != n {
-            w = Buf::take(n);
-        }
+        let mut w = Buf::take(n);
         let gain = if self.ws { &self.gain.value[..] } else { &[] };
         match layout {
             Layout::Rows => self.effective_weight_into(&mut w),
@@ -513,7 +510,6 @@ impl Conv2d {
             }
         }
         self.kept.weights_in[l] = w;
-        self.kept.fresh[l] = true;
     }
 
     /// Returns effective weights to the pool that no kept step needs: the input gradient's
@@ -530,7 +526,6 @@ impl Conv2d {
         for l in [Layout::Rows, Layout::Transposed, Layout::ByTap] {
             if !(keep && l == Layout::Rows) {
                 self.kept.weights_in[l as usize] = Buf::default();
-                self.kept.fresh[l as usize] = false;
             }
         }
     }
@@ -802,10 +797,10 @@ impl Conv2d {
 #[derive(Clone, Debug, Default)]
 struct Kept {
     /// The effective weights in the three layouts the paths read ([`Layout`]), from the pool
-    /// while a pass (or, with `accumulate`, the weights' current values) needs them.
+    /// while a pass (or, with `accumulate`, the weights' current values) needs them. A
+    /// layout that is not empty holds the current weights' values: whatever changes the
+    /// weights (through [`Conv2d::params_mut`]) empties all three.
     weights_in: [Buf; 3],
-    /// Which of `weights_in` hold the current weights' values.
-    fresh: [bool; 3],
     /// The summed gradient of the effective weights that has not yet been turned into the
     /// raw weights' and gains' (`accumulate` with standardisation only).
     pending: Buf,
