@@ -76,6 +76,11 @@ pub struct StreamArgs {
     /// every step). A fresh network only; a --checkpoint keeps its own.
     #[arg(long, default_value_t = StreamConfig::default().update_every, value_parser = super::at_least_one::<usize>)]
     pub update_every: usize,
+    /// Auxiliary-network budget: bytes, or a multiple of the default such as 0.5x (default:
+    /// the preset's). Smaller auxiliary networks learn faster per bin and may learn less
+    /// well (README, "Speed"). A fresh network only; a --checkpoint keeps its own.
+    #[arg(long, value_parser = super::budget)]
+    pub aux_budget: Option<stdl_models::preset::Budget>,
     /// Predictions as JSON lines to this file (default: stdout).
     #[arg(long)]
     pub predictions: Option<PathBuf>,
@@ -231,6 +236,7 @@ impl StreamArgs {
             live_labels = a.live_labels.clone(),
             checkpoint = a.checkpoint.clone(),
             view = a.view.clone(),
+            aux_budget = a.aux_budget.clone(),
         );
         if !a.report_at_steps.is_empty() {
             cfg.report_at_steps = a.report_at_steps.clone();

@@ -43,6 +43,9 @@ pub struct StreamConfig {
     /// them (1: after every step, as STDL.md defines the online step). Applies to a fresh
     /// network; a `checkpoint` keeps its own.
     pub update_every: usize,
+    /// Auxiliary-network budget of a fresh network (`None`: the preset's, else STDL.md's
+    /// default). A `checkpoint` keeps its own plan.
+    pub aux_budget: Option<stdl_models::preset::Budget>,
     /// Where predictions go (`None`: stdout).
     pub predictions: Option<PathBuf>,
     /// Metrics JSON lines.
@@ -136,6 +139,7 @@ impl StreamConfig {
             seed: 0,
             lr: 1e-3,
             update_every: 1,
+            aux_budget: None,
             predictions: None,
             metrics: None,
             summary: None,
@@ -215,6 +219,9 @@ impl StreamConfig {
         }
         if self.update_every == 0 {
             return Err("--update-every must be at least 1".into());
+        }
+        if let Some(b) = &self.aux_budget {
+            b.resolve(1).map_err(|e| format!("--aux-budget: {e}"))?;
         }
         positive("ema-steps", f64::from(self.ema_steps))?;
         positive("lr", f64::from(self.lr))?;

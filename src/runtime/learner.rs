@@ -70,8 +70,9 @@ pub fn prepare(cfg: &StreamConfig, model: &mut StdlModel) -> Result<Option<Resum
     Ok(resumed)
 }
 
-/// A fresh model for a stream: the preset's network planned for batch 1, updated every
-/// `cfg.update_every` labelled steps.
+/// A fresh model for a stream: the preset's network planned for batch 1 under
+/// `cfg.aux_budget` (else the preset's budget), updated every `cfg.update_every` labelled
+/// steps.
 ///
 /// # Errors
 /// A preset that cannot be loaded or planned.
@@ -83,6 +84,7 @@ pub fn new_model(cfg: &StreamConfig) -> Result<StdlModel> {
     };
     let settings = ModelSettings {
         update_every: cfg.update_every,
+        aux_budget: cfg.aux_budget.clone(),
         ..ModelSettings::online(cfg.seed, opt)
     };
     Model::build(&settings, &preset)?.into_stdl("streaming")

@@ -741,3 +741,42 @@ fn update_every_reaches_a_fresh_stream_network_and_its_checkpoint() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("update-every"));
 }
+
+#[test]
+fn aux_budget_reaches_a_fresh_stream_network_and_its_checkpoint() {
+    // `demo` at batch 1 gives subnetwork 0 a copied conv unit under the default budget and
+    // a bare head under 0: the checkpoint stores the resolved budget and smaller weights.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |budget: Option<&str>, ck: &std::path::Path| {
+        let mut c = crate::common::stream("synthetic:6", "demo");
+        c.args(["--max-steps", "5", "--quiet", "--checkpoint-dir"])
+            .arg(ck);
+        if let Some(b) = budget {
+            c.args(["--aux-budget", b]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
+        let weights = std::fs::metadata(ck.join("model.safetensors")).unwrap().len();
+        (state["model"]["aux_budget"].as_u64().unwrap(), weights)
+    };
+    let (default_budget, default_weights) = run(None, &tmp.path().join("a"));
+    let (zero, bare_weights) = run(Some("0"), &tmp.path().join("b"));
+    let (half, _) = run(Some("0.5x"), &tmp.path().join("c"));
+    assert!(default_budget > 0);
+    assert_eq!(zero, 0);
+    assert!(
+        half.abs_diff(default_budget / 2) <= 1,
+        "{half} against {default_budget}"
+    );
+    assert!(
+        bare_weights < default_weights,
+        "{bare_weights} >= {default_weights}"
+    );
+    let o = crate::common::stream("synthetic:6", "demo")
+        .args(["--max-steps", "5", "--aux-budget", "lots"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("aux-budget"));
+}

@@ -106,6 +106,10 @@ pub struct BenchRealtimeArgs {
     /// Adam updates every N labelled steps (1: after every step, the default).
     #[arg(long, default_value_t = 1, value_parser = crate::cli::at_least_one::<usize>)]
     pub update_every: usize,
+    /// Auxiliary-network budget: bytes, or a multiple of the default such as 0.5x (default:
+    /// the preset's).
+    #[arg(long, value_parser = crate::cli::budget)]
+    pub aux_budget: Option<stdl_models::preset::Budget>,
     /// Also print where each stage's steps went (per layer and phase, input densities).
     #[arg(long)]
     pub profile: bool,
@@ -143,6 +147,7 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
         cfg.constant_label = Some(0);
         cfg.profile = a.profile;
         cfg.update_every = a.update_every;
+        cfg.aux_budget = a.aux_budget.clone();
         let s = stdl::runtime::stream::run(&cfg)?;
         let rtf = s.stream_seconds / s.seconds.max(1e-9);
         if a.json {
