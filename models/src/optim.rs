@@ -187,8 +187,12 @@ mod tests {
                 ..OptimConfig::default()
             };
             let n = 37usize;
-            let init: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin() * 10f32.powi(i as i32 % 3 - 1)).collect();
-            let grad_at = |t: usize, i: usize| ((t * 31 + i * 7) as f32 * 0.37).cos() * if i % 5 == 0 { 1e-3 } else { 1.0 };
+            let init: Vec<f32> = (0..n)
+                .map(|i| (i as f32 * 0.7).sin() * 10f32.powi(i as i32 % 3 - 1))
+                .collect();
+            let grad_at = |t: usize, i: usize| {
+                ((t * 31 + i * 7) as f32 * 0.37).cos() * if i % 5 == 0 { 1e-3 } else { 1.0 }
+            };
             let mut p = Param::new("w", init.clone());
             let mut opt = Optimizer::new(cfg);
             let (mut w, mut m, mut v) = (
