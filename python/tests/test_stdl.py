@@ -193,6 +193,24 @@ def test_learner_learns_saves_and_loads(tmp_path):
     assert json.loads((tmp_path / "u3" / "state.json").read_text())["model"]["update_every"] == 3
     with pytest.raises(stdl.StdlError):
         stdl.Learner("tiny", update_every=0)
+    # A smaller auxiliary-network budget: the checkpoint records the resolved bytes (half
+    # the default's, or 0) and the weights shrink; the same through a stream's options.
+    budgets, weights = {}, {}
+    for name, b in [("full", None), ("half", "0.5x"), ("bare", 0)]:
+        learner_b = stdl.Learner("demo", seed=1, aux_budget=b)
+        learner_b.save(tmp_path / name)
+        budgets[name] = json.loads((tmp_path / name / "state.json").read_text())["model"]["aux_budget"]
+        weights[name] = (tmp_path / name / "model.safetensors").stat().st_size
+    assert abs(budgets["half"] - budgets["full"] / 2) <= 1 and budgets["bare"] == 0
+    assert weights["bare"] < weights["full"]
+    with stdl.stream("synthetic:6", preset="demo", max_steps=3, aux_budget="0.5x",
+                     checkpoint_dir=str(tmp_path / "s")) as s:
+        for _ in s:
+            pass
+    assert json.loads((tmp_path / "s" / "state.json").read_text())["model"]["aux_budget"] == budgets["half"]
+    for bad in ["lots", "-1x", True]:
+        with pytest.raises(stdl.StdlError):
+            stdl.Learner("tiny", aux_budget=bad)
     with pytest.raises(stdl.StdlError):
         learner.step(np.zeros((1, 2, 3), np.float32))
     with pytest.raises(stdl.StdlError):

@@ -160,7 +160,10 @@ class Learner:
     ``ncaltech101``) or a TOML file; ``checkpoint`` a directory written by :meth:`save`,
     ``stdl train`` or ``stdl stream --checkpoint-dir`` (it then sets the network).
     ``update_every`` N > 1 accumulates N labelled steps' gradients per Adam update (a fresh
-    network; ``stdl train --update-every``).
+    network; ``stdl train --update-every``). ``aux_budget`` sets the auxiliary networks'
+    memory budget of a fresh network: bytes, or a multiple of STDL's default such as
+    ``"0.5x"`` (smaller auxiliary networks learn faster per step and, on N-MNIST, less well;
+    ``stdl stream --aux-budget``).
 
     >>> learner = stdl.Learner("nmnist", seed=0)  # doctest: +SKIP
     >>> logits = learner.step(frame, label=7)      # learns from this frame
@@ -168,9 +171,13 @@ class Learner:
     """
 
     def __init__(self, preset: str = "dvs-gesture", checkpoint: Optional[PathLike] = None,
-                 lr: float = 1e-3, seed: int = 0, update_every: int = 1):
+                 lr: float = 1e-3, seed: int = 0, update_every: int = 1,
+                 aux_budget: Union[int, str, None] = None):
         ck = None if checkpoint is None else _os.fspath(checkpoint)
-        self._inner = _stdl.Learner(preset, ck, float(lr), int(seed), int(update_every))
+        if isinstance(aux_budget, bool):
+            raise StdlError("aux_budget: bytes or a multiple such as '0.5x', not a bool")
+        budget = None if aux_budget is None else str(aux_budget)
+        self._inner = _stdl.Learner(preset, ck, float(lr), int(seed), int(update_every), budget)
 
     def step(self, frame: _np.ndarray, label: Optional[int] = None) -> _np.ndarray:
         """One time step: returns the readout logits; with ``label``, every subnetwork is
