@@ -225,6 +225,55 @@ impl TrainConfig {
     }
 }
 
+/// Parses a byte count: a number with an optional unit, `K`/`M`/`G` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB` (powers of 1024), e.g. `4096`, `2MiB`, `1.5M`.
+///
+/// # Errors
+/// An unknown unit, no number, or a count out of range.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KB" | "kB" => 1000,
+        "M" | "MB" => 1000 * 1000,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in {s:?}; use bytes or K, M, G, KiB, MiB, GiB"
+            ))
+        }
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 4096 or 2MiB, got {s:?}"))?;
+    let b = v * mult as f64;
+    if !(b.is_finite() && b >= 0.0 && b < u64::MAX as f64) {
+        return Err(format!("byte count {s:?} is out of range"));
+    }
+    Ok(b.round() as u64)
+}
+
+/// Parses an auxiliary-network budget as `--aux-budget` takes it: bytes ([`parse_bytes`]),
+/// or a multiple of the default written `2x`.
+///
+/// # Errors
+/// Neither a byte count nor a non-negative multiple.
+pub fn parse_budget(s: &str) -> Result<Budget, String> {
+    if let Ok(b) = parse_bytes(s) {
+        return Ok(Budget::Bytes(b));
+    }
+    let b = Budget::Multiple(s.to_owned());
+    b.resolve(1)?;
+    Ok(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,22 +9,9 @@ use stdl::checkpoint::{CheckpointState, Progress};
 use stdl::model::ModelSettings;
 use stdl::runtime::stream::{new_model, StreamConfig};
 use stdl::stdl::StdlModel;
-use stdl_models::preset::Budget;
 use stdl_models::{Dims, Preset, Tensor};
 
 use crate::{stdl_error, StdlError};
-
-/// An auxiliary-network budget as `stdl stream --aux-budget` takes it: bytes (`"1048576"`),
-/// or a multiple of the default (`"0.5x"`).
-fn parse_budget(s: &str) -> PyResult<Budget> {
-    let b = match s.trim().parse::<u64>() {
-        Ok(bytes) => Budget::Bytes(bytes),
-        Err(_) => Budget::Multiple(s.trim().to_owned()),
-    };
-    b.resolve(1)
-        .map_err(|e| StdlError::new_err(format!("aux_budget: {e}")))?;
-    Ok(b)
-}
 
 /// A learning rate `Learner` accepts: finite and above 0.
 fn check_lr(lr: f32) -> PyResult<()> {
@@ -109,7 +96,10 @@ impl Learner {
         if update_every == 0 {
             return Err(StdlError::new_err("update_every: at least 1"));
         }
-        let aux_budget = aux_budget.map(|b| parse_budget(&b)).transpose()?;
+        let aux_budget = aux_budget
+            .map(|b| stdl::config::parse_budget(&b))
+            .transpose()
+            .map_err(|e| StdlError::new_err(format!("aux_budget: {e}")))?;
         let preset = preset.to_owned();
         py.detach(move || -> stdl::Result<Self> {
             let (model, steps) = match checkpoint {

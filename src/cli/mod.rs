@@ -198,54 +198,15 @@ impl StrategyConstants {
     }
 }
 
-/// Parses a byte count: a number with an optional unit, `K`/`M`/`G` (powers of 1000) or
-/// `KiB`/`MiB`/`GiB` (powers of 1024), e.g. `4096`, `2MiB`, `1.5M`.
-pub fn parse_bytes(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "k" | "KB" | "kB" => 1000,
-        "M" | "MB" => 1000 * 1000,
-        "G" | "GB" => 1000 * 1000 * 1000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        u => anyhow::bail!("unknown unit {u:?} in {s:?}; use bytes or K, M, G, KiB, MiB, GiB"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("expected a byte count such as 4096 or 2MiB, got {s:?}"))?;
-    let b = v * mult as f64;
-    anyhow::ensure!(
-        b.is_finite() && b >= 0.0 && b < u64::MAX as f64,
-        "byte count {s:?} is out of range"
-    );
-    Ok(b.round() as u64)
-}
-
-/// Parses `--aux-budget`: bytes, or a multiple of the default written `2x`.
-pub fn parse_budget(s: &str) -> anyhow::Result<stdl_models::preset::Budget> {
-    use stdl_models::preset::Budget;
-    if let Ok(b) = parse_bytes(s) {
-        return Ok(Budget::Bytes(b));
-    }
-    let b = Budget::Multiple(s.to_owned());
-    b.resolve(1).map_err(anyhow::Error::msg)?;
-    Ok(b)
-}
-
-/// A byte count: `1048576`, `512K`, `2MiB`, `1G`.
+/// A byte count: `1048576`, `512K`, `2MiB`, `1G` ([`stdl::config::parse_bytes`]).
 pub(crate) fn bytes(s: &str) -> Result<u64, String> {
-    parse_bytes(s).map_err(|e| e.to_string())
+    stdl::config::parse_bytes(s)
 }
 
-/// An auxiliary-network budget: bytes, or a multiple of the default such as `2x`.
+/// An auxiliary-network budget: bytes, or a multiple of the default such as `2x`
+/// ([`stdl::config::parse_budget`]).
 pub(crate) fn budget(s: &str) -> Result<stdl_models::preset::Budget, String> {
-    parse_budget(s).map_err(|e| e.to_string())
+    stdl::config::parse_budget(s)
 }
 
 /// A flag taking one of a library enum's values, named as the enum serialises them (the

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use super::parse_budget;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,7 +36,12 @@ pub fn run_plan(a: &PlanArgs) -> Result<()> {
     let preset = Preset::load(&a.preset)?;
     let spec = NetworkSpec::new(&preset)?;
     let batch = a.batch.unwrap_or(preset.train.batch);
-    let budget = a.aux_budget.as_deref().map(parse_budget).transpose()?;
+    let budget = a
+        .aux_budget
+        .as_deref()
+        .map(stdl::config::parse_budget)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let p = plan(
         &spec,
         batch,
