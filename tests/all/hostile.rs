@@ -771,7 +771,9 @@ fn demo_continual_and_pipelined_training_stop_on_a_signal_with_what_they_learned
         "--quiet",
     ])
     .args(["--tasks", "0/1/2/3/4/5/6/7/8/9", "--samples-per-class", "10"])
-    .args(["--t-bins", "40"])
+    // Several epochs per task: the whole run must take well over the 3.5 s before the
+    // signal on any machine (one epoch each finished in under that once the engine sped up).
+    .args(["--t-bins", "40", "--epochs-per-task", "12"])
     .arg("--root")
     .arg(d.join("nmnist/slayer_NMNISTsmall"))
     .arg("--out")

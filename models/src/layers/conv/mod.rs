@@ -30,7 +30,7 @@ mod ws;
 use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
 use sparse::{nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
-use ws::{ws_backward, ws_forward, ws_forward_by_tap, ws_forward_transposed};
+use ws::{ws_backward, ws_forward, ws_forward_by_tap, ws_forward_transposed, ws_stats_all};
 
 /// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
 /// scatter path, fitted to `stdl bench sparse` over the conv layers of `nmnist` and
@@ -155,12 +155,13 @@ impl Conv2d {
     /// accumulated gradient (`accumulate`) is turned into the weights' and gains' first.
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
         let pending = std::mem::take(&mut self.kept.pending);
-        *self.kept = Kept::default();
         if !pending.is_empty() {
             let overwrite = self.weight.grad_to_overwrite();
             self.gain.ensure_grad();
             self.ws_backward(&pending, overwrite);
         }
+        self.kept.weights_in = Default::default();
+        self.kept.stats.clear();
         if self.ws {
             vec![&mut self.weight, &mut self.gain, &mut self.bias]
         } else {
@@ -183,26 +184,39 @@ impl Conv2d {
 
     /// The weights the convolution applies (standardised when `ws`).
     pub fn effective_weight(&self) -> Vec<f32> {
-        let mut out = Vec::new();
-        self.effective_weight_into(&mut out);
+        let mut stats = Vec::new();
+        if self.ws {
+            ws_stats_all(&self.weight.value, self.fan_in(), &mut stats);
+        }
+        let mut out = vec![0.0; self.weight.value.len()];
+        self.effective_weight_into(&stats, &mut out);
         out
     }
 
-    /// [`Self::effective_weight`] into `out`, reusing its allocation.
-    fn effective_weight_into(&self, out: &mut Vec<f32>) {
-        out.resize(self.weight.value.len(), 0.0);
+    /// [`Self::effective_weight`] into `out`, with the weights' standardisation statistics.
+    fn effective_weight_into(&self, stats: &[(f32, f32)], out: &mut [f32]) {
         if !self.ws {
             out.copy_from_slice(&self.weight.value);
             return;
         }
-        ws_forward(&self.weight.value, &self.gain.value, self.fan_in(), out);
+        ws_forward(&self.weight.value, stats, &self.gain.value, self.fan_in(), out);
+    }
+
+    /// Makes `kept.stats` hold the current weights' standardisation statistics (when `ws`):
+    /// computed once per set of weights, then shared by every layout and the backward.
+    fn ensure_stats(&mut self) {
+        if self.ws && self.kept.stats.len() != self.out_dims.c {
+            ws_stats_all(&self.weight.value, self.fan_in(), &mut self.kept.stats);
+        }
     }
 
     /// Gradient of the raw weights and gains from the gradient of the effective weights,
     /// added to the weights' gradient, or written over it when `overwrite`.
     fn ws_backward(&mut self, dw_eff: &[f32], overwrite: bool) {
+        self.ensure_stats();
         ws_backward(
             &self.weight.value,
+            &self.kept.stats,
             &self.gain.value,
             self.fan_in(),
             dw_eff,
@@ -501,13 +515,17 @@ impl Conv2d {
             return;
         }
         let mut w = Buf::take(n);
-        let gain = if self.ws { &self.gain.value[..] } else { &[] };
+        self.ensure_stats();
+        let (stats, gain) = if self.ws {
+            (&self.kept.stats[..], &self.gain.value[..])
+        } else {
+            (&[][..], &[][..])
+        };
+        let (weight, n, cin, k2) = (&self.weight.value, self.fan_in(), self.in_dims.c, self.k * self.k);
         match layout {
-            Layout::Rows => self.effective_weight_into(&mut w),
-            Layout::Transposed => ws_forward_transposed(&self.weight.value, gain, self.fan_in(), &mut w),
-            Layout::ByTap => {
-                ws_forward_by_tap(&self.weight.value, gain, self.in_dims.c, self.k * self.k, &mut w)
-            }
+            Layout::Rows => self.effective_weight_into(stats, &mut w),
+            Layout::Transposed => ws_forward_transposed(weight, stats, gain, n, &mut w),
+            Layout::ByTap => ws_forward_by_tap(weight, stats, gain, cin, k2, &mut w),
         }
         self.kept.weights_in[l] = w;
     }
@@ -527,6 +545,11 @@ impl Conv2d {
             if !(keep && l == Layout::Rows) {
                 self.kept.weights_in[l as usize] = Buf::default();
             }
+        }
+        // The statistics serve the backward of a kept step; else the weights may change
+        // before the next pass by any path, not only through `params_mut`.
+        if self.caches.is_empty() {
+            self.kept.stats.clear();
         }
     }
 
@@ -804,6 +827,11 @@ struct Kept {
     /// The summed gradient of the effective weights that has not yet been turned into the
     /// raw weights' and gains' (`accumulate` with standardisation only).
     pending: Buf,
+    /// Per output channel, the current weights' standardisation statistics (mean and
+    /// `sqrt(var·n + ε)`), or empty: the layouts and the backward of one step read the
+    /// same weights, so they are computed once per step, kept as the layouts are (cleared,
+    /// not freed, when they go).
+    stats: Vec<(f32, f32)>,
 }
 
 /// The layouts of the effective weights that the paths read.

@@ -10,7 +10,7 @@ const WS_EPS: f32 = 1e-4;
 /// Mean and `sqrt(var_unbiased · n + ε)` of one output channel's weights (sums in the
 /// interleaved order of [`crate::math::sum`], so they vectorise).
 #[inline(always)]
-pub(super) fn ws_stats(w: &[f32]) -> (f32, f32) {
+fn ws_stats(w: &[f32]) -> (f32, f32) {
     let n = w.len() as f32;
     let mean = crate::math::sum(w) / n;
     let ss = crate::math::sum_of(w, |v| (v - mean) * (v - mean));
@@ -18,15 +18,22 @@ pub(super) fn ws_stats(w: &[f32]) -> (f32, f32) {
     (mean, (var * n + WS_EPS).sqrt())
 }
 
+/// Every output channel's [`ws_stats`] (`n` weights each) into `out`, reusing its
+/// allocation: what the layouts and the backward of one set of weights share.
+pub(super) fn ws_stats_all(weight: &[f32], n: usize, out: &mut Vec<(f32, f32)>) {
+    out.clear();
+    out.extend(weight.chunks_exact(n).map(ws_stats));
+}
+
 /// Per output channel, the `(shift, scale)` that make its effective weights
-/// `(w − shift) · scale`: standardised with `gain` when it is not empty, else `(0, 1)`
-/// (the raw weights, exactly).
+/// `(w − shift) · scale`, from its [`ws_stats`]: standardised with `gain` when it is not
+/// empty, else `(0, 1)` (the raw weights, exactly).
 #[inline(always)]
-pub(super) fn ws_affine(w: &[f32], gain: &[f32], co: usize) -> (f32, f32) {
+pub(super) fn ws_affine(stats: &[(f32, f32)], gain: &[f32], co: usize) -> (f32, f32) {
     if gain.is_empty() {
         return (0.0, 1.0);
     }
-    let (mean, s) = ws_stats(w);
+    let (mean, s) = stats[co];
     (mean, gain[co] / s)
 }
 
@@ -38,7 +45,13 @@ const WS_TILE: (usize, usize) = (16, 64);
 /// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
 /// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
 /// transposed in L1).
-pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+pub(super) fn ws_forward_transposed(
+    weight: &[f32],
+    stats: &[(f32, f32)],
+    gain: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     let c_out = weight.len() / n;
     let (tc, tk) = WS_TILE;
     let mut affine = [(0.0f32, 0.0f32); WS_TILE.0];
@@ -46,7 +59,7 @@ pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out:
     for c0 in (0..c_out).step_by(tc) {
         let cb = (c_out - c0).min(tc);
         for (j, a) in affine[..cb].iter_mut().enumerate() {
-            *a = ws_affine(&weight[(c0 + j) * n..][..n], gain, c0 + j);
+            *a = ws_affine(stats, gain, c0 + j);
         }
         for k0 in (0..n).step_by(tk) {
             let kb = (n - k0).min(tk);
@@ -66,11 +79,18 @@ pub(super) fn ws_forward_transposed(weight: &[f32], gain: &[f32], n: usize, out:
 /// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
 /// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
 /// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
-pub(super) fn ws_forward_by_tap(weight: &[f32], gain: &[f32], c_in: usize, k2: usize, out: &mut [f32]) {
+pub(super) fn ws_forward_by_tap(
+    weight: &[f32],
+    stats: &[(f32, f32)],
+    gain: &[f32],
+    c_in: usize,
+    k2: usize,
+    out: &mut [f32],
+) {
     let n = c_in * k2;
     workspace::with(n, |row| {
         for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
-            let (shift, scale) = ws_affine(w, gain, co);
+            let (shift, scale) = ws_affine(stats, gain, co);
             affine_row(w, shift, scale, row);
             transpose(row, c_in, k2, o);
         }
@@ -88,17 +108,18 @@ crate::math::widest! {
 
 /// Scaled weight standardisation: each output channel's `n` weights, less their mean, times
 /// its gain over `sqrt(var · n + ε)`, into `out`.
-pub(super) fn ws_forward(weight: &[f32], gain: &[f32], n: usize, out: &mut [f32]) {
+pub(super) fn ws_forward(weight: &[f32], stats: &[(f32, f32)], gain: &[f32], n: usize, out: &mut [f32]) {
     for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
-        let (shift, scale) = ws_affine(w, gain, co);
+        let (shift, scale) = ws_affine(stats, gain, co);
         affine_row(w, shift, scale, o);
     }
 }
 
 crate::math::widest! {
     /// The gradients of the raw weights and the gains from `d`, the gradient of the
-    /// standardised weights, added into `dw` and `dgain`.
-    pub(super) fn ws_backward(weight: &[f32], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
+    /// standardised weights, added into `dw` and `dgain`; `stats` are the weights'
+    /// [`ws_stats`].
+    pub(super) fn ws_backward(weight: &[f32], stats: &[(f32, f32)], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
         let nf = n as f32;
         for (co, ((w, d), dw)) in weight
             .chunks_exact(n)
@@ -106,7 +127,7 @@ crate::math::widest! {
             .zip(dw.chunks_exact_mut(n))
             .enumerate()
         {
-            let (mean, s) = ws_stats(w);
+            let (mean, s) = stats[co];
             let g = gain[co];
             let dsum = crate::math::sum(d);
             let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
