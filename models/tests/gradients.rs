@@ -397,16 +397,18 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
     use stdl_models::layers::InputPath;
     let mut rng = Rng::new(12);
     let d = Dims::new(3, 9, 8);
-    for (k, stride, pad, ws) in [
-        (3, 1, 1, true),
-        (3, 2, 1, false),
-        (3, 1, 0, true),
-        (5, 1, 2, false),
-        (1, 1, 0, true),
-        (4, 3, 2, false),
-        (3, 1, 4, true),
+    // 70 output channels: the sparse forward's register blocks of 64 and the rest.
+    for (k, stride, pad, ws, cout) in [
+        (3, 1, 1, true, 5),
+        (3, 2, 1, false, 5),
+        (3, 1, 0, true, 5),
+        (5, 1, 2, false, 5),
+        (1, 1, 0, true, 5),
+        (4, 3, 2, false, 5),
+        (3, 1, 4, true, 5),
+        (3, 1, 1, true, 70),
     ] {
-        let base = Conv2d::new(d, 5, k, stride, pad, ws, &mut rng);
+        let base = Conv2d::new(d, cout, k, stride, pad, ws, &mut rng);
         // Spike-like input: 10% ones, and a few real-valued counts.
         let x = Tensor::from_vec(
             3,

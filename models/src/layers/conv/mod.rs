@@ -448,14 +448,22 @@ impl Conv2d {
     /// lists. Output channels are split over threads in blocks, each summing over the samples
     /// in order, so the result does not depend on the number of threads. Added to `sum`
     /// when one is given (a gradient summed over earlier passes), else written fresh.
-    fn weight_grad_by_pairs(&self, x: &Tensor, dy: &Tensor, threads: usize, sum: Option<Buf>) -> Buf {
+    fn weight_grad_by_pairs(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        threads: usize,
+        sum: Option<Buf>,
+        lists: Option<Vec<PixelList>>,
+    ) -> Buf {
         let (i, o, kk) = (self.in_dims, self.out_dims, self.fan_in());
         let (p, pin, k2) = (o.h * o.w, i.h * i.w, self.k * self.k);
-        let lists: Vec<PixelList> = x
-            .data
-            .chunks_exact(i.len())
-            .map(|xs| PixelList::new(xs, pin))
-            .collect();
+        let lists = lists.unwrap_or_else(|| {
+            x.data
+                .chunks_exact(i.len())
+                .map(|xs| PixelList::new(xs, pin))
+                .collect()
+        });
         // A fresh gradient's rows are zeroed just before their sums, while in cache.
         let fresh = sum.is_none();
         let mut dw = sum.unwrap_or_else(|| Buf::take(self.weight.value.len()));
@@ -564,7 +572,7 @@ impl Conv2d {
         let sparse = self.sparse(x.b, || nonzeros(&x.data));
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
-        let p = o.h * o.w;
+        let (p, pin) = (o.h * o.w, self.in_dims.h * self.in_dims.w);
         // The sparse path scatters rows of the effective weights transposed to K × C_out,
         // computed in that layout.
         self.refresh_weights(if sparse { Layout::Transposed } else { Layout::Rows });
@@ -575,14 +583,25 @@ impl Conv2d {
         let this = &*self;
         let w_t = sparse.then_some(&this.kept.weights_in[Layout::Transposed as usize]);
         let w_eff = &this.kept.weights_in[Layout::Rows as usize];
+        // The sparse path's inputs listed by pixel; the backward of this step reuses them.
+        let lists: Vec<PixelList> = if sparse {
+            x.data
+                .par_chunks(in_len)
+                .map(|xs| PixelList::new(xs, pin))
+                .collect()
+        } else {
+            Vec::new()
+        };
         y.data
             .par_chunks_mut(per * out_len)
             .zip(x.data.par_chunks(per * in_len))
-            .for_each(|(ys, xs)| {
+            .enumerate()
+            .for_each(|(run, (ys, xs))| {
                 workspace::with(if sparse { p * o.c } else { kk * p }, |buf| {
-                    for (ys, xs) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
+                    let samples = ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len));
+                    for (j, (ys, xs)) in samples.enumerate() {
                         if let Some(w_t) = w_t {
-                            sparse_forward(this, w_t, xs, buf);
+                            sparse_forward(this, w_t, &lists[run * per + j], buf);
                             transpose(buf, p, o.c, ys);
                         } else {
                             this.im2col(xs, buf);
@@ -596,6 +615,9 @@ impl Conv2d {
             });
         // The effective weights serve a backward pass only when it computes an input gradient.
         if train {
+            // Kept for the backward of a lone kept step (online learning) only: a step
+            // history (BPTT) keeps its inputs, not their lists as well.
+            self.kept.lists = (sparse && self.caches.is_empty()).then_some(lists);
             self.caches.push(x);
         }
         self.release_weights();
@@ -725,6 +747,12 @@ impl Conv2d {
         self.gain.ensure_grad();
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
+        // The forward's lists of this step's inputs, when it kept them.
+        let lists = if self.caches.is_empty() {
+            self.kept.lists.take()
+        } else {
+            None
+        };
         let auto = |p: InputPath| p == InputPath::Auto;
         let nnz_x = if auto(self.path) || auto(self.grad_path) {
             nonzeros(&x.data)
@@ -757,7 +785,7 @@ impl Conv2d {
         let sum = (self.ws && self.accumulate && dw_pairs && !self.kept.pending.is_empty())
             .then(|| std::mem::take(&mut self.kept.pending));
         let dw_eff = if dw_pairs {
-            self.weight_grad_by_pairs(&x, &dy, threads, sum)
+            self.weight_grad_by_pairs(&x, &dy, threads, sum, lists)
         } else if self.weight.value.len() >= CHANNEL_SPLIT_MIN_WEIGHTS {
             self.weight_grad_by_channel(&x, &dy, sparse, threads)
         } else {
@@ -832,6 +860,9 @@ struct Kept {
     /// same weights, so they are computed once per step, kept as the layouts are (cleared,
     /// not freed, when they go).
     stats: Vec<(f32, f32)>,
+    /// The sparse forward's inputs listed by pixel, one per sample, for the weight gradient
+    /// by pairs of the same step: kept while that step is the only one kept.
+    lists: Option<Vec<PixelList>>,
 }
 
 /// The layouts of the effective weights that the paths read.
@@ -886,6 +917,7 @@ impl LayerOps for Conv2d {
 
     fn reset(&mut self) {
         self.caches.clear();
+        self.kept.lists = None;
     }
 
     fn in_dims(&self) -> Dims {

@@ -12,7 +12,33 @@ pub(super) fn nonzeros(xs: &[f32]) -> usize {
 /// operations (a vectorised scatter's multiply-add counts 2) ([`Conv2d::predicted_grad_sparse`]).
 pub const PAIR_COST: f64 = 8.0;
 
+/// Calls `f(i, v)` for every non-zero `v = xs[i]`, in order: 32 values are compared at a
+/// time into a bit mask whose set bits are then visited, so zeros cost no branch each.
+#[inline(always)]
+fn for_each_nonzero(xs: &[f32], mut f: impl FnMut(usize, f32)) {
+    let chunks = xs.chunks_exact(32);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        let mut mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (j, &v)| m | (u32::from(v != 0.0) << j));
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            f(c * 32 + j, chunk[j]);
+            mask &= mask - 1;
+        }
+    }
+    let base = xs.len() - tail.len();
+    for (j, &v) in tail.iter().enumerate() {
+        if v != 0.0 {
+            f(base + j, v);
+        }
+    }
+}
+
 /// One sample's non-zero inputs listed by pixel: `(channel, value)` in channel order.
+#[derive(Clone, Debug)]
 pub(super) struct PixelList {
     start: Vec<u32>,
     entries: Vec<(u32, f32)>,
@@ -23,9 +49,7 @@ impl PixelList {
     pub(super) fn new(xs: &[f32], pixels: usize) -> Self {
         let mut start = vec![0u32; pixels + 1];
         for plane in xs.chunks_exact(pixels) {
-            for (q, &v) in plane.iter().enumerate() {
-                start[q + 1] += (v != 0.0) as u32;
-            }
+            for_each_nonzero(plane, |q, _| start[q + 1] += 1);
         }
         for q in 0..pixels {
             start[q + 1] += start[q];
@@ -33,12 +57,10 @@ impl PixelList {
         let mut entries = vec![(0u32, 0.0f32); start[pixels] as usize];
         let mut next = start.clone();
         for (ci, plane) in xs.chunks_exact(pixels).enumerate() {
-            for (q, &v) in plane.iter().enumerate() {
-                if v != 0.0 {
-                    entries[next[q] as usize] = (ci as u32, v);
-                    next[q] += 1;
-                }
-            }
+            for_each_nonzero(plane, |q, v| {
+                entries[next[q] as usize] = (ci as u32, v);
+                next[q] += 1;
+            });
         }
         Self { start, entries }
     }
@@ -74,20 +96,55 @@ crate::math::widest! {
     }
 }
 
+/// Output channels summed in registers at a time by [`sparse_forward`].
+const FORWARD_BLOCK: usize = 64;
+
 crate::math::widest! {
     /// Sparse forward of one sample: `acc` (`P × C_out`) gets the bias plus `Σ v · w_t[tap]`
     /// for every non-zero input `v`; `w_t` is the effective weights as `C_in·k·k × C_out`.
-    pub(super) fn sparse_forward(conv: &Conv2d, w_t: &[f32], xs: &[f32], acc: &mut [f32]) {
-        let c_out = conv.out_dims.c;
+    /// Pixel by pixel: for each tap of an input pixel, its non-zero channels' weight rows are
+    /// summed in registers, [`FORWARD_BLOCK`] output channels at a time, and the output
+    /// position's row is read and written once for all of them (scattering channel by
+    /// channel read and wrote it once per channel).
+    pub(super) fn sparse_forward(conv: &Conv2d, w_t: &[f32], list: &PixelList, acc: &mut [f32]) {
+        let (c_out, k2, i) = (conv.out_dims.c, conv.k * conv.k, conv.in_dims);
         for row in acc.chunks_exact_mut(c_out) {
             row.copy_from_slice(&conv.bias.value);
         }
-        conv.for_each_nonzero_tap(xs, |row, p, v| {
-            let w = &w_t[row * c_out..][..c_out];
-            for (a, &wv) in acc[p * c_out..][..c_out].iter_mut().zip(w) {
-                *a += v * wv;
+        // The taps of a pixel are listed first: the summing loop below stays in this
+        // function's body (compiled for the widest instructions), not in a closure.
+        let mut hits: Vec<(usize, usize)> = Vec::with_capacity(k2);
+        for q in 0..i.h * i.w {
+            let entries = list.at(q);
+            if entries.is_empty() {
+                continue;
             }
-        });
+            hits.clear();
+            conv.taps(q / i.w, q % i.w, |tap, p| hits.push((tap, p)));
+            for &(tap, p) in &hits {
+                let out = &mut acc[p * c_out..][..c_out];
+                let mut blocks = out.chunks_exact_mut(FORWARD_BLOCK);
+                for (b, block) in (&mut blocks).enumerate() {
+                    let mut r = [0.0f32; FORWARD_BLOCK];
+                    r.copy_from_slice(block);
+                    for &(ci, v) in entries {
+                        let w = &w_t[(ci as usize * k2 + tap) * c_out + b * FORWARD_BLOCK..][..FORWARD_BLOCK];
+                        for (x, &wv) in r.iter_mut().zip(w) {
+                            *x += v * wv;
+                        }
+                    }
+                    block.copy_from_slice(&r);
+                }
+                let rest = blocks.into_remainder();
+                let c0 = c_out - rest.len();
+                for &(ci, v) in entries {
+                    let w = &w_t[(ci as usize * k2 + tap) * c_out + c0..][..rest.len()];
+                    for (x, &wv) in rest.iter_mut().zip(w) {
+                        *x += v * wv;
+                    }
+                }
+            }
+        }
     }
 }
 
