@@ -119,6 +119,7 @@ crate::math::widest! {
     /// The gradients of the raw weights and the gains from `d`, the gradient of the
     /// standardised weights, added into `dw` and `dgain`; `stats` are the weights'
     /// [`ws_stats`].
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn ws_backward(weight: &[f32], stats: &[(f32, f32)], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
         let nf = n as f32;
         for (co, ((w, d), dw)) in weight
