@@ -47,6 +47,8 @@ pub struct StageOutput {
 /// Running pipeline stages.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// Steps each queue between stages holds.
+    capacity: usize,
     input: Option<Sender<Msg>>,
     output: Receiver<StageOutput>,
     handles: Vec<JoinHandle<Stage>>,
@@ -71,7 +73,12 @@ impl Pipeline {
         let cap = capacity.max(1);
         // The input channel, one after each stage but the last, and the output channel.
         let links: Vec<(Sender<Msg>, Receiver<Msg>)> = (0..n).map(|_| bounded::<Msg>(cap)).collect();
-        let (out_tx, output) = bounded::<StageOutput>(cap);
+        // The output queue holds every step the stages and the queues before them can
+        // hold: the last stage never waits on an output nobody takes, so a message that
+        // follows the steps through (a reset, a snapshot, spike counts) always gets through
+        // while the caller waits for its answer instead of receiving outputs.
+        let out_cap = Self::upstream_capacity(n, cap);
+        let (out_tx, output) = bounded::<StageOutput>(out_cap);
         if primed {
             // All at once, each on a helper thread (the lists belong to the channel, whichever
             // thread waits), and this thread's own waiting context.
@@ -84,7 +91,7 @@ impl Pipeline {
                     loss: None,
                 };
                 let (out_tx, output) = (&out_tx, &output);
-                s.spawn(move || prime(out_tx, output, empty, cap));
+                s.spawn(move || prime(out_tx, output, empty, out_cap));
                 prime_context();
             });
         }
@@ -178,10 +185,24 @@ impl Pipeline {
             );
         }
         Self {
+            capacity: cap,
             input: Some(input),
             output,
             handles,
         }
+    }
+
+    /// Steps the stages and the queues before each hold at most: what the output queue
+    /// has room for.
+    fn upstream_capacity(stages: usize, capacity: usize) -> usize {
+        stages * (capacity.max(1) + 1)
+    }
+
+    /// How many steps may be sent and not yet received for the stages to stay busy: one
+    /// queue's worth per stage (fewer than the output queue holds, so no stage blocks on
+    /// its output however slowly they are received).
+    pub fn in_flight(&self) -> usize {
+        self.handles.len() * self.capacity
     }
 
     /// Feeds one time step (blocks while the first stage's queue is full).

@@ -221,3 +221,51 @@ fn replayed_segments_never_leak_into_the_live_membranes() {
     }
     pipe.finish();
 }
+
+/// With [`Pipeline::in_flight`] steps sent and none received, a message that follows them
+/// through every stage (spike counts, a snapshot) still gets its answer: the last stage never
+/// blocks on the output queue while the caller waits for that answer (it did once the
+/// stream kept more steps in flight than the output queue held).
+#[test]
+fn messages_through_a_full_pipeline_are_answered() {
+    let (model, dims) = tiny_model(1);
+    let n = model.stages.len();
+    let pipe = Pipeline::start(model.stages, 2);
+    assert_eq!(pipe.in_flight(), 2 * n);
+    let mut rng = Rng::new(5);
+    for t in 0..pipe.in_flight() {
+        let x = Tensor::from_vec(
+            4,
+            dims,
+            (0..4 * dims.len())
+                .map(|_| (rng.next_f32() < 0.25) as u8 as f32)
+                .collect(),
+        );
+        pipe.send(x, Some(vec![t % 4, 1, 2, 3]));
+    }
+    // A hang is the failure: the answers are awaited on a helper thread, at most a minute.
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let counts = pipe.spike_counts();
+            let snapshot = pipe.snapshot();
+            let _ = done_tx.send((counts.is_some(), snapshot.is_some()));
+        });
+        let answered = done.recv_timeout(std::time::Duration::from_secs(60));
+        if answered.is_err() {
+            // Unblock the helper (its messages get through once outputs are taken), then fail.
+            while pipe.try_recv().is_some() || done.is_empty() {
+                let _ = pipe.recv_timeout(std::time::Duration::from_millis(10));
+            }
+        }
+        assert_eq!(
+            answered.ok(),
+            Some((true, true)),
+            "no answer from a full pipeline"
+        );
+    });
+    for _ in 0..pipe.in_flight() {
+        assert!(pipe.recv().is_some());
+    }
+    pipe.finish();
+}
