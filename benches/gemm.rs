@@ -4,19 +4,8 @@
 //! The engine uses `matrixmultiply` (`models/src/gemm.rs`); this is the measurement behind
 //! that choice.
 
-use std::time::Instant;
-
-fn median_secs(mut f: impl FnMut(), reps: usize) -> f64 {
-    let mut ts: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    ts.sort_by(|a, b| a.total_cmp(b));
-    ts[ts.len() / 2]
-}
+mod common;
+use common::median_secs;
 
 fn main() {
     // (name, m, k, n): conv forward is C_out × (C_in·k²) · (C_in·k²) × P.

@@ -6,19 +6,8 @@
 //! and the scattered input gradient `P_in × C_in` into `C_in × P_in`: with `P` a power of
 //! two, the destination rows share cache sets (`models/src/math.rs`, `sse_blocks`).
 
-use std::time::Instant;
-
-fn median_secs(mut f: impl FnMut(), reps: usize) -> f64 {
-    let mut ts: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    ts.sort_by(|a, b| a.total_cmp(b));
-    ts[ts.len() / 2]
-}
+mod common;
+use common::median_secs;
 
 fn main() {
     // (what, rows, cols): the source is rows × cols, the destination cols × rows.
@@ -35,15 +24,7 @@ fn main() {
         ("4096 × 128 (P = 64×64)", 4096, 128),
         ("4100 × 128 (no power of two)", 4100, 128),
     ];
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = stdl_models::profile::cpu_model();
     println!("transpose against a copy of the same bytes, one thread, on {cpu}");
     println!(
         "{:<46} {:>12} {:>12} {:>8}",
