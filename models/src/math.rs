@@ -43,8 +43,62 @@ pub fn sigmoid_grad(x: f32, alpha: f32) -> f32 {
     alpha * s * (1.0 - s)
 }
 
+/// The vector units [`widest!`] functions are compiled for, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// The x86-64 baseline (SSE2), or the portable loops elsewhere.
+    Baseline,
+    /// AVX2.
+    Avx2,
+    /// AVX-512F.
+    Avx512,
+}
+
+impl Simd {
+    /// The name `STDL_SIMD` takes and benchmarks print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Baseline => "baseline",
+            Simd::Avx2 => "AVX2",
+            Simd::Avx512 => "AVX-512",
+        }
+    }
+}
+
+/// The widest vector unit this CPU has among [`Simd`]'s.
+pub fn cpu_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Baseline
+}
+
+/// The variant [`widest!`] functions run: [`cpu_simd`], or narrower when the environment
+/// variable `STDL_SIMD` says `avx2` or `baseline` (to measure and test the narrower paths on
+/// a wider machine; never wider than the CPU has). Read once per process.
+pub fn simd() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = match std::env::var("STDL_SIMD")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            Ok("avx2") => Simd::Avx2,
+            Ok("baseline") => Simd::Baseline,
+            _ => Simd::Avx512,
+        };
+        cpu_simd().min(cap)
+    })
+}
+
 /// Defines a function whose body is compiled three times (for AVX-512, for AVX2 and for the
-/// baseline) and dispatched at run time to the widest vector unit this CPU has, so that the
+/// baseline) and dispatched at run time to the widest vector unit this CPU has ([`simd`]), so that the
 /// element-wise loops in it vectorise 16 or 8 lanes wide instead of the baseline's 4. Rust
 /// never contracts `a * b + c` into a fused multiply-add, so every variant computes
 /// bit-identical results. Helpers the body calls must be `#[inline(always)]` to be compiled
@@ -65,13 +119,12 @@ macro_rules! widest {
                 fn avx2($($a: $t),*) {
                     baseline($($a),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F.
-                    return unsafe { avx512($($a),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
+                match $crate::math::simd() {
+                    // SAFETY: the CPU has AVX-512F (`simd` never says more than it has).
+                    $crate::math::Simd::Avx512 => return unsafe { avx512($($a),*) },
                     // SAFETY: the CPU has AVX2.
-                    return unsafe { avx2($($a),*) };
+                    $crate::math::Simd::Avx2 => return unsafe { avx2($($a),*) },
+                    $crate::math::Simd::Baseline => {}
                 }
             }
             baseline($($a),*)

@@ -100,19 +100,16 @@ pub(crate) fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// The CPU's model name (`/proc/cpuinfo`) and the widest vector extension our kernels use
-/// on it, for the figures benchmarks print.
+/// The CPU's model name (`/proc/cpuinfo`) and the vector extension the kernels run on it
+/// (the widest it has, unless `STDL_SIMD` narrows it: [`crate::math::simd`]), for the
+/// figures benchmarks print.
 pub fn cpu_model() -> String {
-    #[cfg(target_arch = "x86_64")]
-    let simd = if std::arch::is_x86_feature_detected!("avx512f") {
-        " (AVX-512)"
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        " (AVX2)"
-    } else {
-        ""
+    use crate::math::{cpu_simd, simd, Simd};
+    let simd = match (simd(), cpu_simd()) {
+        (Simd::Baseline, Simd::Baseline) => String::new(),
+        (run, has) if run == has => format!(" ({})", run.name()),
+        (run, has) => format!(" ({}, running the {} path: STDL_SIMD)", has.name(), run.name()),
     };
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = "";
     let name = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

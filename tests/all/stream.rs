@@ -780,3 +780,38 @@ fn aux_budget_reaches_a_fresh_stream_network_and_its_checkpoint() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("aux-budget"));
 }
+
+/// The AVX-512, AVX2 and baseline variants of the element-wise kernels (`STDL_SIMD` narrows
+/// what a run uses) learn the same stream to the same bits: predictions, weights and Adam
+/// moments. On a CPU without AVX-512 the first two are the same path; the baseline differs
+/// on every x86-64 CPU this runs on.
+#[test]
+fn every_vector_path_learns_the_same_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |simd: &str| {
+        let ck = tmp.path().join(format!("ck-{simd}"));
+        let o = stdl()
+            .env("STDL_SIMD", simd)
+            .args(["stream", "--source", "synthetic", "--preset", "demo"])
+            .args(["--max-steps", "300", "--quiet", "--metrics-every-s", "0"])
+            .arg("--checkpoint-dir")
+            .arg(&ck)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{simd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let read = |f: &str| std::fs::read(ck.join(f)).unwrap();
+        (o.stdout, read("model.safetensors"), read("optimizer.safetensors"))
+    };
+    let widest = run("avx512");
+    assert!(!widest.0.is_empty());
+    for simd in ["avx2", "baseline"] {
+        let got = run(simd);
+        assert!(got.0 == widest.0, "{simd}: predictions differ");
+        assert!(got.1 == widest.1, "{simd}: weights differ");
+        assert!(got.2 == widest.2, "{simd}: optimiser state differs");
+    }
+}
