@@ -43,7 +43,7 @@ pub fn sigmoid_grad(x: f32, alpha: f32) -> f32 {
     alpha * s * (1.0 - s)
 }
 
-/// The vector units [`widest!`] functions are compiled for, narrowest first.
+/// The vector units the `widest!` kernels are compiled for, narrowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Simd {
     /// The x86-64 baseline (SSE2), or the portable loops elsewhere.
@@ -79,7 +79,7 @@ pub fn cpu_simd() -> Simd {
     Simd::Baseline
 }
 
-/// The variant [`widest!`] functions run: [`cpu_simd`], or narrower when the environment
+/// The variant the `widest!` kernels run: [`cpu_simd`], or narrower when the environment
 /// variable `STDL_SIMD` says `avx2` or `baseline` (to measure and test the narrower paths on
 /// a wider machine; never wider than the CPU has). Read once per process.
 pub fn simd() -> Simd {
