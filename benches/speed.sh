@@ -18,6 +18,8 @@
 # UPDATE_EVERY (default "4 8"): this checkout's `stdl bench realtime` also at these
 # `--update-every` values (one Adam update per N bins; its accuracy cost is in the README's
 # "Accuracy on real N-MNIST"), each set beside the baseline's one mode, an update every bin.
+# On a CPU with AVX-512, this checkout's `stdl bench realtime` also runs its AVX2 kernels
+# (STDL_SIMD=avx2), beside the baseline on AVX-512.
 #
 # usage: [PYTHON=/path/to/python] [UPDATE_EVERY="4 8"] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
 #   e.g. python3 -m venv /tmp/sj && /tmp/sj/bin/pip install torch spikingjelly numpy &&
@@ -62,6 +64,11 @@ measure() { # side binary
       "$bin" bench realtime --json --update-every "$n" "$f" 2>/dev/null |
         tag "$r" "$side" "realtime $(basename "$f") update-every $n" real_time_factor 1
     done
+    # On an AVX-512 CPU, this checkout's AVX2 path too (STDL_SIMD=avx2).
+    if grep -q ' avx512f' /proc/cpuinfo; then
+      STDL_SIMD=avx2 "$bin" bench realtime --json "$f" 2>/dev/null |
+        tag "$r" "$side" "realtime $(basename "$f") avx2-path" real_time_factor 1
+    fi
   done
   for batch in 16 1; do
     for mode in sequence pipeline; do
@@ -129,6 +136,11 @@ for w in whats:
         file, n = w.split(" update-every ")
         by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
         label = f"{file}, {head} with --update-every {n} ({base}: an update every bin)"
+    if w.endswith(" avx2-path"):
+        # This checkout's AVX2 kernels beside the baseline's widest.
+        file = w[: -len(" avx2-path")]
+        by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
+        label = f"{file}, {head} on its AVX2 path (STDL_SIMD=avx2; {base}: AVX-512)"
     if not by["base"]:
         continue
     rs = sorted(set(by["base"]) & set(by["new"]))
