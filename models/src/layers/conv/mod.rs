@@ -754,8 +754,11 @@ impl Conv2d {
             None
         };
         let auto = |p: InputPath| p == InputPath::Auto;
+        // The forward's lists already counted the non-zero inputs.
         let nnz_x = if auto(self.path) || auto(self.grad_path) {
-            nonzeros(&x.data)
+            lists
+                .as_ref()
+                .map_or_else(|| nonzeros(&x.data), |l| l.iter().map(PixelList::len).sum())
         } else {
             0
         };

@@ -65,6 +65,11 @@ impl PixelList {
         Self { start, entries }
     }
 
+    /// Non-zero inputs listed, over all pixels.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The non-zero inputs at pixel `q`.
     #[inline(always)]
     pub(super) fn at(&self, q: usize) -> &[(u32, f32)] {
