@@ -195,7 +195,7 @@ impl Pipeline {
     /// Steps the stages and the queues before each hold at most: what the output queue
     /// has room for.
     fn upstream_capacity(stages: usize, capacity: usize) -> usize {
-        stages * (capacity.max(1) + 1)
+        stages * (capacity + 1)
     }
 
     /// How many steps may be sent and not yet received for the stages to stay busy: one
