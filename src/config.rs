@@ -110,7 +110,7 @@ impl LearnConfig {
             ));
         }
         if let Some(b) = &self.aux_budget {
-            b.resolve(1)?;
+            b.check()?;
         }
         Ok(())
     }
@@ -270,7 +270,7 @@ pub fn parse_budget(s: &str) -> Result<Budget, String> {
         return Ok(Budget::Bytes(b));
     }
     let b = Budget::Multiple(s.to_owned());
-    b.resolve(1)?;
+    b.check()?;
     Ok(b)
 }
 

@@ -159,6 +159,14 @@ impl Budget {
             }
         }
     }
+
+    /// Whether the budget is well formed, whatever the default it multiplies.
+    ///
+    /// # Errors
+    /// As [`Budget::resolve`]'s.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.resolve(1).map(|_| ())
+    }
 }
 
 /// A network preset.

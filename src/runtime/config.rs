@@ -221,7 +221,7 @@ impl StreamConfig {
             return Err("--update-every must be at least 1".into());
         }
         if let Some(b) = &self.aux_budget {
-            b.resolve(1).map_err(|e| format!("--aux-budget: {e}"))?;
+            b.check().map_err(|e| format!("--aux-budget: {e}"))?;
         }
         positive("ema-steps", f64::from(self.ema_steps))?;
         positive("lr", f64::from(self.lr))?;
