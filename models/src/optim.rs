@@ -96,74 +96,112 @@ impl Optimizer {
 
     /// Updates the parameters from their gradients (gradients are left as they are).
     pub fn step(&mut self, params: &mut [&mut Param]) {
-        if self.m.len() != params.len() {
-            self.m = params.iter().map(|p| vec![0.0; p.value.len()]).collect();
+        let sizes: Vec<usize> = params.iter().map(|p| p.value.len()).collect();
+        let update = self.begin_step(&sizes);
+        let mut finite = true;
+        for (p, (m, v)) in params.iter_mut().zip(self.states()) {
+            // A parameter no backward pass reached has no gradient yet: it reads as zeros.
+            p.ensure_grad();
+            finite &= update.apply(&mut p.value, &p.grad, m, v);
+        }
+        self.diverged |= !finite;
+    }
+
+    /// Starts a step over parameters of these sizes (in the order of [`Self::states`]):
+    /// allocates the state at the first step, counts the step, and returns its element-wise
+    /// update, which the caller applies to every parameter with [`Self::states`] (each
+    /// parameter once, in any pieces), then reports with [`Self::end_step`].
+    pub fn begin_step(&mut self, sizes: &[usize]) -> Update {
+        if self.m.len() != sizes.len() {
+            self.m = sizes.iter().map(|&n| vec![0.0; n]).collect();
             if self.cfg.kind == OptimizerKind::Adam {
-                self.v = params.iter().map(|p| vec![0.0; p.value.len()]).collect();
+                self.v = sizes.iter().map(|&n| vec![0.0; n]).collect();
             }
         }
         self.t += 1;
         let c = self.cfg;
-        let mut finite = true;
-        // A parameter no backward pass reached has no gradient yet: it reads as zeros.
-        for p in params.iter_mut() {
-            p.ensure_grad();
+        let bc1 = 1.0 - c.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - c.beta2.powi(self.t as i32);
+        Update {
+            cfg: c,
+            step: c.lr / bc1,
+            // PyTorch's form, sqrt(v) / sqrt(bc2) + eps, with the scalar division taken out
+            // of the loop: one square root and one division per value.
+            inv_sqrt_bc2: 1.0 / bc2.sqrt(),
         }
-        match c.kind {
-            OptimizerKind::Adam => {
-                let bc1 = 1.0 - c.beta1.powi(self.t as i32);
-                let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-                let step = c.lr / bc1;
-                // PyTorch's form, sqrt(v) / sqrt(bc2) + eps, with the scalar division taken
-                // out of the loop: one square root and one division per value.
-                let inv_sqrt_bc2 = 1.0 / bc2.sqrt();
-                for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-                    finite &= adam(&mut p.value, &p.grad, m, v, &c, step, inv_sqrt_bc2);
-                }
-            }
-            OptimizerKind::Sgd => {
-                for (p, m) in params.iter_mut().zip(&mut self.m) {
-                    for ((w, g), m) in p.value.iter_mut().zip(&p.grad).zip(m.iter_mut()) {
-                        let g = g + c.weight_decay * *w;
-                        *m = c.momentum * *m + g;
-                        *w -= c.lr * *m;
-                        finite &= w.is_finite();
-                    }
-                }
-            }
-        }
+    }
+
+    /// Per parameter, in [`Self::begin_step`]'s order, its state: Adam's first and second
+    /// moments, or SGD's velocity and an empty slice.
+    pub fn states(&mut self) -> impl Iterator<Item = (&mut [f32], &mut [f32])> {
+        let mut v = self.v.iter_mut().map(|v| &mut v[..]);
+        self.m
+            .iter_mut()
+            .map(move |m| (&mut m[..], v.next().unwrap_or(&mut [])))
+    }
+
+    /// Ends a step: `finite` is whether every updated value is still finite.
+    pub fn end_step(&mut self, finite: bool) {
         self.diverged |= !finite;
     }
 }
 
-/// One Adam update of `w` from `g` in one pass over the four arrays (`step`: the learning
-/// rate over the first moment's bias correction; `inv_sqrt_bc2`: one over the square root of
-/// the second's); whether every value is still finite.
-fn adam(
-    w: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    c: &OptimConfig,
+/// The element-wise update of one optimiser step ([`Optimizer::begin_step`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Update {
+    cfg: OptimConfig,
+    /// Adam: the learning rate over the first moment's bias correction.
     step: f32,
+    /// Adam: one over the square root of the second moment's bias correction.
     inv_sqrt_bc2: f32,
-) -> bool {
-    let mut finite = true;
-    adam_into(w, g, m, v, c, step, inv_sqrt_bc2, &mut finite);
-    finite
+}
+
+impl Update {
+    /// Updates `w` from its gradient `g` and its state (`m`, and `v` for Adam); whether
+    /// every value is still finite.
+    pub fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
+        let mut finite = true;
+        match self.cfg.kind {
+            OptimizerKind::Adam => adam_into(w, g, m, v, self, &mut finite),
+            OptimizerKind::Sgd => {
+                let c = self.cfg;
+                for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
+                    let g = g + c.weight_decay * *w;
+                    *m = c.momentum * *m + g;
+                    *w -= c.lr * *m;
+                    finite &= w.is_finite();
+                }
+            }
+        }
+        finite
+    }
+
+    /// Whether this is Adam's update ([`Update::adam`] then applies it value by value).
+    pub fn is_adam(&self) -> bool {
+        self.cfg.kind == OptimizerKind::Adam
+    }
+
+    /// Adam's update of one value `w` from its gradient `g` and its moments: the same
+    /// arithmetic as [`Update::apply`], for kernels that compute the gradient value by value
+    /// and update in the same pass (no fused multiply-adds, so every CPU gives the same
+    /// numbers).
+    #[inline(always)]
+    pub fn adam(&self, w: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        let c = &self.cfg;
+        let g = g + c.weight_decay * *w;
+        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+        *w -= self.step * *m / (v.sqrt() * self.inv_sqrt_bc2 + c.eps);
+    }
 }
 
 crate::math::widest! {
-    /// [`adam`], compiled for the widest vector unit (one pass; no fused multiply-adds, so
-    /// every CPU gives the same numbers).
-    #[allow(clippy::too_many_arguments)]
-    fn adam_into(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &OptimConfig, step: f32, inv_sqrt_bc2: f32, finite: &mut bool) {
+    /// Adam's update over whole slices, compiled for the widest vector unit (one pass over
+    /// the four arrays).
+    fn adam_into(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: &Update, finite: &mut bool) {
         let mut ok = true;
-        for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g + c.weight_decay * *w;
-            *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-            *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-            *w -= step * *m / (v.sqrt() * inv_sqrt_bc2 + c.eps);
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            u.adam(w, g, m, v);
             ok &= w.is_finite();
         }
         *finite &= ok;
