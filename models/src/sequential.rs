@@ -97,6 +97,28 @@ impl Sequential {
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
         self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
     }
+    /// One optimiser step's update of every parameter, in layer order, each with the next
+    /// of `states` ([`crate::optim::Optimizer::states`]), then frees the gradients; whether
+    /// every value is still finite ([`Layer::update`]).
+    ///
+    /// # Panics
+    /// When `states` runs out before the parameters do.
+    pub fn update<'a>(
+        &mut self,
+        update: &crate::optim::Update,
+        states: &mut impl Iterator<Item = (&'a mut [f32], &'a mut [f32])>,
+    ) -> bool {
+        let mut finite = true;
+        for l in &mut self.layers {
+            finite &= l.update(update, states);
+            l.release_grads();
+        }
+        finite
+    }
+    /// Frees every gradient, unused (a convolution's deferred one too).
+    pub fn release_grads(&mut self) {
+        self.layers.iter_mut().for_each(Layer::release_grads);
+    }
     /// Parameters, read-only.
     pub fn params(&self) -> Vec<&Param> {
         self.layers.iter().flat_map(|l| l.params()).collect()
@@ -104,11 +126,18 @@ impl Sequential {
     /// Sets [`crate::layers::Conv2d::accumulate`] on every convolution: on where several
     /// backward passes run between parameter updates.
     pub fn set_accumulate(&mut self, on: bool) {
-        for l in &mut self.layers {
-            if let Layer::Conv(c) = l {
-                c.accumulate = on;
-            }
-        }
+        self.convs_mut().for_each(|c| c.accumulate = on);
+    }
+    /// Sets [`crate::layers::Conv2d::defer_ws_grad`] on every convolution: on where the
+    /// parameters are updated through [`Self::update`].
+    pub fn set_defer_ws_grad(&mut self, on: bool) {
+        self.convs_mut().for_each(|c| c.defer_ws_grad = on);
+    }
+    fn convs_mut(&mut self) -> impl Iterator<Item = &mut crate::layers::Conv2d> {
+        self.layers.iter_mut().filter_map(|l| match l {
+            Layer::Conv(c) => Some(c),
+            _ => None,
+        })
     }
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {

@@ -17,6 +17,14 @@ fn rand_tensor(b: usize, d: Dims, rng: &mut Rng, scale: f32) -> Tensor {
     )
 }
 
+/// A batch of `b` binary spike maps, each value 1 with probability `density`.
+fn spike_batch(b: usize, d: Dims, density: f32, rng: &mut Rng) -> Tensor {
+    let data = (0..b * d.len())
+        .map(|_| if rng.next_f32() < density { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_vec(b, d, data)
+}
+
 /// Loss = Σ r·y over `steps` time steps of the same input sequence (fresh state each call).
 fn run_loss(seq: &mut Sequential, xs: &[Tensor], r: &[Tensor]) -> f64 {
     seq.reset();
@@ -538,12 +546,7 @@ fn conv_accumulate_mode_matches_per_pass_gradients() {
     use stdl_models::layers::InputPath;
     let mut rng = Rng::new(41);
     let d = Dims::new(4, 6, 5);
-    let spikes = |rng: &mut Rng| {
-        let data = (0..2 * d.len())
-            .map(|_| if rng.next_f32() < 0.15 { 1.0 } else { 0.0 })
-            .collect();
-        Tensor::from_vec(2, d, data)
-    };
+    let spikes = |rng: &mut Rng| spike_batch(2, d, 0.15, rng);
     for ws in [true, false] {
         let base = Conv2d::new(d, 6, 3, 1, 1, ws, &mut rng);
         for (path, grad_path) in [
@@ -590,6 +593,81 @@ fn conv_accumulate_mode_matches_per_pass_gradients() {
                         .zip(b)
                         .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()));
                 assert!(close, "ws={ws} {path:?}/{grad_path:?}: output {n} differs");
+            }
+        }
+    }
+}
+
+/// A convolution whose standardisation's backward waits for the optimiser step
+/// (`defer_ws_grad`, fused with Adam's update by `Conv2d::update`) ends every step with the
+/// same weights, optimiser state, outputs and input gradients, bit for bit, as one that
+/// writes its gradients and is then updated by `Optimizer::step`: on both paths, with and
+/// without standardisation, with Adam and SGD (not fused), one or several backward passes
+/// per update.
+#[test]
+fn conv_fused_update_matches_gradient_then_optimizer_step() {
+    use stdl_models::layers::InputPath;
+    use stdl_models::optim::{OptimConfig, Optimizer, OptimizerKind};
+    let mut rng = Rng::new(43);
+    let d = Dims::new(5, 6, 5);
+    let spikes = |rng: &mut Rng| spike_batch(2, d, 0.2, rng);
+    for ws in [true, false] {
+        let base = Conv2d::new(d, 7, 3, 1, 1, ws, &mut rng);
+        for path in [InputPath::Dense, InputPath::Sparse] {
+            for kind in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+                for passes in [1, 3] {
+                    let cfg = OptimConfig {
+                        kind,
+                        lr: 0.05,
+                        weight_decay: 0.01,
+                        ..OptimConfig::default()
+                    };
+                    let seed = rng.below(1 << 30) as u64;
+                    let mut outs: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
+                    for (fused, out) in [false, true].into_iter().zip(&mut outs) {
+                        let mut c = base.clone();
+                        (c.path, c.grad_path) = (path, path);
+                        c.accumulate = passes > 1;
+                        c.defer_ws_grad = fused;
+                        let mut opt = Optimizer::new(cfg);
+                        let mut r = Rng::new(seed);
+                        for _update in 0..4 {
+                            for _ in 0..passes {
+                                let y = c.forward(spikes(&mut r), true);
+                                let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
+                                dy.data.iter_mut().for_each(|v| {
+                                    if r.next_f32() < 0.6 {
+                                        *v = 0.0
+                                    }
+                                });
+                                out.push(y.into_data());
+                                out.push(c.backward(dy).into_data());
+                            }
+                            if fused {
+                                let sizes: Vec<usize> = c.params().iter().map(|p| p.value.len()).collect();
+                                let update = opt.begin_step(&sizes);
+                                let finite = c.update(&update, &mut opt.states());
+                                opt.end_step(finite);
+                                c.params_mut().into_iter().for_each(|p| p.release_grad());
+                            } else {
+                                let mut ps = c.params_mut();
+                                opt.step(&mut ps);
+                                ps.into_iter().for_each(|p| p.release_grad());
+                            }
+                            out.extend(c.params().iter().map(|p| p.value.clone()));
+                            out.extend(opt.m.iter().chain(&opt.v).cloned());
+                            out.push(c.forward(spikes(&mut r), false).into_data());
+                        }
+                        assert!(!opt.diverged);
+                    }
+                    let what = format!("ws={ws} {path:?} {kind:?} {passes} passes");
+                    assert_eq!(outs[0].len(), outs[1].len(), "{what}");
+                    for (n, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
+                        let same =
+                            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{what}: output {n} differs");
+                    }
+                }
             }
         }
     }

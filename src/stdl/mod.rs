@@ -108,9 +108,14 @@ impl StdlModel {
         };
         rayon::broadcast(|_| prime());
         prime();
-        // Per stage, its peak use of each buffer class over both paths.
+        // Per stage, its peak use of each buffer class over both paths of the input and
+        // both of the output gradient, in every pairing (a sparse input with a dense output
+        // gradient holds the most weight-sized buffers at once: the weight gradient's
+        // transposed blocks beside the effective weights the input gradient reads).
         let mut peaks: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); self.stages.len()];
-        for path in [InputPath::Dense, InputPath::Sparse] {
+        let pairs = [InputPath::Dense, InputPath::Sparse]
+            .map(|p| [InputPath::Dense, InputPath::Sparse].map(|g| (p, g)));
+        for (path, grad_path) in pairs.into_iter().flatten() {
             let mut x = Tensor::zeros(batch, dims);
             let n = self.stages.len();
             for (k, (st, peak)) in self.stages.iter_mut().zip(&mut peaks).enumerate() {
@@ -119,7 +124,7 @@ impl StdlModel {
                     .map(|c| {
                         (
                             std::mem::replace(&mut c.path, path),
-                            std::mem::replace(&mut c.grad_path, path),
+                            std::mem::replace(&mut c.grad_path, grad_path),
                         )
                     })
                     .collect();
@@ -132,9 +137,8 @@ impl StdlModel {
                 for (c, (path, grad_path)) in convs_mut(st).zip(originals) {
                     (c.path, c.grad_path) = (path, grad_path);
                 }
-                for p in st.body.params_mut().into_iter().chain(st.head.params_mut()) {
-                    p.release_grad();
-                }
+                st.body.release_grads();
+                st.head.release_grads();
                 // Queued into each stage and out of the last: up to `queue` steps waiting and
                 // one being handed over.
                 if let Some(queue) = pipelined {

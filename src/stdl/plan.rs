@@ -73,7 +73,8 @@ pub fn cost(body: &Sequential, head: &Sequential, batch: usize, opt_floats: usiz
 }
 
 /// A subnetwork's layers as the trainer runs them: its input is detached, so its first
-/// convolution computes no input gradient (and the memory model counts none).
+/// convolution computes no input gradient (and the memory model counts none); the
+/// standardisation's backward waits for the update ([`Stage::update`](super::Stage::update)).
 fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> crate::error::Result<Sequential> {
     let dims = spec.unit_dims()?;
     let mut s = Sequential::default();
@@ -86,6 +87,7 @@ fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> crate::
     if let Some(Layer::Conv(c)) = s.layers.first_mut() {
         c.input_grad = false;
     }
+    s.set_defer_ws_grad(true);
     Ok(s)
 }
 
@@ -96,12 +98,14 @@ fn build_head(
     aux: &[usize],
     rng: &mut Rng,
 ) -> crate::error::Result<Sequential> {
-    if is_last {
+    let mut s = if is_last {
         let dims = spec.unit_dims()?;
-        Ok(spec.build_readout(dims[units.end], rng))
+        spec.build_readout(dims[units.end], rng)
     } else {
-        Ok(spec.build_aux(units.end - 1, aux, TimeMode::Detached, rng)?)
-    }
+        spec.build_aux(units.end - 1, aux, TimeMode::Detached, rng)?
+    };
+    s.set_defer_ws_grad(true);
+    Ok(s)
 }
 
 /// Builds the layers of a planned subnetwork: its body and its head (auxiliary network, or

@@ -71,6 +71,9 @@ impl Stage {
         // effective weights and sum their gradients before the standardisation's backward.
         body.set_accumulate(update_every > 1);
         head.set_accumulate(update_every > 1);
+        // The standardisation's backward runs in the optimiser's pass (`Stage::update`).
+        body.set_defer_ws_grad(true);
+        head.set_defer_ws_grad(true);
         Self {
             body,
             head,
@@ -300,14 +303,31 @@ impl Stage {
     /// allocates them again, so only the stage being updated holds gradients.
     pub fn update(&mut self) {
         let t = std::time::Instant::now();
-        let mut ps = self.body.params_mut();
-        ps.extend(self.head.params_mut());
         if let Some(StageStrategy::Ewc(e)) = self.strategy.as_mut() {
+            // EWC adds its penalty's gradient to every parameter's first.
+            let mut ps = self.body.params_mut();
+            ps.extend(self.head.params_mut());
             e.before_update(&mut ps);
-        }
-        self.opt.step(&mut ps);
-        for p in ps {
-            p.release_grad();
+            self.opt.step(&mut ps);
+            for p in ps {
+                p.release_grad();
+            }
+        } else {
+            // Layer by layer, each convolution's standardisation backward fused with the
+            // update of its weights.
+            let sizes: Vec<usize> = self
+                .body
+                .params()
+                .iter()
+                .chain(&self.head.params())
+                .map(|p| p.value.len())
+                .collect();
+            let update = self.opt.begin_step(&sizes);
+            let mut states = self.opt.states();
+            let body = self.body.update(&update, &mut states);
+            let head = self.head.update(&update, &mut states);
+            drop(states);
+            self.opt.end_step(body && head);
         }
         if let Some(StageStrategy::Lwf(l)) = self.strategy.as_mut() {
             l.after_update(&self.body, &self.head);

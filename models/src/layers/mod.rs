@@ -20,6 +20,7 @@ pub use linear::Linear;
 pub use norm::BatchNorm;
 pub use pool::AvgPool;
 
+use crate::optim::Update;
 use crate::tensor::{Dims, Tensor};
 
 /// A trainable parameter and its accumulated gradient.
@@ -72,6 +73,22 @@ impl Param {
     pub fn release_grad(&mut self) {
         crate::pool::give(std::mem::take(&mut self.grad));
     }
+}
+
+/// Applies one optimiser step's `update` to each parameter (a missing gradient reads as
+/// zeros) with the next of `states`; whether every value is still finite.
+pub(crate) fn update_params<'a>(
+    params: Vec<&mut Param>,
+    update: &Update,
+    states: &mut impl Iterator<Item = (&'a mut [f32], &'a mut [f32])>,
+) -> bool {
+    let mut finite = true;
+    for p in params {
+        let (m, v) = states.next().expect("optimiser state of every parameter");
+        p.ensure_grad();
+        finite &= update.apply(&mut p.value, &p.grad, m, v);
+    }
+    finite
 }
 
 /// Bytes a layer needs during training, for the memory model of STDL's auxiliary-network
@@ -194,6 +211,32 @@ impl Layer {
     /// Trainable parameters, read-only.
     pub fn params(&self) -> Vec<&Param> {
         dispatch!(self, l => LayerOps::params(l))
+    }
+
+    /// Frees the gradients, unused ([`Conv2d::release_grads`]).
+    pub fn release_grads(&mut self) {
+        match self {
+            Layer::Conv(c) => c.release_grads(),
+            l => l.params_mut().into_iter().for_each(Param::release_grad),
+        }
+    }
+
+    /// One optimiser step's update of the parameters, each with the next of `states` (in
+    /// the order of [`Layer::params_mut`]); whether every value is still finite. A
+    /// convolution fuses its standardisation's backward with the update
+    /// ([`Conv2d::update`]); other layers apply it to their gradients.
+    ///
+    /// # Panics
+    /// When `states` runs out before the parameters do.
+    pub fn update<'a>(
+        &mut self,
+        update: &Update,
+        states: &mut impl Iterator<Item = (&'a mut [f32], &'a mut [f32])>,
+    ) -> bool {
+        match self {
+            Layer::Conv(c) => c.update(update, states),
+            l => update_params(l.params_mut(), update, states),
+        }
     }
 
     /// Saved values that are not trained ([`LayerOps::buffers`]).

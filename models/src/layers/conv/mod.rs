@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use super::{uniform, Param};
 use crate::gemm::matmul;
 use crate::math::transpose;
+use crate::optim::Update;
 use crate::pool::Buf;
 use crate::tensor::{Dims, Tensor};
 use crate::workspace;
@@ -30,7 +31,9 @@ mod ws;
 use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
 use sparse::{nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
-use ws::{ws_backward, ws_forward, ws_forward_by_tap, ws_forward_transposed, ws_stats_all};
+use ws::{
+    ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_transposed, ws_stats_extend,
+};
 
 /// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
 /// scatter path, fitted to `stdl bench sparse` over the conv layers of `nmnist` and
@@ -99,6 +102,14 @@ pub struct Conv2d {
     /// weights' and gains' gradients read through [`Self::params`] lack the passes since.
     /// Off by default.
     pub accumulate: bool,
+    /// The standardisation's backward waits for the optimiser step, as with `accumulate`
+    /// (set by STDL's stages): the gradient of the effective weights is kept, summed over
+    /// backward passes, and [`Self::update`] runs the standardisation's backward channel by
+    /// channel in the same pass as Adam's update, so the weights' gradient is never written
+    /// and the weights are read once. [`Self::params_mut`] turns it into the weights' and
+    /// gains' gradients instead, for whoever needs them. Off by default: until then, the
+    /// gradients read through [`Self::params`] lack the passes since.
+    pub defer_ws_grad: bool,
     /// The effective weights and the summed gradient kept between passes (boxed: the
     /// layer enum stays small).
     kept: Box<Kept>,
@@ -145,6 +156,7 @@ impl Conv2d {
             grad_path_calls: [0; 2],
             grad_seconds: [0.0; 2],
             accumulate: false,
+            defer_ws_grad: false,
             kept: Box::default(),
             caches: Vec::new(),
         }
@@ -169,6 +181,60 @@ impl Conv2d {
         }
     }
 
+    /// One optimiser step's update of the parameters, each with the next of `states` (in
+    /// the order of [`Self::params_mut`]); whether every value is still finite. A deferred
+    /// standardisation's backward ([`Self::defer_ws_grad`]) runs in the same pass as
+    /// Adam's update of the weights (output channel by output channel), with the same
+    /// numbers as [`Self::params_mut`] and [`Update::apply`] give.
+    ///
+    /// # Panics
+    /// When `states` runs out before the parameters do.
+    pub fn update<'a>(
+        &mut self,
+        update: &Update,
+        states: &mut impl Iterator<Item = (&'a mut [f32], &'a mut [f32])>,
+    ) -> bool {
+        let fused = update.is_adam() && !self.kept.pending.is_empty() && self.weight.grad.is_empty();
+        if !fused {
+            return super::update_params(self.params_mut(), update, states);
+        }
+        let pending = std::mem::take(&mut self.kept.pending);
+        self.ensure_stats();
+        self.gain.ensure_grad();
+        let (m, v) = states.next().expect("optimiser state of the weights");
+        let (n, mut finite) = (self.fan_in(), true);
+        ws_backward_adam(
+            &mut self.weight.value,
+            &self.kept.stats,
+            &self.gain.value,
+            n,
+            &pending,
+            &mut self.gain.grad,
+            m,
+            v,
+            update,
+            &mut finite,
+        );
+        drop(pending);
+        // The weights changed: their layouts and statistics go (as `params_mut` lets them go).
+        self.kept.weights_in = Default::default();
+        self.kept.stats.clear();
+        for p in [&mut self.gain, &mut self.bias] {
+            let (m, v) = states.next().expect("optimiser state of the gains and biases");
+            p.ensure_grad();
+            finite &= update.apply(&mut p.value, &p.grad, m, v);
+        }
+        finite
+    }
+
+    /// Frees the gradients, a deferred one ([`Self::defer_ws_grad`]) too, unused.
+    pub fn release_grads(&mut self) {
+        self.kept.pending = Buf::default();
+        for p in [&mut self.weight, &mut self.gain, &mut self.bias] {
+            p.release_grad();
+        }
+    }
+
     /// Trainable parameters, read-only.
     pub fn params(&self) -> Vec<&Param> {
         if self.ws {
@@ -184,29 +250,27 @@ impl Conv2d {
 
     /// The weights the convolution applies (standardised when `ws`).
     pub fn effective_weight(&self) -> Vec<f32> {
-        let mut stats = Vec::new();
-        if self.ws {
-            ws_stats_all(&self.weight.value, self.fan_in(), &mut stats);
-        }
         let mut out = vec![0.0; self.weight.value.len()];
-        self.effective_weight_into(&stats, &mut out);
-        out
-    }
-
-    /// [`Self::effective_weight`] into `out`, with the weights' standardisation statistics.
-    fn effective_weight_into(&self, stats: &[(f32, f32)], out: &mut [f32]) {
-        if !self.ws {
+        if self.ws {
+            ws_forward(
+                &self.weight.value,
+                &mut Vec::new(),
+                &self.gain.value,
+                self.fan_in(),
+                &mut out,
+            );
+        } else {
             out.copy_from_slice(&self.weight.value);
-            return;
         }
-        ws_forward(&self.weight.value, stats, &self.gain.value, self.fan_in(), out);
+        out
     }
 
     /// Makes `kept.stats` hold the current weights' standardisation statistics (when `ws`):
     /// computed once per set of weights, then shared by every layout and the backward.
     fn ensure_stats(&mut self) {
         if self.ws && self.kept.stats.len() != self.out_dims.c {
-            ws_stats_all(&self.weight.value, self.fan_in(), &mut self.kept.stats);
+            self.kept.stats.clear();
+            ws_stats_extend(&self.weight.value, self.fan_in(), &mut self.kept.stats);
         }
     }
 
@@ -523,15 +587,13 @@ impl Conv2d {
             return;
         }
         let mut w = Buf::take(n);
-        self.ensure_stats();
-        let (stats, gain) = if self.ws {
-            (&self.kept.stats[..], &self.gain.value[..])
-        } else {
-            (&[][..], &[][..])
-        };
-        let (weight, n, cin, k2) = (&self.weight.value, self.fan_in(), self.in_dims.c, self.k * self.k);
+        // Without standardisation, no gains: the layouts are the raw weights, and no
+        // statistics are computed.
+        let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
+        let (n, cin, k2) = (self.fan_in(), self.in_dims.c, self.k * self.k);
+        let (weight, stats) = (&self.weight.value, &mut self.kept.stats);
         match layout {
-            Layout::Rows => self.effective_weight_into(stats, &mut w),
+            Layout::Rows => ws_forward(weight, stats, gain, n, &mut w),
             Layout::Transposed => ws_forward_transposed(weight, stats, gain, n, &mut w),
             Layout::ByTap => ws_forward_by_tap(weight, stats, gain, cin, k2, &mut w),
         }
@@ -554,9 +616,10 @@ impl Conv2d {
                 self.kept.weights_in[l as usize] = Buf::default();
             }
         }
-        // The statistics serve the backward of a kept step; else the weights may change
-        // before the next pass by any path, not only through `params_mut`.
-        if self.caches.is_empty() {
+        // The statistics serve the backward of a kept step and a deferred standardisation's
+        // backward; else the weights may change before the next pass by any path, not only
+        // through `params_mut` or `update`.
+        if self.caches.is_empty() && self.kept.pending.is_empty() {
             self.kept.stats.clear();
         }
     }
@@ -742,8 +805,9 @@ impl Conv2d {
     /// # Panics
     /// Without a forward step to go back through.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        // With `accumulate`, the weights' gradient is written by `params_mut`, not here.
-        let overwrite = !(self.ws && self.accumulate) && self.weight.grad_to_overwrite();
+        // Deferred, the weights' gradient is written by `params_mut` or `update`, not here.
+        let deferred = self.ws && (self.accumulate || self.defer_ws_grad);
+        let overwrite = !deferred && self.weight.grad_to_overwrite();
         self.gain.ensure_grad();
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("conv backward without forward");
@@ -784,8 +848,8 @@ impl Conv2d {
         }
         let threads = rayon::current_num_threads().max(1);
         let t0 = std::time::Instant::now();
-        // With `accumulate`, pairs add straight into the summed gradient.
-        let sum = (self.ws && self.accumulate && dw_pairs && !self.kept.pending.is_empty())
+        // Deferred, pairs add straight into the summed gradient.
+        let sum = (deferred && dw_pairs && !self.kept.pending.is_empty())
             .then(|| std::mem::take(&mut self.kept.pending));
         let dw_eff = if dw_pairs {
             self.weight_grad_by_pairs(&x, &dy, threads, sum, lists)
@@ -821,8 +885,9 @@ impl Conv2d {
                 });
         }
         self.grad_seconds[1] += t1.elapsed().as_secs_f64();
-        if self.ws && self.accumulate {
-            // Summed here; turned into the raw weights' gradient once, by `params_mut`.
+        if deferred {
+            // Summed here; turned into the raw weights' gradient once, by `params_mut` or
+            // `update`.
             if self.kept.pending.is_empty() {
                 self.kept.pending = dw_eff;
             } else {
@@ -856,7 +921,7 @@ struct Kept {
     /// weights (through [`Conv2d::params_mut`]) empties all three.
     weights_in: [Buf; 3],
     /// The summed gradient of the effective weights that has not yet been turned into the
-    /// raw weights' and gains' (`accumulate` with standardisation only).
+    /// raw weights' and gains' (standardisation with `accumulate` or `defer_ws_grad` only).
     pending: Buf,
     /// Per output channel, the current weights' standardisation statistics (mean and
     /// `sqrt(var·n + ε)`), or empty: the layouts and the backward of one step read the
@@ -964,7 +1029,17 @@ impl LayerOps for Conv2d {
         };
         // The scratch is one buffer per thread, not pooled: no class rounding.
         m.scratch = self.workspace_len() * 4;
-        m.workspace = (grads(1) + 1) * w;
+        // Deferred ([`Self::defer_ws_grad`]), the effective weights' gradient is kept until
+        // the update in place of the weights' own, which is never allocated: it is counted
+        // with the parameters' gradients, not here. Beside it in the backward pass: the
+        // other weight-gradient buffers, and the effective weights when the input gradient
+        // reads them; the forward's layout is gone by then, and is no larger.
+        let deferred = self.ws && self.defer_ws_grad && !self.accumulate;
+        m.workspace = if deferred {
+            (grads(1) - 1 + usize::from(self.input_grad)).max(1) * w
+        } else {
+            (grads(1) + 1) * w
+        };
         // `accumulate` keeps, between updates, the summed gradient of the effective weights
         // and the effective weights in the layouts the passes read: up to two of them (the
         // forward's and the input gradient's) besides the one counted above.

@@ -2,6 +2,7 @@
 //! the affine map of its weights, forward and backward.
 
 use crate::math::{transpose, transpose_strided};
+use crate::optim::Update;
 use crate::workspace;
 
 /// The ε of the standardisation's variance.
@@ -18,11 +19,25 @@ fn ws_stats(w: &[f32]) -> (f32, f32) {
     (mean, (var * n + WS_EPS).sqrt())
 }
 
-/// Every output channel's [`ws_stats`] (`n` weights each) into `out`, reusing its
-/// allocation: what the layouts and the backward of one set of weights share.
-pub(super) fn ws_stats_all(weight: &[f32], n: usize, out: &mut Vec<(f32, f32)>) {
-    out.clear();
-    out.extend(weight.chunks_exact(n).map(ws_stats));
+crate::math::widest! {
+    /// The [`ws_stats`] of each output channel in `rows` (`n` weights each), appended to
+    /// `out`: what the layouts and the backward of one set of weights share.
+    pub(super) fn ws_stats_extend(rows: &[f32], n: usize, out: &mut Vec<(f32, f32)>) {
+        for w in rows.chunks_exact(n) {
+            out.push(ws_stats(w));
+        }
+    }
+}
+
+/// Makes `stats` cover output channels `..c1` of `weight` (`n` weights each) when `gain` is
+/// not empty (standardised weights), computing those it lacks: the layouts call it block
+/// by block, just before they read the block, so that each channel's weights come from
+/// memory once for both (`stats` is empty or complete between calls).
+#[inline(always)]
+fn stats_up_to(weight: &[f32], n: usize, gain: &[f32], c1: usize, stats: &mut Vec<(f32, f32)>) {
+    if !gain.is_empty() && stats.len() < c1 {
+        ws_stats_extend(&weight[stats.len() * n..c1 * n], n, stats);
+    }
 }
 
 /// Per output channel, the `(shift, scale)` that make its effective weights
@@ -44,10 +59,10 @@ const WS_TILE: (usize, usize) = (16, 64);
 /// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
 /// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
 /// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
-/// transposed in L1).
+/// transposed in L1). Statistics that `stats` lacks are computed on the way.
 pub(super) fn ws_forward_transposed(
     weight: &[f32],
-    stats: &[(f32, f32)],
+    stats: &mut Vec<(f32, f32)>,
     gain: &[f32],
     n: usize,
     out: &mut [f32],
@@ -58,6 +73,7 @@ pub(super) fn ws_forward_transposed(
     let mut tile = [0.0f32; WS_TILE.0 * WS_TILE.1];
     for c0 in (0..c_out).step_by(tc) {
         let cb = (c_out - c0).min(tc);
+        stats_up_to(weight, n, gain, c0 + cb, stats);
         for (j, a) in affine[..cb].iter_mut().enumerate() {
             *a = ws_affine(stats, gain, c0 + j);
         }
@@ -79,9 +95,10 @@ pub(super) fn ws_forward_transposed(
 /// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
 /// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
 /// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
+/// Statistics that `stats` lacks are computed on the way.
 pub(super) fn ws_forward_by_tap(
     weight: &[f32],
-    stats: &[(f32, f32)],
+    stats: &mut Vec<(f32, f32)>,
     gain: &[f32],
     c_in: usize,
     k2: usize,
@@ -90,6 +107,7 @@ pub(super) fn ws_forward_by_tap(
     let n = c_in * k2;
     workspace::with(n, |row| {
         for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+            stats_up_to(weight, n, gain, co + 1, stats);
             let (shift, scale) = ws_affine(stats, gain, co);
             affine_row(w, shift, scale, row);
             transpose(row, c_in, k2, o);
@@ -107,12 +125,34 @@ crate::math::widest! {
 }
 
 /// Scaled weight standardisation: each output channel's `n` weights, less their mean, times
-/// its gain over `sqrt(var · n + ε)`, into `out`.
-pub(super) fn ws_forward(weight: &[f32], stats: &[(f32, f32)], gain: &[f32], n: usize, out: &mut [f32]) {
+/// its gain over `sqrt(var · n + ε)`, into `out`. Statistics that `stats` lacks are computed
+/// on the way.
+pub(super) fn ws_forward(
+    weight: &[f32],
+    stats: &mut Vec<(f32, f32)>,
+    gain: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        stats_up_to(weight, n, gain, co + 1, stats);
         let (shift, scale) = ws_affine(stats, gain, co);
         affine_row(w, shift, scale, o);
     }
+}
+
+/// One output channel's part of the standardisation's backward, from its weights `w`, their
+/// statistics, its gain `g` and `d`, the gradient of its standardised weights: the gain's
+/// gradient and the map `(d, w) ↦ a · (d − dmean) − c · (w − mean)` that gives each raw
+/// weight's gradient, as `(dgain, a, dmean, c)`.
+#[inline(always)]
+fn ws_row_backward(w: &[f32], (mean, s): (f32, f32), g: f32, d: &[f32]) -> (f32, f32, f32, f32) {
+    let nf = w.len() as f32;
+    let dsum = crate::math::sum(d);
+    let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
+    let a = g / s;
+    let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
+    (dz / s, a, dsum / nf, c)
 }
 
 crate::math::widest! {
@@ -121,21 +161,15 @@ crate::math::widest! {
     /// [`ws_stats`].
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ws_backward(weight: &[f32], stats: &[(f32, f32)], gain: &[f32], n: usize, d: &[f32], dw: &mut [f32], dgain: &mut [f32], overwrite: bool) {
-        let nf = n as f32;
         for (co, ((w, d), dw)) in weight
             .chunks_exact(n)
             .zip(d.chunks_exact(n))
             .zip(dw.chunks_exact_mut(n))
             .enumerate()
         {
-            let (mean, s) = stats[co];
-            let g = gain[co];
-            let dsum = crate::math::sum(d);
-            let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
-            dgain[co] += dz / s;
-            let a = g / s;
-            let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
-            let dmean = dsum / nf;
+            let mean = stats[co].0;
+            let (dg, a, dmean, c) = ws_row_backward(w, stats[co], gain[co], d);
+            dgain[co] += dg;
             if overwrite {
                 for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
                     *gw = a * (dv - dmean) - c * (wv - mean);
@@ -146,5 +180,33 @@ crate::math::widest! {
                 }
             }
         }
+    }
+}
+
+crate::math::widest! {
+    /// [`ws_backward`] and Adam's update ([`Update::adam`]) of the raw weights in one pass,
+    /// output channel by output channel: each weight's gradient (exactly what `ws_backward`
+    /// writes over a gradient) is computed and applied at once, with its moments `m` and
+    /// `v`, so the weights' gradient is never written and each channel's weights are read
+    /// from memory once. The gains' gradients are added into `dgain`, to be applied after;
+    /// `finite` is cleared if an updated weight is not finite.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ws_backward_adam(weight: &mut [f32], stats: &[(f32, f32)], gain: &[f32], n: usize, d: &[f32], dgain: &mut [f32], m: &mut [f32], v: &mut [f32], update: &Update, finite: &mut bool) {
+        let mut ok = true;
+        let rows = weight
+            .chunks_exact_mut(n)
+            .zip(d.chunks_exact(n))
+            .zip(m.chunks_exact_mut(n).zip(v.chunks_exact_mut(n)));
+        for (co, ((w, d), (m, v))) in rows.enumerate() {
+            let mean = stats[co].0;
+            let (dg, a, dmean, c) = ws_row_backward(w, stats[co], gain[co], d);
+            dgain[co] += dg;
+            for (((wv, &dv), mv), vv) in w.iter_mut().zip(d).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = a * (dv - dmean) - c * (*wv - mean);
+                update.adam(wv, g, mv, vv);
+                ok &= wv.is_finite();
+            }
+        }
+        *finite &= ok;
     }
 }
