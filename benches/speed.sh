@@ -117,14 +117,28 @@ for r in $(seq 1 "$rounds"); do
   fi
 done
 
-python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" <<'EOF'
+# The auxiliary networks `bench realtime` trains (its plan: dvs-gesture at batch 1). The
+# plan follows the memory model, which moves as the engine's memory does: the realtime rows
+# compare like with like only when both sides train the same networks.
+aux_units() {
+  "$1" plan dvs-gesture --batch 1 --json | python3 -c "import json,sys; print([s['aux_units'] for s in json.load(sys.stdin)['subnets']])"
+}
+plans="$(aux_units "$old")|$(aux_units "$new")"
+
+python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" "$plans" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base, head, rounds = sys.argv[2], sys.argv[3], sys.argv[4]
+plan_base, plan_head = sys.argv[5].split("|")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
 flags = open("/proc/cpuinfo").read()
 simd = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SSE")
 print(f"{cpu} ({simd}), {rounds} rounds, {head} against {base}")
+if plan_base == plan_head:
+    print(f"bench realtime: both train the same auxiliary networks (units per subnetwork {plan_head})")
+else:
+    print(f"bench realtime: the auxiliary networks differ (units per subnetwork: {base} {plan_base}, "
+          f"{head} {plan_head}), so its rows do not compare the same networks")
 print(f"| measurement | {base} | {head} | {head} / {base} (median of rounds) |")
 print("|---|---:|---:|---:|")
 whats = list(dict.fromkeys(r["what"] for r in rows))
