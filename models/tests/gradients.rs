@@ -648,7 +648,8 @@ fn conv_fused_update_matches_gradient_then_optimizer_step() {
                                 let update = opt.begin_step(&sizes);
                                 let finite = c.update(&update, &mut opt.states());
                                 opt.end_step(finite);
-                                c.params_mut().into_iter().for_each(|p| p.release_grad());
+                                // As a stage does: the statistics the update computed stay.
+                                c.release_grads();
                             } else {
                                 let mut ps = c.params_mut();
                                 opt.step(&mut ps);

@@ -70,7 +70,9 @@ pub struct Conv2d {
     pub pad: usize,
     /// Scaled weight standardisation on.
     pub ws: bool,
-    /// `C_out × C_in × k × k`.
+    /// `C_out × C_in × k × k`. Change the values through [`Self::params_mut`] (or
+    /// [`Self::update`]): the convolution keeps values computed from them (layouts,
+    /// statistics) until then.
     pub weight: Param,
     /// Per-output-channel gain (weight standardisation only).
     pub gain: Param,
@@ -205,7 +207,7 @@ impl Conv2d {
         let (n, mut finite) = (self.fan_in(), true);
         ws_backward_adam(
             &mut self.weight.value,
-            &self.kept.stats,
+            &mut self.kept.stats,
             &self.gain.value,
             n,
             &pending,
@@ -216,9 +218,9 @@ impl Conv2d {
             &mut finite,
         );
         drop(pending);
-        // The weights changed: their layouts and statistics go (as `params_mut` lets them go).
+        // The weights changed: their layouts go (as `params_mut` lets them go); the
+        // statistics are the new weights', kept for the next pass.
         self.kept.weights_in = Default::default();
-        self.kept.stats.clear();
         for p in [&mut self.gain, &mut self.bias] {
             let (m, v) = states.next().expect("optimiser state of the gains and biases");
             p.ensure_grad();
@@ -617,8 +619,8 @@ impl Conv2d {
             }
         }
         // The statistics serve the backward of a kept step and a deferred standardisation's
-        // backward; else the weights may change before the next pass by any path, not only
-        // through `params_mut` or `update`.
+        // backward; else they go with the layouts (the next pass computes them again, unless
+        // `update` has: it keeps the updated weights').
         if self.caches.is_empty() && self.kept.pending.is_empty() {
             self.kept.stats.clear();
         }
@@ -926,7 +928,8 @@ struct Kept {
     /// Per output channel, the current weights' standardisation statistics (mean and
     /// `sqrt(var·n + ε)`), or empty: the layouts and the backward of one step read the
     /// same weights, so they are computed once per step, kept as the layouts are (cleared,
-    /// not freed, when they go).
+    /// not freed, when they go); [`Conv2d::update`] computes the updated weights' and keeps
+    /// them for the next pass.
     stats: Vec<(f32, f32)>,
     /// The sparse forward's inputs listed by pixel, one per sample, for the weight gradient
     /// by pairs of the same step: kept while that step is the only one kept.

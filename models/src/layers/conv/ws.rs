@@ -188,10 +188,11 @@ crate::math::widest! {
     /// output channel by output channel: each weight's gradient (exactly what `ws_backward`
     /// writes over a gradient) is computed and applied at once, with its moments `m` and
     /// `v`, so the weights' gradient is never written and each channel's weights are read
-    /// from memory once. The gains' gradients are added into `dgain`, to be applied after;
-    /// `finite` is cleared if an updated weight is not finite.
+    /// from memory once. Each channel's `stats` are then replaced by its updated weights'
+    /// (computed while they are in cache). The gains' gradients are added into `dgain`, to
+    /// be applied after; `finite` is cleared if an updated weight is not finite.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ws_backward_adam(weight: &mut [f32], stats: &[(f32, f32)], gain: &[f32], n: usize, d: &[f32], dgain: &mut [f32], m: &mut [f32], v: &mut [f32], update: &Update, finite: &mut bool) {
+    pub(super) fn ws_backward_adam(weight: &mut [f32], stats: &mut [(f32, f32)], gain: &[f32], n: usize, d: &[f32], dgain: &mut [f32], m: &mut [f32], v: &mut [f32], update: &Update, finite: &mut bool) {
         let mut ok = true;
         let rows = weight
             .chunks_exact_mut(n)
@@ -206,6 +207,7 @@ crate::math::widest! {
                 update.adam(wv, g, mv, vv);
                 ok &= wv.is_finite();
             }
+            stats[co] = ws_stats(w);
         }
         *finite &= ok;
     }
