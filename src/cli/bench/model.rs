@@ -296,6 +296,6 @@ pub(super) fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch:
 }
 
 /// Cores this process may run on.
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::cpu_model;
-use super::model::{gemm_gflops, print_profile};
+use super::model::{cores, gemm_gflops, print_profile};
 
 fn bench_stream_config(
     source: stdl::runtime::stream::Source,
@@ -161,6 +161,15 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
         } else {
             if let Some(rows) = &s.profile {
                 print_profile(rows, gemm_gflops(), 1);
+                // How well the stages fill the cores: their CPU time per bin against the
+                // cores' wall time per bin.
+                let cpu: f64 = rows.iter().map(|r| r.cpu_ms_per_step).sum();
+                let wall = s.seconds * 1e3 / s.steps.max(1) as f64;
+                println!(
+                    "balance: {wall:.3} ms of wall time per bin; the stages' CPU time kept the {} cores busy {:.0}% of it",
+                    cores(),
+                    100.0 * cpu / (wall * cores() as f64)
+                );
             }
             println!(
                 "{}: {} bins, {:.2} s of events in {:.2} s: real-time factor {:.2} ({} dropped)",
