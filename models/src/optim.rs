@@ -98,13 +98,9 @@ impl Optimizer {
     pub fn step(&mut self, params: &mut [&mut Param]) {
         let sizes: Vec<usize> = params.iter().map(|p| p.value.len()).collect();
         let update = self.begin_step(&sizes);
-        let mut finite = true;
-        for (p, (m, v)) in params.iter_mut().zip(self.states()) {
-            // A parameter no backward pass reached has no gradient yet: it reads as zeros.
-            p.ensure_grad();
-            finite &= update.apply(&mut p.value, &p.grad, m, v);
-        }
-        self.diverged |= !finite;
+        let params = params.iter_mut().map(|p| &mut **p).collect();
+        let finite = crate::layers::update_params(params, &update, &mut self.states());
+        self.end_step(finite);
     }
 
     /// Starts a step over parameters of these sizes (in the order of [`Self::states`]):

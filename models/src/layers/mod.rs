@@ -75,8 +75,9 @@ impl Param {
     }
 }
 
-/// Applies one optimiser step's `update` to each parameter (a missing gradient reads as
-/// zeros) with the next of `states`; whether every value is still finite.
+/// Applies one optimiser step's `update` to each parameter with the next of `states`;
+/// whether every value is still finite. A parameter no backward pass reached has no
+/// gradient yet: it reads as zeros.
 pub(crate) fn update_params<'a>(
     params: Vec<&mut Param>,
     update: &Update,

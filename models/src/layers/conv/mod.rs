@@ -221,12 +221,7 @@ impl Conv2d {
         // The weights changed: their layouts go (as `params_mut` lets them go); the
         // statistics are the new weights', kept for the next pass.
         self.kept.weights_in = Default::default();
-        for p in [&mut self.gain, &mut self.bias] {
-            let (m, v) = states.next().expect("optimiser state of the gains and biases");
-            p.ensure_grad();
-            finite &= update.apply(&mut p.value, &p.grad, m, v);
-        }
-        finite
+        finite & super::update_params(vec![&mut self.gain, &mut self.bias], update, states)
     }
 
     /// Frees the gradients, a deferred one ([`Self::defer_ws_grad`]) too, unused.

@@ -141,18 +141,41 @@ pub(super) fn ws_forward(
     }
 }
 
-/// One output channel's part of the standardisation's backward, from its weights `w`, their
-/// statistics, its gain `g` and `d`, the gradient of its standardised weights: the gain's
-/// gradient and the map `(d, w) ↦ a · (d − dmean) − c · (w − mean)` that gives each raw
-/// weight's gradient, as `(dgain, a, dmean, c)`.
-#[inline(always)]
-fn ws_row_backward(w: &[f32], (mean, s): (f32, f32), g: f32, d: &[f32]) -> (f32, f32, f32, f32) {
-    let nf = w.len() as f32;
-    let dsum = crate::math::sum(d);
-    let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
-    let a = g / s;
-    let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
-    (dz / s, a, dsum / nf, c)
+/// One output channel's standardisation backward: each raw weight's gradient from its value
+/// `w` and the gradient `d` of its standardised value ([`RowBackward::grad`]).
+struct RowBackward {
+    a: f32,
+    dmean: f32,
+    c: f32,
+    mean: f32,
+}
+
+impl RowBackward {
+    /// From the channel's weights `w`, their statistics, its gain `g` and `d`, the gradient
+    /// of its standardised weights; with the gain's gradient.
+    #[inline(always)]
+    fn new(w: &[f32], (mean, s): (f32, f32), g: f32, d: &[f32]) -> (Self, f32) {
+        let nf = w.len() as f32;
+        let dsum = crate::math::sum(d);
+        let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
+        let a = g / s;
+        let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
+        (
+            Self {
+                a,
+                dmean: dsum / nf,
+                c,
+                mean,
+            },
+            dz / s,
+        )
+    }
+
+    /// `a · (d − dmean) − c · (w − mean)`: the raw weight's gradient.
+    #[inline(always)]
+    fn grad(&self, d: f32, w: f32) -> f32 {
+        self.a * (d - self.dmean) - self.c * (w - self.mean)
+    }
 }
 
 crate::math::widest! {
@@ -167,16 +190,15 @@ crate::math::widest! {
             .zip(dw.chunks_exact_mut(n))
             .enumerate()
         {
-            let mean = stats[co].0;
-            let (dg, a, dmean, c) = ws_row_backward(w, stats[co], gain[co], d);
+            let (row, dg) = RowBackward::new(w, stats[co], gain[co], d);
             dgain[co] += dg;
             if overwrite {
                 for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
-                    *gw = a * (dv - dmean) - c * (wv - mean);
+                    *gw = row.grad(dv, wv);
                 }
             } else {
                 for ((gw, &dv), &wv) in dw.iter_mut().zip(d).zip(w) {
-                    *gw += a * (dv - dmean) - c * (wv - mean);
+                    *gw += row.grad(dv, wv);
                 }
             }
         }
@@ -199,11 +221,10 @@ crate::math::widest! {
             .zip(d.chunks_exact(n))
             .zip(m.chunks_exact_mut(n).zip(v.chunks_exact_mut(n)));
         for (co, ((w, d), (m, v))) in rows.enumerate() {
-            let mean = stats[co].0;
-            let (dg, a, dmean, c) = ws_row_backward(w, stats[co], gain[co], d);
+            let (row, dg) = RowBackward::new(w, stats[co], gain[co], d);
             dgain[co] += dg;
             for (((wv, &dv), mv), vv) in w.iter_mut().zip(d).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = a * (dv - dmean) - c * (*wv - mean);
+                let g = row.grad(dv, *wv);
                 update.adam(wv, g, mv, vv);
                 ok &= wv.is_finite();
             }
