@@ -25,6 +25,16 @@ fn spike_batch(b: usize, d: Dims, density: f32, rng: &mut Rng) -> Tensor {
     Tensor::from_vec(b, d, data)
 }
 
+/// Sets each value of `t` to zero with probability `fraction` (drawn from `rng` in order),
+/// as a surrogate with compact support leaves an output gradient.
+fn zero_some(t: &mut Tensor, fraction: f32, rng: &mut Rng) {
+    t.data.iter_mut().for_each(|v| {
+        if rng.next_f32() < fraction {
+            *v = 0.0
+        }
+    });
+}
+
 /// Loss = Σ r·y over `steps` time steps of the same input sequence (fresh state each call).
 fn run_loss(seq: &mut Sequential, xs: &[Tensor], r: &[Tensor]) -> f64 {
     seq.reset();
@@ -445,11 +455,7 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
             let y = c.forward(x.clone(), true);
             let mut r = Rng::new(77);
             let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
-            dy.data.iter_mut().for_each(|v| {
-                if r.next_f32() < 0.8 {
-                    *v = 0.0
-                }
-            });
+            zero_some(&mut dy, 0.8, &mut r);
             let dx = c.backward(dy);
             assert_eq!(c.grad_path_calls, [(grad_path == InputPath::Sparse) as u64; 2]);
             let grads: Vec<f32> = c.params().iter().flat_map(|p| p.grad.clone()).collect();
@@ -501,11 +507,7 @@ fn conv_results_do_not_depend_on_the_number_of_threads() {
         );
         let mut dy = rand_tensor(5, base.out_dims, &mut Rng::new(8), 1.0);
         let mut r = Rng::new(9);
-        dy.data.iter_mut().for_each(|v| {
-            if r.next_f32() < 0.7 {
-                *v = 0.0
-            }
-        });
+        zero_some(&mut dy, 0.7, &mut r);
         for (path, grad_path) in [
             (InputPath::Dense, InputPath::Dense),
             (InputPath::Sparse, InputPath::Dense),
@@ -568,11 +570,7 @@ fn conv_accumulate_mode_matches_per_pass_gradients() {
                     for _ in 0..3 {
                         let y = c.forward(spikes(&mut r), true);
                         let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
-                        dy.data.iter_mut().for_each(|v| {
-                            if r.next_f32() < 0.7 {
-                                *v = 0.0
-                            }
-                        });
+                        zero_some(&mut dy, 0.7, &mut r);
                         out.push(y.into_data());
                         out.push(c.backward(dy).into_data());
                     }
@@ -635,11 +633,7 @@ fn conv_fused_update_matches_gradient_then_optimizer_step() {
                             for _ in 0..passes {
                                 let y = c.forward(spikes(&mut r), true);
                                 let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
-                                dy.data.iter_mut().for_each(|v| {
-                                    if r.next_f32() < 0.6 {
-                                        *v = 0.0
-                                    }
-                                });
+                                zero_some(&mut dy, 0.6, &mut r);
                                 out.push(y.into_data());
                                 out.push(c.backward(dy).into_data());
                             }
