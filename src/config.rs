@@ -144,7 +144,7 @@ pub struct TrainConfig {
     /// Learning-rate schedule over epochs.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
-    /// STDL: subnetworks as pipeline stages on their own threads (same numbers, faster on
+    /// STDL: subnetworks as pipeline stages on worker threads (same numbers, faster on
     /// several cores, more memory).
     #[serde(default)]
     pub pipeline: bool,

@@ -165,7 +165,7 @@ impl Model {
         let _fit = FitScope::enter(self.pool_fit());
         match self {
             Model::Stdl(m) if m.pipeline && m.stages.len() > 1 => {
-                // The subnetworks as pipeline stages on their own threads, overlapping
+                // The subnetworks as pipeline stages on worker threads, overlapping
                 // consecutive time steps: the same Stage::advance calls as in sequence, so the
                 // same numbers bit for bit (tests/all/runtime.rs); faster on 2 cores, but the
                 // stages' step memory adds up.

@@ -15,7 +15,7 @@
 //! in an order that changed with the input's density, and the pool kept growing, slowly, for
 //! 10^5 steps.) Each class keeps at most [`MAX_PER_CLASS`] spares.
 //!
-//! Subnetworks running as pipeline stages on their own threads share the pool, and how many
+//! Subnetworks running as pipeline stages on worker threads share the pool, and how many
 //! buffers of a class they hold at once depends on how their steps overlap in time: a pool
 //! that only grew on demand kept growing, rarely, whenever two stages' peaks first coincided
 //! (10^5 steps in). So the runtime measures each stage's peak use per class during its warm-up

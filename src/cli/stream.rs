@@ -135,9 +135,13 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = StreamConfig::default().read_timeout.as_secs_f64(), value_parser = super::positive::<f64>)]
     pub read_timeout_s: f64,
     /// Time every stage, layer and phase (forward, backward, weight and input gradient,
-    /// optimiser, pipeline waits) and each layer's input density: `profile` in the summary.
+    /// optimiser, time queued) and each layer's input density: `profile` in the summary.
     #[arg(long)]
     pub profile: bool,
+    /// Worker threads for the learner's stages (default: one per core; at most one per
+    /// stage): each takes whichever stage has a step ready.
+    #[arg(long, value_parser = super::at_least_one::<usize>)]
+    pub workers: Option<usize>,
     /// Replay: a reservoir of past labelled segments of the stream (a few bins each, stored
     /// as u8 counts) of at most this many bytes (e.g. 4MiB; 0: off), replayed between live
     /// steps, each from zero membranes with the live ones set aside. Task-free.
@@ -245,6 +249,9 @@ impl StreamArgs {
         cfg.resume |= a.resume;
         cfg.strict |= a.strict;
         cfg.profile |= a.profile;
+        if a.workers.is_some() {
+            cfg.workers = a.workers;
+        }
         cfg.quiet |= a.quiet;
         cfg.drop_partial |= a.drop_partial;
         if given("replay_bytes") || given("replay_ratio") || given("replay_segment_bins") {

@@ -228,7 +228,7 @@ pub struct TrainArgs {
     /// Continue from OUT/checkpoint (the configuration saved there wins, except --epochs).
     #[arg(long)]
     pub resume: bool,
-    /// STDL: run the subnetworks as pipeline stages on their own threads: the same numbers
+    /// STDL: run the subnetworks as pipeline stages on worker threads: the same numbers
     /// bit for bit, about 1.35x faster on 2 cores, with the stages' step memory added up.
     #[arg(long)]
     pub pipeline: bool,

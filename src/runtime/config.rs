@@ -93,6 +93,9 @@ pub struct StreamConfig {
     /// Time every stage, layer and phase, and measure each layer's input density; the
     /// summary then carries `profile` ([`crate::stdl::StageProfile`]).
     pub profile: bool,
+    /// Worker threads that run the learner's stages (`None`: one per core; at most one per
+    /// stage, [`crate::stdl::Pipeline`]).
+    pub workers: Option<usize>,
     /// Serve a live page at this `HOST:PORT` ([`crate::runtime::view`]; port 0: any free
     /// port, printed at start).
     pub view: Option<String>,
@@ -159,6 +162,7 @@ impl StreamConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             profile: false,
+            workers: None,
             view: None,
             class_names: Vec::new(),
             replay: None,

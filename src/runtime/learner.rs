@@ -137,7 +137,11 @@ impl<'a> Learner<'a> {
             cfg,
             preset,
             settings,
-            pipe: Pipeline::start_primed(stages, crate::stdl::PIPELINE_QUEUE),
+            pipe: Pipeline::start_primed(
+                stages,
+                crate::stdl::PIPELINE_QUEUE,
+                cfg.workers.unwrap_or_else(rayon::current_num_threads),
+            ),
             pending: VecDeque::new(),
             replay: match &cfg.replay {
                 Some(r) if cfg.learn && r.bytes > 0 => {

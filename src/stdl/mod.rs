@@ -35,7 +35,7 @@ pub struct StdlModel {
     pub stages: Vec<Stage>,
     /// Labelled steps per update (1: every step).
     pub update_every: usize,
-    /// Train batches with the subnetworks as pipeline stages on their own threads (same
+    /// Train batches with the subnetworks as pipeline stages on worker threads (same
     /// numbers; faster on several cores; the stages' step memory adds up).
     pub pipeline: bool,
 }
@@ -73,7 +73,7 @@ impl StdlModel {
     /// the first step, instead of rising the first time a layer's input density moves it onto
     /// its other path, 10,000 or more steps in (README, "Streaming").
     ///
-    /// With `pipelined` (the stages will run on their own threads, [`crate::stdl::Pipeline`]
+    /// With `pipelined` (the stages will run on worker threads, [`crate::stdl::Pipeline`]
     /// with queues of `queue` steps), the pool also reserves what every stage needs at its peak
     /// at the same time, plus the steps queued between stages: however the stages' steps come
     /// to overlap, none needs a new buffer (`tests/steady_heap.rs`).

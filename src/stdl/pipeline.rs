@@ -1,27 +1,33 @@
 //! Subnetworks as pipeline stages (STDL.md §3): stage `k + 1` at step `t` needs only the
-//! spikes stage `k` produced at `t` and its own state, so each stage runs on its own thread,
-//! connected by bounded channels. Every stage calls [`Stage::advance`], exactly what
-//! [`crate::stdl::StdlModel::step`] calls in sequence, so the results are identical bit for
-//! bit (`tests/all/runtime.rs` checks it). A full channel blocks the sender: backpressure,
-//! nothing lost.
+//! spikes stage `k` produced at `t` and its own state, so consecutive steps overlap: while
+//! one stage works on step `t`, the one before it works on step `t + 1`. Each stage has a
+//! bounded queue of the steps waiting for it; a few worker threads, one per core at most,
+//! take whichever stage is ready ([`State::ready`]), run one step of it and queue its output
+//! for the next. No stage is tied to a thread, so `dvs-gesture`'s five stages of unequal cost
+//! keep two cores busy without the operating system switching between five threads (and
+//! without a static grouping, which the stages' costs do not divide evenly). A stage runs on
+//! one worker at a time and takes its steps in order, each calling [`Stage::advance`],
+//! exactly what [`crate::stdl::StdlModel::step`] calls in sequence, so the results are
+//! identical bit for bit (`tests/all/runtime.rs` checks it). A full queue makes the caller
+//! wait: backpressure, nothing lost.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use stdl_models::Tensor;
 
 use crate::stdl::{SpikeCount, Stage, StepContext};
 
-/// Steps queued between pipeline stages (and before the first), in `stdl stream` and in
-/// `stdl train --pipeline`.
+/// Steps queued before each pipeline stage, in `stdl stream` and in `stdl train --pipeline`.
 pub const PIPELINE_QUEUE: usize = 4;
 
 /// A stage's saved state: parameters and optimiser state, named as in checkpoints.
 pub type StageState = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
 
+#[derive(Debug)]
 enum Msg {
     Step {
         x: Tensor,
@@ -47,162 +53,187 @@ pub struct StageOutput {
 /// Running pipeline stages.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// Steps each queue between stages holds.
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// What the workers and the caller share: one lock over the queues, the stages and the
+/// outputs, held only to move things in and out of them.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Idle workers wait here for a stage to become ready.
+    work: Condvar,
+    /// The caller waits here for room in the first stage's queue.
+    room: Condvar,
+    /// The caller waits here for an output.
+    done: Condvar,
+    /// Stages.
+    stages: usize,
+    /// Steps each stage's queue holds.
     capacity: usize,
-    input: Option<Sender<Msg>>,
-    output: Receiver<StageOutput>,
-    handles: Vec<JoinHandle<Stage>>,
+    /// Outputs waiting for the caller, at most: every step the stages and their queues can
+    /// hold, so the last stage never waits on an output nobody takes, and a message that
+    /// follows the steps through (a reset, a snapshot, spike counts) always gets through
+    /// while the caller waits for its answer instead of taking outputs.
+    out_capacity: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Queue `k`: stage `k`'s input, in order, each with the time it was queued.
+    queues: Vec<VecDeque<(Msg, Instant)>>,
+    /// The stages; `None` while a worker runs one.
+    stages: Vec<Option<Stage>>,
+    /// The last stage's outputs, oldest first.
+    outputs: VecDeque<StageOutput>,
+    /// No more input: the workers end once every queue is empty.
+    closed: bool,
+    /// A worker ended in a panic: the others end, and the caller stops waiting.
+    failed: bool,
+    /// Seconds workers spent waiting for a ready stage, all workers together.
+    idle_s: f64,
+}
+
+impl State {
+    /// The stage a free worker takes next: the first one that no worker is running, with a
+    /// step queued and room for its output (upstream first: the stages after it then have
+    /// steps queued to take whenever a worker comes free).
+    fn ready(&self, cap: usize, out_cap: usize) -> Option<usize> {
+        let n = self.stages.len();
+        // Once closed, nobody takes outputs any more: they may grow.
+        let room = |k: usize| match self.queues.get(k + 1) {
+            Some(q) => q.len() < cap,
+            None => self.closed || self.outputs.len() < out_cap,
+        };
+        (0..n).find(|&k| self.stages[k].is_some() && !self.queues[k].is_empty() && room(k))
+    }
+
+    /// Stages with a step queued that no worker is running.
+    fn waiting(&self) -> usize {
+        (0..self.stages.len())
+            .filter(|&k| self.stages[k].is_some() && !self.queues[k].is_empty())
+            .count()
+    }
+
+    /// Every stage is at rest and every queue empty.
+    fn drained(&self) -> bool {
+        self.queues.iter().all(VecDeque::is_empty) && self.stages.iter().all(Option::is_some)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock (stages run outside it).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the pipeline failed and wakes everyone waiting.
+    fn fail(&self) {
+        self.lock().failed = true;
+        self.work.notify_all();
+        self.room.notify_all();
+        self.done.notify_all();
+    }
+}
+
+/// Marks the pipeline failed if its worker's thread unwinds (a stage panicked), so that the
+/// other workers end and the caller stops waiting for outputs.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail();
+        }
+    }
 }
 
 impl Pipeline {
-    /// Starts one thread per stage; channels between them hold at most `capacity` steps.
+    /// Starts the stages on as many worker threads as the calling thread's rayon pool has
+    /// (at most one per stage); each stage's queue holds at most `capacity` steps.
     pub fn start(stages: Vec<Stage>, capacity: usize) -> Self {
-        Self::start_with(stages, capacity, false)
+        Self::start_with(stages, capacity, rayon::current_num_threads(), false)
     }
 
-    /// [`Pipeline::start`] for a long run (a stream): each channel's lists of waiting threads,
-    /// and each thread's waiting context, are allocated now, not the first time a thread
-    /// happens to wait there, which can be thousands of steps into a stream (a few hundred
-    /// bytes, but then the heap is not constant). Costs about 0.2 s.
-    pub fn start_primed(stages: Vec<Stage>, capacity: usize) -> Self {
-        Self::start_with(stages, capacity, true)
+    /// [`Pipeline::start`] for a long run (a stream): the waiting context of crossbeam, which
+    /// the calling thread uses to wait for snapshots and spike counts, is made now, not the
+    /// first time it waits there, which can be thousands of steps into a stream (a few
+    /// hundred bytes, but then the heap is not constant). `workers` as in
+    /// [`Pipeline::start_on`].
+    pub fn start_primed(stages: Vec<Stage>, capacity: usize, workers: usize) -> Self {
+        Self::start_with(stages, capacity, workers, true)
     }
 
-    fn start_with(stages: Vec<Stage>, capacity: usize, primed: bool) -> Self {
+    /// [`Pipeline::start`] on `workers` worker threads (at least one, at most one per stage).
+    pub fn start_on(stages: Vec<Stage>, capacity: usize, workers: usize) -> Self {
+        Self::start_with(stages, capacity, workers, false)
+    }
+
+    fn start_with(stages: Vec<Stage>, capacity: usize, workers: usize, primed: bool) -> Self {
         let n = stages.len();
+        assert!(n > 0, "a pipeline needs a stage");
         let cap = capacity.max(1);
-        // The input channel, one after each stage but the last, and the output channel.
-        let links: Vec<(Sender<Msg>, Receiver<Msg>)> = (0..n).map(|_| bounded::<Msg>(cap)).collect();
-        // The output queue holds every step the stages and the queues before them can
-        // hold: the last stage never waits on an output nobody takes, so a message that
-        // follows the steps through (a reset, a snapshot, spike counts) always gets through
-        // while the caller waits for its answer instead of receiving outputs.
-        let out_cap = Self::upstream_capacity(n, cap);
-        let (out_tx, output) = bounded::<StageOutput>(out_cap);
         if primed {
-            // All at once, each on a helper thread (the lists belong to the channel, whichever
-            // thread waits), and this thread's own waiting context.
-            std::thread::scope(|s| {
-                for (tx, rx) in &links {
-                    s.spawn(move || prime(tx, rx, || Msg::Reset, cap));
-                }
-                let empty = || StageOutput {
-                    logits: Tensor::zeros(0, stdl_models::Dims::flat(1)),
-                    loss: None,
-                };
-                let (out_tx, output) = (&out_tx, &output);
-                s.spawn(move || prime(out_tx, output, empty, out_cap));
-                prime_context();
-            });
+            prime_context();
         }
-        let mut links = links.into_iter();
-        let (input, mut rx) = links.next().expect("at least one stage");
-        let mut handles = Vec::with_capacity(n);
-        for (k, mut stage) in stages.into_iter().enumerate() {
-            let is_last = k + 1 == n;
-            // After the last stage, an unused channel stands in for the next stage's input.
-            let (tx, next_rx) = links.next().unwrap_or_else(|| bounded::<Msg>(1));
-            let out_tx = out_tx.clone();
-            let my_rx = std::mem::replace(&mut rx, next_rx);
-            handles.push(
+        let workspace = stages.iter().map(Stage::workspace_len).max().unwrap_or(0);
+        let out_capacity = n * (cap + 1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                // Room for every queue and the outputs now: nothing grows while it runs.
+                queues: (0..n).map(|_| VecDeque::with_capacity(cap)).collect(),
+                stages: stages.into_iter().map(Some).collect(),
+                outputs: VecDeque::with_capacity(out_capacity),
+                closed: false,
+                failed: false,
+                idle_s: 0.0,
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            done: Condvar::new(),
+            stages: n,
+            capacity: cap,
+            out_capacity,
+        });
+        let handles = (0..workers.clamp(1, n))
+            .map(|w| {
+                let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
-                    .name(format!("stdl-stage-{k}"))
+                    .name(format!("stdl-worker-{w}"))
                     .spawn(move || {
-                        // The stage's layers run on a one-thread pool of its own: their
-                        // parallel loops run in line instead of being handed to the shared
-                        // workers and waited for, once per layer and step; the stages
+                        // The stages' layers run on a one-thread pool of the worker's own:
+                        // their parallel loops run in line instead of being handed to shared
+                        // threads and waited for, once per layer and step; the workers
                         // themselves are the parallelism.
                         let pool = rayon::ThreadPoolBuilder::new()
                             .num_threads(1)
-                            .thread_name(move |_| format!("stdl-stage-{k}-work"))
+                            .thread_name(move |_| format!("stdl-worker-{w}-work"))
                             .build()
-                            .expect("a stage's thread");
-                        pool.install(move || {
-                            stdl_models::workspace::reserve(stage.workspace_len());
+                            .expect("a worker's thread");
+                        pool.install(|| {
+                            stdl_models::workspace::reserve(workspace);
                             stdl_models::gemm::prime_packing();
-                            if primed {
-                                prime_context();
-                            }
-                            loop {
-                                let waited = std::time::Instant::now();
-                                let Ok(msg) = my_rx.recv() else { break };
-                                stage.timing.wait_input_s += waited.elapsed().as_secs_f64();
-                                match msg {
-                                    Msg::Step { x, labels, ctx } => {
-                                        stage.set_context(ctx);
-                                        let (h, logits, loss) = stage.advance(
-                                            x,
-                                            labels.as_deref().map(|v| v.as_slice()),
-                                            is_last,
-                                        );
-                                        let waited = std::time::Instant::now();
-                                        let sent = if is_last {
-                                            // Everything the step brought is freed before its
-                                            // output is seen: a caller that has drained the
-                                            // pipeline finds the heap as it was before the step.
-                                            drop(labels);
-                                            out_tx
-                                                .send(StageOutput {
-                                                    logits: logits.expect("last stage logits"),
-                                                    loss,
-                                                })
-                                                .is_ok()
-                                        } else {
-                                            tx.send(Msg::Step { x: h, labels, ctx }).is_ok()
-                                        };
-                                        stage.timing.wait_output_s += waited.elapsed().as_secs_f64();
-                                        if !sent {
-                                            break;
-                                        }
-                                    }
-                                    Msg::Reset => {
-                                        stage.reset();
-                                        if !is_last && tx.send(Msg::Reset).is_err() {
-                                            break;
-                                        }
-                                    }
-                                    Msg::Spikes(reply) => {
-                                        let _ = reply.send(stage.spike_counts(k));
-                                        if !is_last && tx.send(Msg::Spikes(reply)).is_err() {
-                                            break;
-                                        }
-                                    }
-                                    Msg::Snapshot(reply) => {
-                                        let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
-                                        stage.save_params(k, &mut params);
-                                        stage.save_optimizer(k, &mut opt);
-                                        let _ = reply.send((k, (params, opt)));
-                                        if !is_last && tx.send(Msg::Snapshot(reply)).is_err() {
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            stage
-                        })
+                            let _fail = FailOnPanic(&shared);
+                            work(&shared);
+                        });
                     })
-                    .expect("spawning a stage thread"),
-            );
-        }
-        Self {
-            capacity: cap,
-            input: Some(input),
-            output,
-            handles,
-        }
+                    .expect("spawning a pipeline worker")
+            })
+            .collect();
+        Self { shared, handles }
     }
 
-    /// Steps the stages and the queues before each hold at most: what the output queue
-    /// has room for.
-    fn upstream_capacity(stages: usize, capacity: usize) -> usize {
-        stages * (capacity + 1)
+    /// Worker threads.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
     }
 
     /// How many steps may be sent and not yet received for the stages to stay busy: one
-    /// queue's worth per stage (fewer than the output queue holds, so no stage blocks on
-    /// its output however slowly they are received).
+    /// queue's worth per stage (fewer than the outputs hold, so no stage waits on its output
+    /// however slowly they are received).
     pub fn in_flight(&self) -> usize {
-        self.handles.len() * self.capacity
+        self.shared.stages * self.shared.capacity
     }
 
     /// Feeds one time step (blocks while the first stage's queue is full).
@@ -213,13 +244,12 @@ impl Pipeline {
     /// [`Pipeline::send`] for a step of the sequence `ctx` names (a replayed segment between
     /// live steps: [`StepContext`]).
     pub fn send_in(&self, ctx: StepContext, x: Tensor, labels: Option<Vec<usize>>) {
-        if let Some(tx) = &self.input {
-            let _ = tx.send(Msg::Step {
-                x,
-                labels: labels.map(Arc::new),
-                ctx,
-            });
-        }
+        let msg = Msg::Step {
+            x,
+            labels: labels.map(Arc::new),
+            ctx,
+        };
+        let _ = self.put(msg, true);
     }
 
     /// Feeds one time step if the first stage's queue has room; gives the input back if not.
@@ -229,33 +259,48 @@ impl Pipeline {
 
     /// [`Pipeline::try_send`] for a step of the sequence `ctx` names.
     pub fn try_send_in(&self, ctx: StepContext, x: Tensor, labels: Option<Vec<usize>>) -> Result<(), Tensor> {
-        let Some(tx) = &self.input else { return Ok(()) };
-        match tx.try_send(Msg::Step {
+        let msg = Msg::Step {
             x,
             labels: labels.map(Arc::new),
             ctx,
-        }) {
-            Ok(()) | Err(crossbeam_channel::TrySendError::Disconnected(_)) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(Msg::Step { x, .. })) => Err(x),
-            Err(crossbeam_channel::TrySendError::Full(_)) => unreachable!("a step was sent"),
+        };
+        match self.put(msg, false) {
+            Err(Msg::Step { x, .. }) => Err(x),
+            _ => Ok(()),
         }
+    }
+
+    /// Queues `msg` for the first stage, waiting for room when `wait`, else giving it back
+    /// when there is none. A failed pipeline takes everything (and drops it).
+    fn put(&self, msg: Msg, wait: bool) -> Result<(), Msg> {
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        while !st.failed && st.queues[0].len() >= sh.capacity {
+            if !wait {
+                return Err(msg);
+            }
+            st = sh.room.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        if !st.failed {
+            st.queues[0].push_back((msg, Instant::now()));
+            drop(st);
+            sh.work.notify_one();
+        }
+        Ok(())
     }
 
     /// Clears every stage's membranes (a new sample), in order with the steps around it.
     pub fn reset(&self) {
-        if let Some(tx) = &self.input {
-            let _ = tx.send(Msg::Reset);
-        }
+        let _ = self.put(Msg::Reset, true);
     }
 
     /// Every stage's state after the steps already sent (blocks until all have answered),
     /// merged: parameters and optimiser state as [`crate::stdl::StdlModel`] names them.
     pub fn snapshot(&self) -> Option<StageState> {
-        let tx = self.input.as_ref()?;
-        let (reply, answers) = bounded(self.handles.len());
-        tx.send(Msg::Snapshot(reply)).ok()?;
+        let (reply, answers) = bounded(self.shared.stages);
+        let _ = self.put(Msg::Snapshot(reply), true);
         let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
-        for _ in 0..self.handles.len() {
+        for _ in 0..self.shared.stages {
             let (_, (p, o)) = answers.recv().ok()?;
             params.extend(p);
             opt.extend(o);
@@ -266,53 +311,197 @@ impl Pipeline {
     /// Every stage's spike counts after the steps already sent (blocks until all have
     /// answered), in stage order.
     pub fn spike_counts(&self) -> Option<Vec<SpikeCount>> {
-        let tx = self.input.as_ref()?;
-        let (reply, answers) = bounded(self.handles.len());
-        tx.send(Msg::Spikes(reply)).ok()?;
+        let (reply, answers) = bounded(self.shared.stages);
+        let _ = self.put(Msg::Spikes(reply), true);
         let mut all = Vec::new();
-        for _ in 0..self.handles.len() {
+        for _ in 0..self.shared.stages {
             all.extend(answers.recv().ok()?);
         }
         all.sort_by_key(|c| (c.stage, c.part != "body", c.layer));
         Some(all)
     }
 
-    /// The next step's output (blocks until the last stage produces it).
+    /// The next step's output (blocks until the last stage produces it); `None` when a
+    /// stage failed.
     pub fn recv(&self) -> Option<StageOutput> {
-        self.output.recv().ok()
+        self.take(None).ok()
     }
 
     /// The next step's output, waiting at most `timeout` for it; `Disconnected` when a stage
-    /// thread has ended.
+    /// failed.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<StageOutput, RecvTimeoutError> {
-        self.output.recv_timeout(timeout)
+        self.take(Some(Instant::now() + timeout))
     }
 
     /// The next step's output if one is ready.
     pub fn try_recv(&self) -> Option<StageOutput> {
-        self.output.try_recv().ok()
+        self.take(Some(Instant::now())).ok()
     }
 
-    /// Stops the threads after the queued steps and returns the stages.
+    /// The oldest output, waiting for one until `deadline` (`None`: for as long as it takes).
+    fn take(&self, deadline: Option<Instant>) -> Result<StageOutput, RecvTimeoutError> {
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        loop {
+            if let Some(out) = st.outputs.pop_front() {
+                let more = st.ready(sh.capacity, sh.out_capacity).is_some();
+                drop(st);
+                // The last stage may have been held back by full outputs.
+                if more {
+                    sh.work.notify_one();
+                }
+                return Ok(out);
+            }
+            if st.failed {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            st = match deadline {
+                None => sh.done.wait(st).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(RecvTimeoutError::Timeout);
+                    }
+                    sh.done
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Seconds the workers have waited for a ready stage so far, all workers together.
+    pub fn idle_s(&self) -> f64 {
+        self.shared.lock().idle_s
+    }
+
+    /// Stops the workers after the queued steps and returns the stages.
+    ///
+    /// # Panics
+    /// When a stage panicked on a worker.
     pub fn finish(mut self) -> Vec<Stage> {
-        self.input.take();
-        // Drain what is still in flight so no stage blocks on a full output queue.
-        let out = self.output.clone();
-        let drain = std::thread::spawn(move || for _ in out {});
-        let stages = self
-            .handles
-            .drain(..)
-            .map(|h| h.join().expect("stage thread panicked"))
-            .collect();
-        drop(self.output);
-        let _ = drain.join();
-        stages
+        self.close();
+        let joined: Vec<_> = self.handles.drain(..).map(JoinHandle::join).collect();
+        assert!(joined.iter().all(Result::is_ok), "a pipeline stage panicked");
+        let mut st = self.shared.lock();
+        st.outputs.clear();
+        std::mem::take(&mut st.stages)
+            .into_iter()
+            .map(|s| s.expect("every stage is back once the workers have ended"))
+            .collect()
+    }
+
+    /// No more input: the workers end after the queued steps.
+    fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.work.notify_all();
     }
 }
 
-/// Longer than crossbeam spins and yields before it registers a waiting thread, even on a
-/// loaded machine (where each yield can cost a scheduler time slice).
-const PRIME_WAIT: Duration = Duration::from_millis(100);
+impl Drop for Pipeline {
+    /// Without [`Pipeline::finish`], the workers end after the queued steps (their outputs
+    /// are dropped with the pipeline).
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A worker: takes the ready stage ([`State::ready`]), runs one message through it outside
+/// the lock, and puts the stage back with its output queued for the next stage (the last
+/// stage's for the caller), until the pipeline is closed and drained, or failed.
+fn work(sh: &Shared) {
+    let mut st = sh.lock();
+    loop {
+        if st.failed {
+            return;
+        }
+        let Some(k) = st.ready(sh.capacity, sh.out_capacity) else {
+            if st.closed && st.drained() {
+                // The other workers see the same once woken.
+                sh.work.notify_all();
+                return;
+            }
+            let idle = Instant::now();
+            st = sh.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st.idle_s += idle.elapsed().as_secs_f64();
+            continue;
+        };
+        let (msg, queued) = st.queues[k].pop_front().expect("a ready stage has a step");
+        let mut stage = st.stages[k].take().expect("a ready stage is at rest");
+        drop(st);
+        if k == 0 {
+            sh.room.notify_one();
+        }
+        stage.timing.queued_s += queued.elapsed().as_secs_f64();
+        let next = run(&mut stage, k, msg, k + 1 == sh.stages);
+        st = sh.lock();
+        st.stages[k] = Some(stage);
+        match next {
+            Next::Queue(m) => st.queues[k + 1].push_back((m, Instant::now())),
+            Next::Output(out) => {
+                st.outputs.push_back(out);
+                sh.done.notify_one();
+            }
+            Next::Nothing => {}
+        }
+        // Another worker may take what this one leaves (it takes one stage itself).
+        if st.waiting() > 1 {
+            sh.work.notify_one();
+        }
+    }
+}
+
+/// Where a message goes after a stage.
+enum Next {
+    /// To the next stage's queue.
+    Queue(Msg),
+    /// Out, to the caller (a step through the last stage).
+    Output(StageOutput),
+    /// Nowhere (the last stage answered a request, or cleared its state).
+    Nothing,
+}
+
+/// One message through stage `k`: a step, a reset, or a request for the stage's state or
+/// spike counts (answered, then passed on).
+fn run(stage: &mut Stage, k: usize, msg: Msg, last: bool) -> Next {
+    let next = match msg {
+        Msg::Step { x, labels, ctx } => {
+            stage.set_context(ctx);
+            let (h, logits, loss) = stage.advance(x, labels.as_deref().map(|v| v.as_slice()), last);
+            if last {
+                // Everything the step brought is freed before its output is seen: a caller
+                // that has drained the pipeline finds the heap as it was before the step.
+                drop((h, labels));
+                return Next::Output(StageOutput {
+                    logits: logits.expect("last stage logits"),
+                    loss,
+                });
+            }
+            Msg::Step { x: h, labels, ctx }
+        }
+        Msg::Reset => {
+            stage.reset();
+            Msg::Reset
+        }
+        Msg::Spikes(reply) => {
+            let _ = reply.send(stage.spike_counts(k));
+            Msg::Spikes(reply)
+        }
+        Msg::Snapshot(reply) => {
+            let (mut params, mut opt) = (BTreeMap::new(), BTreeMap::new());
+            stage.save_params(k, &mut params);
+            stage.save_optimizer(k, &mut opt);
+            let _ = reply.send((k, (params, opt)));
+            Msg::Snapshot(reply)
+        }
+    };
+    if last {
+        Next::Nothing
+    } else {
+        Next::Queue(next)
+    }
+}
 
 /// Makes crossbeam's per-thread waiting context now (it is made the first time a thread
 /// waits on a channel, and kept): not at some step far into a stream. A zero-capacity
@@ -320,16 +509,4 @@ const PRIME_WAIT: Duration = Duration::from_millis(100);
 fn prime_context() {
     let (_tx, rx) = bounded::<()>(0);
     let _ = rx.recv_timeout(Duration::from_millis(1));
-}
-
-/// Makes both of a channel's wait lists allocate: a receiver waits on it empty, a sender on it
-/// full (each until a short timeout), then it is emptied again. crossbeam keeps the list's
-/// allocation afterwards.
-fn prime<T>(tx: &Sender<T>, rx: &Receiver<T>, filler: impl Fn() -> T, cap: usize) {
-    let _ = rx.recv_timeout(PRIME_WAIT);
-    for _ in 0..cap {
-        let _ = tx.try_send(filler());
-    }
-    let _ = tx.send_timeout(filler(), PRIME_WAIT);
-    while rx.try_recv().is_ok() {}
 }

@@ -16,10 +16,9 @@ pub struct StageTiming {
     /// CPU seconds of the calling thread in [`super::Stage::advance`]: below `advance_s` when the
     /// thread waited for a core (more runnable threads than cores) or for workers.
     pub advance_cpu_s: f64,
-    /// Pipeline: seconds waiting for the previous stage's output.
-    pub wait_input_s: f64,
-    /// Pipeline: seconds waiting for the next stage to take this one's output.
-    pub wait_output_s: f64,
+    /// Pipeline: seconds its steps waited in its queue (for this stage's earlier steps, or
+    /// for a worker while all were busy with other stages).
+    pub queued_s: f64,
 }
 
 /// CPU seconds the calling thread has used (Linux with glibc: `CLOCK_THREAD_CPUTIME_ID`; 0
@@ -69,10 +68,8 @@ pub struct StageProfile {
     pub cpu_ms_per_step: f64,
     /// Optimiser: seconds per step.
     pub update_ms_per_step: f64,
-    /// Pipeline: waiting for input, per step.
-    pub wait_input_ms_per_step: f64,
-    /// Pipeline: waiting for the next stage, per step.
-    pub wait_output_ms_per_step: f64,
+    /// Pipeline: time its steps waited in its queue, per step.
+    pub queued_ms_per_step: f64,
     /// The subnetwork's layers, then its head's (auxiliary network or readout).
     pub layers: Vec<LayerRow>,
 }

@@ -43,9 +43,8 @@ pub struct Stage {
     pub update_every: usize,
     /// Labelled steps seen.
     pub labelled_steps: u64,
-    /// Seconds and calls of the optimiser updates, and seconds a pipeline thread running
-    /// this stage waited for its input and for the next stage to take its output
-    /// ([`super::StageProfile`]).
+    /// Seconds and calls of the optimiser updates, and seconds its steps waited in a
+    /// pipeline's queue ([`super::StageProfile`]).
     pub timing: StageTiming,
     /// Continual-learning strategy state (EWC, LwF), if any.
     pub strategy: Option<StageStrategy>,
@@ -390,8 +389,7 @@ impl Stage {
             ms_per_step: per(t.advance_s),
             cpu_ms_per_step: per(t.advance_cpu_s),
             update_ms_per_step: per(t.update_s),
-            wait_input_ms_per_step: per(t.wait_input_s),
-            wait_output_ms_per_step: per(t.wait_output_s),
+            queued_ms_per_step: per(t.queued_s),
             layers,
         }
     }

@@ -32,45 +32,52 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
             }
             want.push(seq.step(x.clone(), labels.as_deref()).0);
         }
-        let pipe = Pipeline::start(par.stages, 2);
-        let got: Vec<Tensor> = std::thread::scope(|s| {
-            let feeder = s.spawn(|| {
-                for (x, labels, reset) in &steps {
-                    if *reset {
-                        pipe.reset();
+        // One worker runs every stage in turn; more take whichever stage is ready, in any
+        // order between stages: the numbers are the same.
+        for workers in [1, 2, seq.stages.len()] {
+            let pipe = Pipeline::start_on(par.clone().stages, 2, workers);
+            let got: Vec<Tensor> = std::thread::scope(|s| {
+                let feeder = s.spawn(|| {
+                    for (x, labels, reset) in &steps {
+                        if *reset {
+                            pipe.reset();
+                        }
+                        pipe.send(x.clone(), labels.clone());
                     }
-                    pipe.send(x.clone(), labels.clone());
-                }
+                });
+                let out: Vec<Tensor> = (0..steps.len()).map(|_| pipe.recv().unwrap().logits).collect();
+                feeder.join().unwrap();
+                out
             });
-            let out: Vec<Tensor> = (0..steps.len()).map(|_| pipe.recv().unwrap().logits).collect();
-            feeder.join().unwrap();
-            out
-        });
-        assert_eq!(got.len(), want.len());
-        for (t, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                a.data == b.data,
-                "update_every {update_every}: logits differ at step {t}"
-            );
-        }
-        let stages = pipe.finish();
-        for (k, (a, b)) in stages.iter().zip(&seq.stages).enumerate() {
-            let pa: Vec<Vec<f32>> = a
-                .body
-                .params()
-                .iter()
-                .chain(a.head.params().iter())
-                .map(|p| p.value.clone())
-                .collect();
-            let pb: Vec<Vec<f32>> = b
-                .body
-                .params()
-                .iter()
-                .chain(b.head.params().iter())
-                .map(|p| p.value.clone())
-                .collect();
-            assert!(pa == pb, "stage {k}: parameters differ after the run");
-            assert_eq!(a.labelled_steps, 18);
+            assert_eq!(got.len(), want.len());
+            for (t, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    a.data == b.data,
+                    "update_every {update_every}, {workers} workers: logits differ at step {t}"
+                );
+            }
+            let stages = pipe.finish();
+            for (k, (a, b)) in stages.iter().zip(&seq.stages).enumerate() {
+                let pa: Vec<Vec<f32>> = a
+                    .body
+                    .params()
+                    .iter()
+                    .chain(a.head.params().iter())
+                    .map(|p| p.value.clone())
+                    .collect();
+                let pb: Vec<Vec<f32>> = b
+                    .body
+                    .params()
+                    .iter()
+                    .chain(b.head.params().iter())
+                    .map(|p| p.value.clone())
+                    .collect();
+                assert!(
+                    pa == pb,
+                    "{workers} workers, stage {k}: parameters differ after the run"
+                );
+                assert_eq!(a.labelled_steps, 18);
+            }
         }
     }
 }
@@ -268,4 +275,43 @@ fn messages_through_a_full_pipeline_are_answered() {
         assert!(pipe.recv().is_some());
     }
     pipe.finish();
+}
+
+/// A stage that panics on a worker fails the pipeline: the caller's waits for outputs end
+/// (`recv` gives `None`, `recv_timeout` says disconnected) instead of hanging, sending no
+/// longer blocks, and `finish` reports the panic; with one worker or several.
+#[test]
+fn a_stage_that_panics_fails_the_pipeline() {
+    for workers in [1, 2] {
+        let (model, dims) = tiny_model(1);
+        let pipe = Pipeline::start_on(model.stages, 2, workers);
+        let good = Tensor::zeros(4, dims);
+        // Not the network's input shape: the first convolution asserts on it.
+        let bad = Tensor::zeros(4, stdl_models::Dims::new(dims.c + 1, dims.h, dims.w));
+        pipe.send(good.clone(), Some(vec![0, 1, 2, 3]));
+        pipe.send(bad, Some(vec![0, 1, 2, 3]));
+        // The good step's output may or may not come out before the failure shows (a worker
+        // may take the bad step through the first stage before the good one through the
+        // rest); nothing after it does, and the wait ends (a hang is the failure: a minute).
+        let wait = || pipe.recv_timeout(std::time::Duration::from_secs(60));
+        let mut outputs = 0;
+        let end = loop {
+            match wait() {
+                Ok(_) if outputs == 0 => outputs += 1,
+                other => break other.map(|_| ()),
+            }
+        };
+        assert_eq!(
+            end,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+            "{workers} workers"
+        );
+        assert!(pipe.recv().is_none(), "{workers} workers: recv after the failure");
+        // More input than the queues hold is taken (and dropped) without blocking.
+        for _ in 0..4 * pipe.in_flight() {
+            pipe.send(good.clone(), None);
+        }
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipe.finish()));
+        assert!(finished.is_err(), "{workers} workers: finish reports the panic");
+    }
 }

@@ -29,7 +29,7 @@ pub struct BenchModelArgs {
     /// Fraction of input pixels with an event in a frame (synthetic input, seeded).
     #[arg(long, default_value_t = 0.1, value_parser = crate::cli::density)]
     pub density: f32,
-    /// STDL: run the subnetworks as pipeline stages on their own threads (as `stdl stream`
+    /// STDL: run the subnetworks as pipeline stages on worker threads (as `stdl stream`
     /// does; identical numbers), overlapping consecutive time steps.
     #[arg(long)]
     pub pipeline: bool,
@@ -276,15 +276,14 @@ pub(super) fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch:
         }
         let in_layers: f64 = st.layers.iter().map(|l| l.forward_ms + l.backward_ms).sum();
         println!(
-            "{:>5} step {:.3} ms ({:.3} ms CPU of its thread): layers {:.3}, optimiser {:.3}, other {:.3}; pipeline waits: input {:.3}, output {:.3}",
+            "{:>5} step {:.3} ms ({:.3} ms CPU): layers {:.3}, optimiser {:.3}, other {:.3}; queued {:.3} before it",
             st.stage,
             st.ms_per_step,
             st.cpu_ms_per_step,
             in_layers,
             st.update_ms_per_step,
             (st.ms_per_step - in_layers - st.update_ms_per_step).max(0.0),
-            st.wait_input_ms_per_step,
-            st.wait_output_ms_per_step
+            st.queued_ms_per_step
         );
     }
     let cpu: f64 = rows.iter().map(|s| s.cpu_ms_per_step).sum();

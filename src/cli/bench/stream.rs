@@ -113,6 +113,9 @@ pub struct BenchRealtimeArgs {
     /// Also print where each stage's steps went (per layer and phase, input densities).
     #[arg(long)]
     pub profile: bool,
+    /// Worker threads for the stages (default: one per core; at most one per stage).
+    #[arg(long, value_parser = crate::cli::at_least_one::<usize>)]
+    pub workers: Option<usize>,
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +149,7 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
         );
         cfg.constant_label = Some(0);
         cfg.profile = a.profile;
+        cfg.workers = a.workers;
         cfg.update_every = a.update_every;
         cfg.aux_budget = a.aux_budget.clone();
         let s = stdl::runtime::stream::run(&cfg)?;
@@ -155,7 +159,7 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({"file": f, "preset": a.preset, "steps": s.steps, "stream_seconds": s.stream_seconds,
                     "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins,
-                    "update_every": a.update_every,
+                    "update_every": a.update_every, "workers": s.workers, "workers_idle_s": s.workers_idle_s,
                     "cpu": cpu_model(), "profile": s.profile})
             );
         } else {
@@ -166,9 +170,13 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
                 let cpu: f64 = rows.iter().map(|r| r.cpu_ms_per_step).sum();
                 let wall = s.seconds * 1e3 / s.steps.max(1) as f64;
                 println!(
-                    "balance: {wall:.3} ms of wall time per bin; the stages' CPU time kept the {} cores busy {:.0}% of it",
+                    "balance: {wall:.3} ms of wall time per bin; the stages' CPU time kept the {} cores busy {:.0}% of it; \
+                     {} worker{}, idle {:.0}% of it with no stage ready",
                     cores(),
-                    100.0 * cpu / (wall * cores() as f64)
+                    100.0 * cpu / (wall * cores() as f64),
+                    s.workers,
+                    if s.workers == 1 { "" } else { "s" },
+                    100.0 * s.workers_idle_s / (s.seconds * s.workers as f64).max(1e-9)
                 );
             }
             println!(

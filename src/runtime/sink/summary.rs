@@ -29,6 +29,10 @@ pub struct Summary {
     pub seconds: f64,
     /// Event time covered, seconds.
     pub stream_seconds: f64,
+    /// The learner's worker threads (at most one per core and one per stage).
+    pub workers: usize,
+    /// Seconds the workers waited with no stage ready for them, all workers together.
+    pub workers_idle_s: f64,
     /// `(step, peak_rss_bytes)` at the requested step counts.
     pub peak_rss_at_steps: Vec<(u64, u64)>,
     /// `(step, live heap bytes)` at the requested step counts, taken with no step in flight
