@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
@@ -54,7 +53,8 @@ pub struct StageOutput {
 #[derive(Debug)]
 pub struct Pipeline {
     shared: Arc<Shared>,
-    handles: Vec<JoinHandle<()>>,
+    /// The workers: one-thread pools, each running [`work`] until the pipeline ends.
+    workers: Vec<rayon::ThreadPool>,
 }
 
 /// What the workers and the caller share: one lock over the queues, the stages and the
@@ -93,6 +93,10 @@ struct State {
     failed: bool,
     /// Seconds workers spent waiting for a ready stage, all workers together.
     idle_s: f64,
+    /// Workers still running [`work`].
+    running: usize,
+    /// A stage panicked on a worker.
+    panicked: bool,
 }
 
 impl State {
@@ -137,16 +141,27 @@ impl Shared {
     }
 }
 
-/// Marks the pipeline failed if its worker's thread unwinds (a stage panicked), so that the
-/// other workers end and the caller stops waiting for outputs.
-struct FailOnPanic<'a>(&'a Shared);
+/// Worker threads kept between pipelines, each a one-thread rayon pool: the layers of the
+/// stages a worker runs use it for their parallel loops, which then run in line instead of
+/// being handed to shared threads and waited for, once per layer and step (the workers
+/// themselves are the parallelism). Kept, because making one (two threads, and the GEMM
+/// crate's packing buffers primed, [`stdl_models::gemm::prime_packing`]) cost about as much
+/// as a whole sample of `stdl train --pipeline` at batch 1, which starts a pipeline per batch.
+static IDLE_WORKERS: Mutex<Vec<rayon::ThreadPool>> = Mutex::new(Vec::new());
 
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.fail();
-        }
-    }
+/// An idle worker, or a new one.
+fn take_worker() -> rayon::ThreadPool {
+    let idle = IDLE_WORKERS.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    idle.unwrap_or_else(|| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "stdl-worker".into())
+            .build()
+            .expect("a pipeline worker's thread");
+        // The memory its packing takes at every product is the thread's from the start.
+        pool.install(stdl_models::gemm::prime_packing);
+        pool
+    })
 }
 
 impl Pipeline {
@@ -188,6 +203,8 @@ impl Pipeline {
                 closed: false,
                 failed: false,
                 idle_s: 0.0,
+                running: workers.clamp(1, n),
+                panicked: false,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -196,37 +213,27 @@ impl Pipeline {
             capacity: cap,
             out_capacity,
         });
-        let handles = (0..workers.clamp(1, n))
-            .map(|w| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("stdl-worker-{w}"))
-                    .spawn(move || {
-                        // The stages' layers run on a one-thread pool of the worker's own:
-                        // their parallel loops run in line instead of being handed to shared
-                        // threads and waited for, once per layer and step; the workers
-                        // themselves are the parallelism.
-                        let pool = rayon::ThreadPoolBuilder::new()
-                            .num_threads(1)
-                            .thread_name(move |_| format!("stdl-worker-{w}-work"))
-                            .build()
-                            .expect("a worker's thread");
-                        pool.install(|| {
-                            stdl_models::workspace::reserve(workspace);
-                            stdl_models::gemm::prime_packing();
-                            let _fail = FailOnPanic(&shared);
-                            work(&shared);
-                        });
-                    })
-                    .expect("spawning a pipeline worker")
-            })
-            .collect();
-        Self { shared, handles }
+        let workers: Vec<rayon::ThreadPool> = (0..workers.clamp(1, n)).map(|_| take_worker()).collect();
+        for pool in &workers {
+            let shared = Arc::clone(&shared);
+            pool.spawn(move || {
+                stdl_models::workspace::reserve(workspace);
+                let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&shared)));
+                if ended.is_err() {
+                    // A stage panicked: the other workers end, the caller stops waiting.
+                    shared.lock().panicked = true;
+                    shared.fail();
+                }
+                shared.lock().running -= 1;
+                shared.done.notify_all();
+            });
+        }
+        Self { shared, workers }
     }
 
     /// Worker threads.
     pub fn workers(&self) -> usize {
-        self.handles.len()
+        self.workers.len()
     }
 
     /// How many steps may be sent and not yet received for the stages to stay busy: one
@@ -382,9 +389,16 @@ impl Pipeline {
     /// When a stage panicked on a worker.
     pub fn finish(mut self) -> Vec<Stage> {
         self.close();
-        let joined: Vec<_> = self.handles.drain(..).map(JoinHandle::join).collect();
-        assert!(joined.iter().all(Result::is_ok), "a pipeline stage panicked");
-        let mut st = self.shared.lock();
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        while st.running > 0 {
+            st = sh.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        IDLE_WORKERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&mut self.workers);
+        assert!(!st.panicked, "a pipeline stage panicked");
         st.outputs.clear();
         std::mem::take(&mut st.stages)
             .into_iter()
