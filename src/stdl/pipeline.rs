@@ -1,8 +1,8 @@
 //! Subnetworks as pipeline stages (STDL.md §3): stage `k + 1` at step `t` needs only the
 //! spikes stage `k` produced at `t` and its own state, so consecutive steps overlap: while
 //! one stage works on step `t`, the one before it works on step `t + 1`. Each stage has a
-//! bounded queue of the steps waiting for it; a few worker threads, one per core at most,
-//! take whichever stage is ready ([`State::ready`]), run one step of it and queue its output
+//! bounded queue of the steps waiting for it; worker threads (one per core by default, never
+//! more than stages) take whichever stage is ready, run one step of it and queue its output
 //! for the next. No stage is tied to a thread, so `dvs-gesture`'s five stages of unequal cost
 //! keep two cores busy without the operating system switching between five threads (and
 //! without a static grouping, which the stages' costs do not divide evenly). A stage runs on
