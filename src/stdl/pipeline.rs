@@ -89,14 +89,13 @@ struct State {
     outputs: VecDeque<StageOutput>,
     /// No more input: the workers end once every queue is empty.
     closed: bool,
-    /// A worker ended in a panic: the others end, and the caller stops waiting.
+    /// A stage panicked on a worker: the other workers end, the caller stops waiting, and
+    /// [`Pipeline::finish`] panics.
     failed: bool,
     /// Seconds workers spent waiting for a ready stage, all workers together.
     idle_s: f64,
     /// Workers still running [`work`].
     running: usize,
-    /// A stage panicked on a worker.
-    panicked: bool,
 }
 
 impl State {
@@ -104,20 +103,18 @@ impl State {
     /// step queued and room for its output (upstream first: the stages after it then have
     /// steps queued to take whenever a worker comes free).
     fn ready(&self, cap: usize, out_cap: usize) -> Option<usize> {
-        let n = self.stages.len();
+        self.all_ready(cap, out_cap).next()
+    }
+
+    /// Every stage a free worker could take, first first.
+    fn all_ready(&self, cap: usize, out_cap: usize) -> impl Iterator<Item = usize> + '_ {
         // Once closed, nobody takes outputs any more: they may grow.
-        let room = |k: usize| match self.queues.get(k + 1) {
+        let room = move |k: usize| match self.queues.get(k + 1) {
             Some(q) => q.len() < cap,
             None => self.closed || self.outputs.len() < out_cap,
         };
-        (0..n).find(|&k| self.stages[k].is_some() && !self.queues[k].is_empty() && room(k))
-    }
-
-    /// Stages with a step queued that no worker is running.
-    fn waiting(&self) -> usize {
         (0..self.stages.len())
-            .filter(|&k| self.stages[k].is_some() && !self.queues[k].is_empty())
-            .count()
+            .filter(move |&k| self.stages[k].is_some() && !self.queues[k].is_empty() && room(k))
     }
 
     /// Every stage is at rest and every queue empty.
@@ -132,7 +129,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks the pipeline failed and wakes everyone waiting.
+    /// Marks the pipeline failed (a stage panicked) and wakes everyone waiting.
     fn fail(&self) {
         self.lock().failed = true;
         self.work.notify_all();
@@ -144,7 +141,7 @@ impl Shared {
 /// Worker threads kept between pipelines, each a one-thread rayon pool: the layers of the
 /// stages a worker runs use it for their parallel loops, which then run in line instead of
 /// being handed to shared threads and waited for, once per layer and step (the workers
-/// themselves are the parallelism). Kept, because making one (two threads, and the GEMM
+/// themselves are the parallelism). Kept, because making one (a thread, and the GEMM
 /// crate's packing buffers primed, [`stdl_models::gemm::prime_packing`]) cost about as much
 /// as a whole sample of `stdl train --pipeline` at batch 1, which starts a pipeline per batch.
 static IDLE_WORKERS: Mutex<Vec<rayon::ThreadPool>> = Mutex::new(Vec::new());
@@ -204,7 +201,6 @@ impl Pipeline {
                 failed: false,
                 idle_s: 0.0,
                 running: workers.clamp(1, n),
-                panicked: false,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -220,8 +216,6 @@ impl Pipeline {
                 stdl_models::workspace::reserve(workspace);
                 let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&shared)));
                 if ended.is_err() {
-                    // A stage panicked: the other workers end, the caller stops waiting.
-                    shared.lock().panicked = true;
                     shared.fail();
                 }
                 shared.lock().running -= 1;
@@ -398,7 +392,7 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .append(&mut self.workers);
-        assert!(!st.panicked, "a pipeline stage panicked");
+        assert!(!st.failed, "a pipeline stage panicked");
         st.outputs.clear();
         std::mem::take(&mut st.stages)
             .into_iter()
@@ -443,9 +437,14 @@ fn work(sh: &Shared) {
         };
         let (msg, queued) = st.queues[k].pop_front().expect("a ready stage has a step");
         let mut stage = st.stages[k].take().expect("a ready stage is at rest");
+        // The step taken may have made room for the stage before (or there was more to do).
+        let more = st.ready(sh.capacity, sh.out_capacity).is_some();
         drop(st);
         if k == 0 {
             sh.room.notify_one();
+        }
+        if more {
+            sh.work.notify_one();
         }
         stage.timing.queued_s += queued.elapsed().as_secs_f64();
         let next = run(&mut stage, k, msg, k + 1 == sh.stages);
@@ -455,12 +454,12 @@ fn work(sh: &Shared) {
             Next::Queue(m) => st.queues[k + 1].push_back((m, Instant::now())),
             Next::Output(out) => {
                 st.outputs.push_back(out);
-                sh.done.notify_one();
+                sh.done.notify_all();
             }
             Next::Nothing => {}
         }
         // Another worker may take what this one leaves (it takes one stage itself).
-        if st.waiting() > 1 {
+        if st.all_ready(sh.capacity, sh.out_capacity).nth(1).is_some() {
             sh.work.notify_one();
         }
     }
