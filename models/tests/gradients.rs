@@ -161,6 +161,19 @@ fn linear_small_batch_path_agrees_with_the_gemm_path() {
     assert!(close(&small.0, &big.0[..2 * n_out]), "outputs differ");
     assert!(close(&small.1, &big.1[..2 * n_in]), "input gradients differ");
     assert!(close(&small.2, &big.2), "parameter gradients differ");
+    // At batch 1 the per-sample path takes dense output gradients too (a readout's are).
+    let x1 = rand_tensor(1, Dims::flat(n_in), &mut rng, 1.0);
+    let dy1 = rand_tensor(1, Dims::flat(n_out), &mut rng, 1.0);
+    let pad7 = |t: &Tensor, fill: &mut dyn FnMut() -> f32| {
+        let mut d = t.data.to_vec();
+        d.extend((0..7 * t.dims.len()).map(|_| fill()));
+        Tensor::from_vec(8, t.dims, d)
+    };
+    let one = run(x1.clone(), dy1.clone());
+    let eight = run(pad7(&x1, &mut || rng.next_f32()), pad7(&dy1, &mut || 0.0));
+    assert!(close(&one.0, &eight.0[..n_out]), "batch 1: outputs differ");
+    assert!(close(&one.1, &eight.1[..n_in]), "batch 1: input gradients differ");
+    assert!(close(&one.2, &eight.2), "batch 1: parameter gradients differ");
     // And the per-sample forward against finite differences, at batch 1.
     check(
         "linear batch 1",
