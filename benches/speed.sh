@@ -30,12 +30,9 @@ rounds=${1:-3}
 base=${2:-7e53bc2}
 py=${PYTHON:-}
 update_every=${UPDATE_EVERY-4 8}
-data=../shared/data/aedat2
 nmnist=../shared/data/nmnist/slayer_NMNISTsmall
-files=("$data/dvs128_alex_walking_again.aedat" "$data/dvs128_alex_walking_for_10secs.aedat")
-for f in "${files[@]}"; do
-  [ -f "$f" ] || { echo "error: $f not found (../shared/data beside the checkout)" >&2; exit 1; }
-done
+# shellcheck source=benches/common/walks.sh
+. benches/common/walks.sh
 
 cargo build --release --quiet </dev/null
 new=target/release/stdl

@@ -12,11 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-data=../shared/data/aedat2
-files=("$data/dvs128_alex_walking_again.aedat" "$data/dvs128_alex_walking_for_10secs.aedat")
-for f in "${files[@]}"; do
-  [ -f "$f" ] || { echo "error: $f not found (../shared/data beside the checkout)" >&2; exit 1; }
-done
+# shellcheck source=benches/common/walks.sh
+. benches/common/walks.sh
 cargo build --release --quiet </dev/null
 bin=target/release/stdl
 settings=("" "--workers 5")

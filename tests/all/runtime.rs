@@ -57,23 +57,13 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
                 );
             }
             let stages = pipe.finish();
+            let values = |s: &stdl::stdl::Stage| -> Vec<Vec<f32>> {
+                let (body, head) = (s.body.params(), s.head.params());
+                body.iter().chain(&head).map(|p| p.value.clone()).collect()
+            };
             for (k, (a, b)) in stages.iter().zip(&seq.stages).enumerate() {
-                let pa: Vec<Vec<f32>> = a
-                    .body
-                    .params()
-                    .iter()
-                    .chain(a.head.params().iter())
-                    .map(|p| p.value.clone())
-                    .collect();
-                let pb: Vec<Vec<f32>> = b
-                    .body
-                    .params()
-                    .iter()
-                    .chain(b.head.params().iter())
-                    .map(|p| p.value.clone())
-                    .collect();
                 assert!(
-                    pa == pb,
+                    values(a) == values(b),
                     "{workers} workers, stage {k}: parameters differ after the run"
                 );
                 assert_eq!(a.labelled_steps, 18);
