@@ -290,6 +290,22 @@ impl Conv2d {
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let (i, o, k) = (self.in_dims, self.out_dims, self.k);
         let p = o.h * o.w;
+        if self.stride == 1 && o.w == i.w {
+            // Each tap's row is the input plane shifted: one copy per row instead of one per
+            // output row (17 × 3 small copies and fills for a 17 × 17 plane, whose calls
+            // cost more than the bytes).
+            let plane = i.h * i.w;
+            for c in 0..i.c {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let row = &mut col[((c * k + ky) * k + kx) * p..][..p];
+                        let (dy, dx) = (ky as isize - self.pad as isize, kx as isize - self.pad as isize);
+                        shifted_plane(&x[c * plane..][..plane], i.h, i.w, dy, dx, row);
+                    }
+                }
+            }
+            return;
+        }
         for c in 0..i.c {
             for ky in 0..k {
                 for kx in 0..k {
@@ -954,6 +970,42 @@ pub const GRAD_CHUNKS: usize = 4;
 /// than over the batch: per-thread partial gradients would cost more memory than the
 /// repeated input scans cost time (`stdl bench memory` / `stdl bench train`, README).
 pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
+
+/// `row[oy · w + ox] = plane[(oy + dy) · w + ox + dx]` where that lies inside the `h_in × w`
+/// plane, else 0, for the `row.len() / w` output rows: im2col's row of one channel and tap at
+/// stride 1 when the output is as wide as the input. The rows that read the plane are one
+/// contiguous run of it, copied at once; the columns shifted out of it are zeroed after.
+fn shifted_plane(plane: &[f32], h_in: usize, w: usize, dy: isize, dx: isize, row: &mut [f32]) {
+    let (h_out, wi) = ((row.len() / w) as isize, w as isize);
+    let oy0 = (-dy).clamp(0, h_out);
+    let oy1 = (h_in as isize - dy).clamp(oy0, h_out);
+    let (a, b) = ((oy0 * wi) as usize, (oy1 * wi) as usize);
+    row[..a].fill(0.0);
+    row[b..].fill(0.0);
+    if a == b {
+        return;
+    }
+    if dx.unsigned_abs() >= w {
+        row[a..b].fill(0.0);
+        return;
+    }
+    // The run: dst a..b from plane a + shift.., trimmed where it would leave the plane (those
+    // places are columns shifted out, zeroed below).
+    let shift = dy * wi + dx;
+    let lo = (-(a as isize + shift)).max(0) as usize;
+    let hi = ((b as isize + shift) - plane.len() as isize).max(0) as usize;
+    let src = (a as isize + shift) as usize + lo;
+    row[a + lo..b - hi].copy_from_slice(&plane[src..src + (b - hi) - (a + lo)]);
+    let n = dx.unsigned_abs();
+    for line in row[a..b].chunks_exact_mut(w) {
+        let edge = if dx > 0 {
+            &mut line[w - n..]
+        } else {
+            &mut line[..n]
+        };
+        edge.fill(0.0);
+    }
+}
 
 /// For stride 1, the output columns `lo..hi` whose input column `ox + kx − pad` lies inside
 /// `0..in_w` (`lo ≤ hi`; when `lo < hi`, `lo + kx ≥ pad`).
