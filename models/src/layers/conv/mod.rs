@@ -994,7 +994,7 @@ fn shifted_plane(plane: &[f32], h_in: usize, w: usize, dy: isize, dx: isize, row
     let shift = dy * wi + dx;
     let lo = (-(a as isize + shift)).max(0) as usize;
     let hi = ((b as isize + shift) - plane.len() as isize).max(0) as usize;
-    let src = (a as isize + shift) as usize + lo;
+    let src = (a as isize + shift + lo as isize) as usize;
     row[a + lo..b - hi].copy_from_slice(&plane[src..src + (b - hi) - (a + lo)]);
     let n = dx.unsigned_abs();
     for line in row[a..b].chunks_exact_mut(w) {
