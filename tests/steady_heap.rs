@@ -115,7 +115,7 @@ fn online(preset: &Preset, replay: bool) -> (Vec<u64>, Vec<[u64; 2]>) {
     });
     model.warm_up(1, Some(4));
     let mut frames = Frames::new(spec.input, preset.classes, 1_500);
-    let pipe = Pipeline::start_primed(std::mem::take(&mut model.stages), 4, rayon::current_num_threads());
+    let pipe = Pipeline::start_primed(std::mem::take(&mut model.stages), 4, None);
     let (mut in_flight, mut live) = (0usize, Vec::with_capacity(at.len()));
     for step in 1..=at[1] {
         let (x, labels) = frames.next(1);

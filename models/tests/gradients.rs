@@ -144,15 +144,14 @@ fn linear_small_batch_path_agrees_with_the_gemm_path() {
         let g: Vec<f32> = l.weight.grad.iter().chain(&l.bias.grad).copied().collect();
         (y.into_data(), dx.into_data(), g)
     };
-    let pad = |t: &Tensor, fill: &mut Rng| {
+    // `t`'s samples, then more drawn from `fill` up to a batch of 8.
+    let pad = |t: &Tensor, fill: &mut dyn FnMut() -> f32| {
         let mut d = t.data.to_vec();
-        d.extend((0..6 * t.dims.len()).map(|_| fill.next_f32()));
+        d.extend((0..(8 - t.b) * t.dims.len()).map(|_| fill()));
         Tensor::from_vec(8, t.dims, d)
     };
-    let mut zero = dy.data.to_vec();
-    zero.extend(std::iter::repeat_n(0.0, 6 * n_out));
     let small = run(x.clone(), dy.clone());
-    let big = run(pad(&x, &mut rng), Tensor::from_vec(8, dy.dims, zero));
+    let big = run(pad(&x, &mut || rng.next_f32()), pad(&dy, &mut || 0.0));
     let close = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
@@ -164,13 +163,8 @@ fn linear_small_batch_path_agrees_with_the_gemm_path() {
     // At batch 1 the per-sample path takes dense output gradients too (a readout's are).
     let x1 = rand_tensor(1, Dims::flat(n_in), &mut rng, 1.0);
     let dy1 = rand_tensor(1, Dims::flat(n_out), &mut rng, 1.0);
-    let pad7 = |t: &Tensor, fill: &mut dyn FnMut() -> f32| {
-        let mut d = t.data.to_vec();
-        d.extend((0..7 * t.dims.len()).map(|_| fill()));
-        Tensor::from_vec(8, t.dims, d)
-    };
     let one = run(x1.clone(), dy1.clone());
-    let eight = run(pad7(&x1, &mut || rng.next_f32()), pad7(&dy1, &mut || 0.0));
+    let eight = run(pad(&x1, &mut || rng.next_f32()), pad(&dy1, &mut || 0.0));
     assert!(close(&one.0, &eight.0[..n_out]), "batch 1: outputs differ");
     assert!(close(&one.1, &eight.1[..n_in]), "batch 1: input gradients differ");
     assert!(close(&one.2, &eight.2), "batch 1: parameter gradients differ");

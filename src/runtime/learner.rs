@@ -137,11 +137,7 @@ impl<'a> Learner<'a> {
             cfg,
             preset,
             settings,
-            pipe: Pipeline::start_primed(
-                stages,
-                crate::stdl::PIPELINE_QUEUE,
-                cfg.workers.unwrap_or_else(rayon::current_num_threads),
-            ),
+            pipe: Pipeline::start_primed(stages, crate::stdl::PIPELINE_QUEUE, cfg.workers),
             pending: VecDeque::new(),
             replay: match &cfg.replay {
                 Some(r) if cfg.learn && r.bytes > 0 => {

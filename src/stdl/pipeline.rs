@@ -165,27 +165,28 @@ impl Pipeline {
     /// Starts the stages on as many worker threads as the calling thread's rayon pool has
     /// (at most one per stage); each stage's queue holds at most `capacity` steps.
     pub fn start(stages: Vec<Stage>, capacity: usize) -> Self {
-        Self::start_with(stages, capacity, rayon::current_num_threads(), false)
+        Self::start_with(stages, capacity, None, false)
     }
 
     /// [`Pipeline::start`] for a long run (a stream): the waiting context of crossbeam, which
     /// the calling thread uses to wait for snapshots and spike counts, is made now, not the
     /// first time it waits there, which can be thousands of steps into a stream (a few
     /// hundred bytes, but then the heap is not constant). `workers` as in
-    /// [`Pipeline::start_on`].
-    pub fn start_primed(stages: Vec<Stage>, capacity: usize, workers: usize) -> Self {
+    /// [`Pipeline::start_on`]; `None`: as many as [`Pipeline::start`] starts.
+    pub fn start_primed(stages: Vec<Stage>, capacity: usize, workers: Option<usize>) -> Self {
         Self::start_with(stages, capacity, workers, true)
     }
 
     /// [`Pipeline::start`] on `workers` worker threads (at least one, at most one per stage).
     pub fn start_on(stages: Vec<Stage>, capacity: usize, workers: usize) -> Self {
-        Self::start_with(stages, capacity, workers, false)
+        Self::start_with(stages, capacity, Some(workers), false)
     }
 
-    fn start_with(stages: Vec<Stage>, capacity: usize, workers: usize, primed: bool) -> Self {
+    fn start_with(stages: Vec<Stage>, capacity: usize, workers: Option<usize>, primed: bool) -> Self {
         let n = stages.len();
         assert!(n > 0, "a pipeline needs a stage");
         let cap = capacity.max(1);
+        let workers = workers.unwrap_or_else(rayon::current_num_threads).clamp(1, n);
         if primed {
             prime_context();
         }
@@ -200,7 +201,7 @@ impl Pipeline {
                 closed: false,
                 failed: false,
                 idle_s: 0.0,
-                running: workers.clamp(1, n),
+                running: workers,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -209,7 +210,7 @@ impl Pipeline {
             capacity: cap,
             out_capacity,
         });
-        let workers: Vec<rayon::ThreadPool> = (0..workers.clamp(1, n)).map(|_| take_worker()).collect();
+        let workers: Vec<rayon::ThreadPool> = (0..workers).map(|_| take_worker()).collect();
         for pool in &workers {
             let shared = Arc::clone(&shared);
             pool.spawn(move || {

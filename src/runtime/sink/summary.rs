@@ -29,7 +29,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Event time covered, seconds.
     pub stream_seconds: f64,
-    /// The learner's worker threads (at most one per core and one per stage).
+    /// The learner's worker threads (one per core unless `--workers` set them; at most one
+    /// per stage).
     pub workers: usize,
     /// Seconds the workers waited with no stage ready for them, all workers together.
     pub workers_idle_s: f64,
