@@ -10,6 +10,12 @@
 /// `op(A)` is `m × k`: `A` is stored `m × k`, or `k × m` when `ta`. `op(B)` is `k × n`: `B` is
 /// stored `k × n`, or `n × k` when `tb`. `C` is `m × n`.
 ///
+/// While threads spin on the calling thread's [`crate::assist::Board`] (an idle pipeline
+/// worker, when a layer has asked for help: [`crate::assist::want_help`]), `C`'s columns are
+/// cut into one chunk per thread that can take part ([`crate::assist::helpers`]), each the
+/// same product over its columns. A column's values do not depend on the others, so the
+/// result is the same bit for bit however it is cut and whoever computes it (`tests`).
+///
 /// # Panics
 /// When a slice is shorter than its dimensions say.
 #[allow(clippy::too_many_arguments)]
@@ -32,28 +38,47 @@ pub fn matmul(
     if m == 0 || n == 0 {
         return;
     }
+    /// `C`'s start, shared by the chunks, each writing only its own columns.
+    struct Out(*mut f32);
+    // SAFETY: the chunks write disjoint columns of `C` (see below).
+    unsafe impl Sync for Out {}
+    let parts = crate::assist::helpers().min(n.div_ceil(CHUNK_COLS));
+    let width = n.div_ceil(parts).next_multiple_of(CHUNK_COLS);
+    let out = Out(c.as_mut_ptr());
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the asserts above bound every index the strides reach: A spans m·k, B k·n, C m·n.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    crate::assist::split(n.div_ceil(width), |i| {
+        let j0 = i * width;
+        let nc = width.min(n - j0);
+        let b0 = if tb { j0 * k } else { j0 };
+        // SAFETY: the asserts above bound every index the strides reach: A spans m·k; this
+        // chunk's columns j0..j0 + nc of op(B) start at b0 and stay within B's k·n values;
+        // its columns of C (row stride n) stay within m·n, and no other chunk writes them.
+        unsafe {
+            let out = &out;
+            matrixmultiply::sgemm(
+                m,
+                k,
+                nc,
+                alpha,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr().add(b0),
+                rsb,
+                csb,
+                beta,
+                out.0.add(j0),
+                n as isize,
+                1,
+            );
+        }
+    });
 }
+
+/// Columns of `C` per chunk of [`matmul`] are a multiple of this (the widest micro-kernel's
+/// columns), so that cutting changes no kernel's shape in the middle.
+const CHUNK_COLS: usize = 16;
 
 /// Runs one product as large as `matrixmultiply`'s packing blocks on this thread
 /// (`kc × (mc + nc)` values for `f32`: 1.1 MiB), so that the memory its packing buffers take
@@ -128,5 +153,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Cut into chunks of columns, a product gives the same bits as whole, on the shapes the
+    /// convolutions share (forward and weight gradient of `nmnist`'s second subnetwork), in
+    /// every transpose combination, with and without accumulation, cut in two to four (as
+    /// many as the threads that count as spinning on the board: here the calling thread
+    /// itself, which then computes every chunk).
+    #[test]
+    fn chunks_of_columns_give_the_same_bits() {
+        use crate::assist::{helpers, Board};
+        use std::sync::Arc;
+        fn spinning(board: &Board, depth: usize, f: &mut dyn FnMut()) {
+            if depth == 0 {
+                f()
+            } else {
+                board.spin(|| spinning(board, depth - 1, f))
+            }
+        }
+        let board = Arc::new(Board::new());
+        board.join();
+        let mut rng = crate::Rng::new(7);
+        for (m, k, n) in [(64, 288, 289), (64, 289, 288), (32, 18, 1156), (5, 7, 40)] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();
+            for (ta, tb, beta) in [
+                (false, false, 1.0),
+                (false, true, 0.0),
+                (true, false, 1.0),
+                (true, true, 0.5),
+            ] {
+                let mut whole = c0.clone();
+                matmul(m, k, n, 0.7, &a, ta, &b, tb, beta, &mut whole);
+                for parts in 2..=4 {
+                    let mut cut = c0.clone();
+                    spinning(&board, parts - 1, &mut || {
+                        assert_eq!(helpers(), parts);
+                        matmul(m, k, n, 0.7, &a, ta, &b, tb, beta, &mut cut);
+                    });
+                    let same = whole.iter().zip(&cut).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{m}×{k}×{n} ta {ta} tb {tb} in {parts}");
+                }
+            }
+        }
+        Board::leave();
     }
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
+pub mod assist;
 pub mod checkpoint;
 pub mod gemm;
 pub mod layers;

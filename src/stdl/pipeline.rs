@@ -12,10 +12,12 @@
 //! wait: backpressure, nothing lost.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use stdl_models::assist::Board;
 use stdl_models::Tensor;
 
 use crate::stdl::{SpikeCount, Stage, StepContext};
@@ -77,6 +79,13 @@ struct Shared {
     /// follows the steps through (a reset, a snapshot, spike counts) always gets through
     /// while the caller waits for its answer instead of taking outputs.
     out_capacity: usize,
+    /// Where a worker running a stage offers chunks of its products to idle workers
+    /// ([`stdl_models::assist`]).
+    board: Arc<Board>,
+    /// Counts the changes that can make a stage ready (a step queued, a stage put back, an
+    /// output taken, the end): a worker spinning on the board watches it instead of waiting
+    /// on [`Shared::work`].
+    epoch: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -129,9 +138,16 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Something changed that can make a stage ready: a worker spinning on the board looks
+    /// again (one waiting on [`Shared::work`] is woken as well, where it may take the step).
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Marks the pipeline failed (a stage panicked) and wakes everyone waiting.
     fn fail(&self) {
         self.lock().failed = true;
+        self.changed();
         self.work.notify_all();
         self.room.notify_all();
         self.done.notify_all();
@@ -209,13 +225,17 @@ impl Pipeline {
             stages: n,
             capacity: cap,
             out_capacity,
+            board: Arc::new(Board::new()),
+            epoch: AtomicU64::new(0),
         });
         let workers: Vec<rayon::ThreadPool> = (0..workers).map(|_| take_worker()).collect();
         for pool in &workers {
             let shared = Arc::clone(&shared);
             pool.spawn(move || {
                 stdl_models::workspace::reserve(workspace);
+                shared.board.join();
                 let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&shared)));
+                Board::leave();
                 if ended.is_err() {
                     shared.fail();
                 }
@@ -286,6 +306,7 @@ impl Pipeline {
         if !st.failed {
             st.queues[0].push_back((msg, Instant::now()));
             drop(st);
+            sh.changed();
             sh.work.notify_one();
         }
         Ok(())
@@ -350,6 +371,7 @@ impl Pipeline {
                 drop(st);
                 // The last stage may have been held back by full outputs.
                 if more {
+                    sh.changed();
                     sh.work.notify_one();
                 }
                 return Ok(out);
@@ -404,6 +426,7 @@ impl Pipeline {
     /// No more input: the workers end after the queued steps.
     fn close(&self) {
         self.shared.lock().closed = true;
+        self.shared.changed();
         self.shared.work.notify_all();
     }
 }
@@ -432,8 +455,19 @@ fn work(sh: &Shared) {
                 return;
             }
             let idle = Instant::now();
-            st = sh.work.wait(st).unwrap_or_else(PoisonError::into_inner);
-            st.idle_s += idle.elapsed().as_secs_f64();
+            let helped = if sh.board.wanted() && st.stages.iter().any(Option::is_none) {
+                // Another worker is running a stage that has asked for help: help it until
+                // something changes.
+                let epoch = sh.epoch.load(Ordering::SeqCst);
+                drop(st);
+                let helped = help(sh, epoch);
+                st = sh.lock();
+                helped
+            } else {
+                st = sh.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                0.0
+            };
+            st.idle_s += (idle.elapsed().as_secs_f64() - helped).max(0.0);
             continue;
         };
         let (msg, queued) = st.queues[k].pop_front().expect("a ready stage has a step");
@@ -460,7 +494,9 @@ fn work(sh: &Shared) {
             Next::Nothing => {}
         }
         // Another worker may take what this one leaves (it takes one stage itself).
-        if st.all_ready(sh.capacity, sh.out_capacity).nth(1).is_some() {
+        let more = st.all_ready(sh.capacity, sh.out_capacity).nth(1).is_some();
+        sh.changed();
+        if more {
             sh.work.notify_one();
         }
     }
@@ -523,4 +559,38 @@ fn run(stage: &mut Stage, k: usize, msg: Msg, last: bool) -> Next {
 fn prime_context() {
     let (_tx, rx) = bounded::<()>(0);
     let _ = rx.recv_timeout(Duration::from_millis(1));
+}
+
+/// How long an idle worker spins on the board before it waits on [`Shared::work`]: longer
+/// than the steps of the presets' stages, whose products it helps with, and short beside a
+/// live stream's bins, between which every worker is idle and none spins.
+const SPIN: Duration = Duration::from_millis(2);
+
+/// An idle worker while another runs a stage: takes chunks of that stage's products from
+/// the board until the pipeline changes (from `epoch`); after [`SPIN`] without a change, it
+/// waits for work as usual. Returns the seconds it spent computing chunks.
+fn help(sh: &Shared, epoch: u64) -> f64 {
+    let start = Instant::now();
+    let mut helped = 0.0;
+    let spun_out = sh.board.spin(|| {
+        while sh.epoch.load(Ordering::SeqCst) == epoch {
+            let t = Instant::now();
+            if sh.board.help() {
+                helped += t.elapsed().as_secs_f64();
+            } else if t.duration_since(start) >= SPIN {
+                return true;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        false
+    });
+    if spun_out {
+        // No longer counted as spinning: nothing is posted for it while it waits.
+        let st = sh.lock();
+        if sh.epoch.load(Ordering::SeqCst) == epoch {
+            drop(sh.work.wait(st).unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+    helped
 }

@@ -5,23 +5,25 @@ use stdl_models::{Rng, Tensor};
 
 use crate::training::tiny_model;
 
+/// At batch 1 the convolutions' products are cut into chunks that an idle worker may take
+/// ([`stdl_models::assist`]); at batch 4 they are not.
 #[test]
 fn pipeline_stages_equal_sequential_bit_for_bit() {
-    for update_every in [1usize, 3] {
+    for (update_every, batch) in [(1usize, 4usize), (3, 4), (1, 1)] {
         let (mut seq, dims) = tiny_model(update_every);
         let par = seq.clone();
         let mut rng = Rng::new(21);
         let steps: Vec<(Tensor, Option<Vec<usize>>, bool)> = (0..24)
             .map(|t| {
                 let x = Tensor::from_vec(
-                    4,
+                    batch,
                     dims,
-                    (0..4 * dims.len())
+                    (0..batch * dims.len())
                         .map(|_| (rng.next_f32() < 0.25) as u8 as f32 * (1 + rng.below(3)) as f32)
                         .collect(),
                 );
                 // Labelled, then unlabelled (prediction only); a reset between samples.
-                let labels = (t < 18).then(|| vec![t % 4, 1, 2, 3]);
+                let labels = (t < 18).then(|| [t % 4, 1, 2, 3][..batch].to_vec());
                 (x, labels, t == 12)
             })
             .collect();
@@ -53,7 +55,7 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
             for (t, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     a.data == b.data,
-                    "update_every {update_every}, {workers} workers: logits differ at step {t}"
+                    "update_every {update_every}, batch {batch}, {workers} workers: logits differ at step {t}"
                 );
             }
             let stages = pipe.finish();
@@ -64,7 +66,7 @@ fn pipeline_stages_equal_sequential_bit_for_bit() {
             for (k, (a, b)) in stages.iter().zip(&seq.stages).enumerate() {
                 assert!(
                     values(a) == values(b),
-                    "{workers} workers, stage {k}: parameters differ after the run"
+                    "batch {batch}, {workers} workers, stage {k}: parameters differ after the run"
                 );
                 assert_eq!(a.labelled_steps, 18);
             }

@@ -645,6 +645,11 @@ impl Conv2d {
     /// When `x` is not of the layer's input shape.
     pub fn forward(&mut self, x: Tensor, train: bool) -> Tensor {
         assert_eq!(x.dims, self.in_dims, "conv input shape");
+        if x.b == 1 {
+            // One sample's few products are all a step of this layer has to share: idle
+            // pipeline workers may take columns of them ([`crate::assist`]).
+            crate::assist::want_help();
+        }
         let sparse = self.sparse(x.b, || nonzeros(&x.data));
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
