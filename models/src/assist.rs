@@ -182,6 +182,24 @@ pub fn split(chunks: usize, f: impl Fn(usize) + Sync) {
     }
 }
 
+/// Runs `f` on every item of `items`, each once, in any order and on any thread, as
+/// [`split`] does: for work cut into pieces that each own their part of the data (slices
+/// from `chunks_mut`), which `f` must treat alike whichever thread runs it.
+pub fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    /// The items' start, shared by the chunks, each taking only its own item.
+    struct Items<T>(*mut T);
+    // SAFETY: each index is claimed once ([`split`]), so no two threads reach one item; the
+    // items are `Send`, so a helper may use one.
+    unsafe impl<T: Send> Sync for Items<T> {}
+    let n = items.len();
+    let start = Items(items.as_mut_ptr());
+    split(n, |i| {
+        let start = &start;
+        // SAFETY: `i < n`, and item `i` is borrowed by this chunk alone (above).
+        f(unsafe { &mut *start.0.add(i) })
+    });
+}
+
 /// How many threads could take part in work posted now: the calling thread and those
 /// spinning on its board.
 pub fn helpers() -> usize {
@@ -198,6 +216,24 @@ pub fn want_help() {
             }
         }
     });
+}
+
+/// Runs `f` on a board of its own, with the calling thread counted `parts - 1` times as
+/// spinning on it: the work `f` posts is cut for `parts` threads, and the calling thread
+/// computes every piece (for tests: cut work against whole).
+#[cfg(test)]
+pub(crate) fn as_if_helped(parts: usize, f: impl FnOnce()) {
+    fn spinning(board: &Board, depth: usize, f: Box<dyn FnOnce() + '_>) {
+        if depth == 0 {
+            f()
+        } else {
+            board.spin(|| spinning(board, depth - 1, f))
+        }
+    }
+    let board = Arc::new(Board::new());
+    board.join();
+    spinning(&board, parts.saturating_sub(1), Box::new(f));
+    Board::leave();
 }
 
 #[cfg(test)]

@@ -162,17 +162,7 @@ mod tests {
     /// itself, which then computes every chunk).
     #[test]
     fn chunks_of_columns_give_the_same_bits() {
-        use crate::assist::{helpers, Board};
-        use std::sync::Arc;
-        fn spinning(board: &Board, depth: usize, f: &mut dyn FnMut()) {
-            if depth == 0 {
-                f()
-            } else {
-                board.spin(|| spinning(board, depth - 1, f))
-            }
-        }
-        let board = Arc::new(Board::new());
-        board.join();
+        use crate::assist::{as_if_helped, helpers};
         let mut rng = crate::Rng::new(7);
         for (m, k, n) in [(64, 288, 289), (64, 289, 288), (32, 18, 1156), (5, 7, 40)] {
             let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
@@ -188,7 +178,7 @@ mod tests {
                 matmul(m, k, n, 0.7, &a, ta, &b, tb, beta, &mut whole);
                 for parts in 2..=4 {
                     let mut cut = c0.clone();
-                    spinning(&board, parts - 1, &mut || {
+                    as_if_helped(parts, || {
                         assert_eq!(helpers(), parts);
                         matmul(m, k, n, 0.7, &a, ta, &b, tb, beta, &mut cut);
                     });
@@ -197,6 +187,5 @@ mod tests {
                 }
             }
         }
-        Board::leave();
     }
 }

@@ -61,6 +61,11 @@ impl OptimConfig {
     }
 }
 
+/// Values of a parameter from which [`Update::apply`] offers pieces of its update to idle
+/// threads ([`crate::assist`]): below it, the pieces would cost more to hand over than to
+/// compute.
+pub(crate) const SHARED_UPDATE_MIN: usize = 8192;
+
 /// An optimiser over a fixed list of parameters (in the order `step` receives them).
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -155,7 +160,36 @@ pub struct Update {
 impl Update {
     /// Updates `w` from its gradient `g` and its state (`m`, and `v` for Adam); whether
     /// every value is still finite.
+    ///
+    /// Large parameters are cut into one piece per thread that can take part
+    /// ([`crate::assist::helpers`]): the update is element-wise, so the values are the same.
     pub fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
+        let parts = crate::assist::helpers().min(w.len() / SHARED_UPDATE_MIN).max(1);
+        if parts == 1 {
+            return self.apply_whole(w, g, m, v);
+        }
+        let per = w.len().div_ceil(parts);
+        let mut pieces = Vec::with_capacity(parts);
+        let (mut w, mut g, mut m, mut v) = (w, g, m, v);
+        while !w.is_empty() {
+            let k = per.min(w.len());
+            let (w0, w1) = std::mem::take(&mut w).split_at_mut(k);
+            let (g0, g1) = g.split_at(k);
+            let (m0, m1) = std::mem::take(&mut m).split_at_mut(k);
+            // SGD has no second moment: `v` is empty.
+            let kv = k.min(v.len());
+            let (v0, v1) = std::mem::take(&mut v).split_at_mut(kv);
+            pieces.push((w0, g0, m0, v0, true));
+            (w, g, m, v) = (w1, g1, m1, v1);
+        }
+        crate::assist::for_each_mut(&mut pieces, |(w, g, m, v, finite)| {
+            *finite = self.apply_whole(w, g, m, v);
+        });
+        pieces.iter().all(|p| p.4)
+    }
+
+    /// [`Update::apply`] on this thread.
+    fn apply_whole(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
         let mut finite = true;
         match self.cfg.kind {
             OptimizerKind::Adam => adam_into(w, g, m, v, self, &mut finite),
@@ -207,6 +241,37 @@ crate::math::widest! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cut into pieces for helpers, an update gives the same bits as whole: Adam and SGD
+    /// (whose second moment is empty), with weight decay, on a length that does not divide.
+    #[test]
+    fn an_update_in_pieces_gives_the_same_bits() {
+        let n = 3 * SHARED_UPDATE_MIN + 5;
+        let mut rng = crate::Rng::new(3);
+        let init: Vec<f32> = (0..n).map(|_| rng.next_f32() - 0.5).collect();
+        let grad: Vec<f32> = (0..n).map(|_| rng.next_f32() - 0.5).collect();
+        for kind in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+            let cfg = OptimConfig {
+                kind,
+                weight_decay: 0.01,
+                ..OptimConfig::default()
+            };
+            let run = |parts: usize| {
+                let mut opt = Optimizer::new(cfg);
+                let mut p = Param::new("w", init.clone());
+                p.grad = grad.clone();
+                for _ in 0..3 {
+                    crate::assist::as_if_helped(parts, || opt.step(&mut [&mut p]));
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                (bits(&p.value), bits(&opt.m[0]), opt.v.first().map(|v| bits(v)))
+            };
+            let whole = run(1);
+            for parts in 2..=4 {
+                assert!(run(parts) == whole, "{kind:?} in {parts}");
+            }
+        }
+    }
 
     /// Adam as PyTorch's `torch.optim.Adam` writes it (`weight_decay` added to the gradient),
     /// in f64, over several steps; the optimiser must follow it to f32 rounding, with and

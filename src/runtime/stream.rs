@@ -239,7 +239,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         replay,
         ..
     } = sink;
-    let (workers, workers_idle_s) = (pipe.workers(), pipe.idle_s());
+    let (workers, workers_idle_s, workers_helped_s) = (pipe.workers(), pipe.idle_s(), pipe.helped_s());
     model.stages = pipe.finish();
     model.reset_state();
     if !stop {
@@ -259,6 +259,7 @@ pub fn run_model(cfg: &StreamConfig, mut model: StdlModel) -> Result<(Summary, S
         stream_seconds: (last_t - first_t.unwrap_or(last_t)) as f64 * 1e-6,
         workers,
         workers_idle_s,
+        workers_helped_s,
         peak_rss_at_steps: rss_at,
         heap_bytes_at_steps: heap_at,
         time_jumps: binned.time_jumps,

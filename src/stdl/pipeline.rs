@@ -103,6 +103,9 @@ struct State {
     failed: bool,
     /// Seconds workers spent waiting for a ready stage, all workers together.
     idle_s: f64,
+    /// Seconds idle workers spent computing chunks of a running stage's work (helping it,
+    /// [`stdl_models::assist`]), all workers together; not counted in `idle_s`.
+    helped_s: f64,
     /// Workers still running [`work`].
     running: usize,
 }
@@ -217,6 +220,7 @@ impl Pipeline {
                 closed: false,
                 failed: false,
                 idle_s: 0.0,
+                helped_s: 0.0,
                 running: workers,
             }),
             work: Condvar::new(),
@@ -400,6 +404,12 @@ impl Pipeline {
         self.shared.lock().idle_s
     }
 
+    /// Seconds idle workers have spent so far computing chunks of a running stage's products
+    /// (at batch 1: [`stdl_models::assist`]), all workers together; not in [`Self::idle_s`].
+    pub fn helped_s(&self) -> f64 {
+        self.shared.lock().helped_s
+    }
+
     /// Stops the workers after the queued steps and returns the stages.
     ///
     /// # Panics
@@ -468,6 +478,7 @@ fn work(sh: &Shared) {
                 0.0
             };
             st.idle_s += (idle.elapsed().as_secs_f64() - helped).max(0.0);
+            st.helped_s += helped;
             continue;
         };
         let (msg, queued) = st.queues[k].pop_front().expect("a ready stage has a step");

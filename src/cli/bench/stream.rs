@@ -159,24 +159,26 @@ pub fn realtime(a: &BenchRealtimeArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({"file": f, "preset": a.preset, "steps": s.steps, "stream_seconds": s.stream_seconds,
                     "seconds": s.seconds, "real_time_factor": rtf, "dropped_bins": s.dropped_bins,
-                    "update_every": a.update_every, "workers": s.workers, "workers_idle_s": s.workers_idle_s,
+                    "update_every": a.update_every, "workers": s.workers, "workers_idle_s": s.workers_idle_s, "workers_helped_s": s.workers_helped_s,
                     "cpu": cpu_model(), "profile": s.profile})
             );
         } else {
             if let Some(rows) = &s.profile {
                 print_profile(rows, gemm_gflops(), 1);
-                // How well the stages fill the cores: their CPU time per bin against the
-                // cores' wall time per bin.
+                // How well the stages fill the cores: their CPU time per bin (and the time
+                // idle workers spent on their products) against the cores' wall time per bin.
                 let cpu: f64 = rows.iter().map(|r| r.cpu_ms_per_step).sum();
                 let wall = s.seconds * 1e3 / s.steps.max(1) as f64;
+                let share = |secs: f64| 100.0 * secs / (s.seconds * s.workers as f64).max(1e-9);
                 println!(
                     "balance: {wall:.3} ms of wall time per bin; the stages' CPU time kept the {} cores busy {:.0}% of it; \
-                     {} worker{}, idle {:.0}% of it with no stage ready",
+                     {} worker{}, idle {:.0}% of it with no stage ready, {:.0}% helping a running stage's products",
                     cores(),
                     100.0 * cpu / (wall * cores() as f64),
                     s.workers,
                     if s.workers == 1 { "" } else { "s" },
-                    100.0 * s.workers_idle_s / (s.seconds * s.workers as f64).max(1e-9)
+                    share(s.workers_idle_s),
+                    share(s.workers_helped_s)
                 );
             }
             println!(

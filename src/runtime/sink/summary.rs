@@ -34,6 +34,9 @@ pub struct Summary {
     pub workers: usize,
     /// Seconds the workers waited with no stage ready for them, all workers together.
     pub workers_idle_s: f64,
+    /// Seconds workers with no stage ready spent computing chunks of a running stage's
+    /// products (at batch 1), all workers together; not in `workers_idle_s`.
+    pub workers_helped_s: f64,
     /// `(step, peak_rss_bytes)` at the requested step counts.
     pub peak_rss_at_steps: Vec<(u64, u64)>,
     /// `(step, live heap bytes)` at the requested step counts, taken with no step in flight
