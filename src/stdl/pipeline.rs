@@ -465,7 +465,8 @@ fn work(sh: &Shared) {
                 return;
             }
             let idle = Instant::now();
-            let helped = if sh.board.wanted() && st.stages.iter().any(Option::is_none) {
+            let spin = sh.board.wanted() && HELPING.on() && st.stages.iter().any(Option::is_none);
+            let helped = if spin {
                 // Another worker is running a stage that has asked for help: help it until
                 // something changes.
                 let epoch = sh.epoch.load(Ordering::SeqCst);
@@ -501,6 +502,7 @@ fn work(sh: &Shared) {
             Next::Output(out) => {
                 st.outputs.push_back(out);
                 sh.done.notify_all();
+                HELPING.step_done(Instant::now());
             }
             Next::Nothing => {}
         }
@@ -572,6 +574,154 @@ fn prime_context() {
     let _ = rx.recv_timeout(Duration::from_millis(1));
 }
 
+/// Whether idle workers help, decided by measurement ([`HelpPolicy`]), for every pipeline
+/// of the process (`stdl train --pipeline` starts one per batch).
+static HELPING: HelpPolicy = HelpPolicy::new();
+
+/// The windows of a probe of [`HelpPolicy`]: helping or not, in the order A B B A A B B A,
+/// which cancels a drift in step time that is linear over the probe (the first steps of a
+/// process run slower, and so did the first steps a helper took part in).
+const PROBE: [bool; 8] = [true, false, false, true, true, false, false, true];
+
+/// Steps through the last stage in each window of a probe of [`HelpPolicy`].
+const WINDOW_STEPS: u64 = 50;
+
+/// Steps through the last stage before the first probe of [`HelpPolicy`], helping (which
+/// paid wherever it was measured on a quiet machine).
+const WARM_STEPS: u64 = 100;
+
+/// Steps through the last stage between probes of [`HelpPolicy`], at first and after a
+/// probe that changed the choice; each probe that confirms it doubles them, up to
+/// [`KEEP_MAX`].
+const KEEP_STEPS: u64 = 4000;
+
+/// The most steps between probes of [`HelpPolicy`].
+const KEEP_MAX: u64 = 64_000;
+
+/// Whether idle workers help a running stage ([`help`]), chosen from what it does to the
+/// wall time per step on this machine, now. Helping paid wherever this project measured it on
+/// a quiet machine; it cost more than it saved with another process spinning on one of the
+/// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time (README,
+/// "Speed"). So after [`WARM_STEPS`] steps out of the last stage, the policy times windows
+/// of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]), keeps the faster way for
+/// [`KEEP_STEPS`] steps (doubled, up to [`KEEP_MAX`], while the probes agree), then probes
+/// again. The choice changes no number: only which thread computes a chunk.
+#[derive(Debug)]
+struct HelpPolicy {
+    /// Whether idle workers spin on the board and help.
+    on: std::sync::atomic::AtomicBool,
+    probe: Mutex<Probe>,
+}
+
+/// Whether idle workers help: the environment variable `STDL_HELP` says `always` or
+/// `never` (to measure either way, `benches/helping.sh`); by default, or with any other
+/// value, [`HelpPolicy`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HelpMode {
+    Measure,
+    Always,
+    Never,
+}
+
+/// [`HelpMode`] from `STDL_HELP`, read once.
+fn help_mode() -> HelpMode {
+    static MODE: std::sync::OnceLock<HelpMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("STDL_HELP").as_deref() {
+        Ok("always") => HelpMode::Always,
+        Ok("never") => HelpMode::Never,
+        _ => HelpMode::Measure,
+    })
+}
+
+/// Where [`HelpPolicy`] stands.
+#[derive(Debug)]
+struct Probe {
+    /// The window of [`PROBE`] being timed, or none while a choice is kept.
+    window: Option<usize>,
+    /// Steps the current choice is kept for.
+    keep: u64,
+    /// The last probe's choice (none before the first).
+    chosen: Option<bool>,
+    /// Steps since this window or keeping began.
+    steps: u64,
+    /// When its first step came out.
+    first: Option<Instant>,
+    /// Seconds of this probe's windows so far: not helping, helping.
+    secs: [f64; 2],
+}
+
+impl HelpPolicy {
+    const fn new() -> Self {
+        Self {
+            on: std::sync::atomic::AtomicBool::new(true),
+            probe: Mutex::new(Probe {
+                window: None,
+                keep: WARM_STEPS,
+                chosen: None,
+                steps: 0,
+                first: None,
+                secs: [0.0; 2],
+            }),
+        }
+    }
+
+    fn on(&self) -> bool {
+        match help_mode() {
+            HelpMode::Measure => self.on.load(Ordering::Relaxed),
+            HelpMode::Always => true,
+            HelpMode::Never => false,
+        }
+    }
+
+    /// A step came out of the last stage at `now`.
+    fn step_done(&self, now: Instant) {
+        if help_mode() != HelpMode::Measure {
+            return;
+        }
+        let mut p = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(on) = p.record(now) {
+            self.on.store(on, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Probe {
+    /// Counts a step that came out at `now`; whether idle workers should help from now on,
+    /// when that changes.
+    fn record(&mut self, now: Instant) -> Option<bool> {
+        let first = *self.first.get_or_insert(now);
+        self.steps += 1;
+        let limit = if self.window.is_some() {
+            WINDOW_STEPS
+        } else {
+            self.keep
+        };
+        if self.steps < limit {
+            return None;
+        }
+        (self.steps, self.first) = (0, None);
+        let Some(w) = self.window else {
+            // Probe again.
+            (self.window, self.secs) = (Some(0), [0.0; 2]);
+            return Some(PROBE[0]);
+        };
+        self.secs[usize::from(PROBE[w])] += (now - first).as_secs_f64();
+        if let Some(&next) = PROBE.get(w + 1) {
+            self.window = Some(w + 1);
+            return Some(next);
+        }
+        // Keep the faster: longer while the probes agree.
+        let help = self.secs[1] < self.secs[0];
+        self.keep = if self.chosen == Some(help) {
+            (self.keep * 2).min(KEEP_MAX)
+        } else {
+            KEEP_STEPS
+        };
+        (self.window, self.chosen) = (None, Some(help));
+        Some(help)
+    }
+}
+
 /// How long an idle worker spins on the board before it waits on [`Shared::work`]: longer
 /// than the steps of the presets' stages, whose products it helps with, and short beside a
 /// live stream's bins, between which every worker is idle and none spins.
@@ -604,4 +754,64 @@ fn help(sh: &Shared, epoch: u64) -> f64 {
         }
     }
     helped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy times both ways and keeps the faster: helping while it is, not helping
+    /// once that is faster; it probes again after [`KEEP_STEPS`], twice as many while the
+    /// probes agree.
+    #[test]
+    fn the_help_policy_keeps_the_faster_way() {
+        let mut p = HelpPolicy::new().probe.into_inner().unwrap();
+        assert!(
+            HelpPolicy::new().on.into_inner(),
+            "helping while the first steps warm up"
+        );
+        /// Runs `steps` steps of `ms` each; the last change of the choice, if any.
+        fn run(p: &mut Probe, now: &mut Instant, steps: u64, ms: u64) -> Option<bool> {
+            let mut last = None;
+            for _ in 0..steps {
+                *now += Duration::from_millis(ms);
+                last = p.record(*now).or(last);
+            }
+            last
+        }
+        /// A probe's windows, `help` and `alone` ms per step as each says; the choice.
+        fn probe(p: &mut Probe, now: &mut Instant, help: u64, alone: u64) -> Option<bool> {
+            let mut choice = None;
+            for (w, helping) in PROBE.iter().enumerate() {
+                let next = run(p, now, WINDOW_STEPS, if *helping { help } else { alone });
+                assert_eq!(next, Some(PROBE.get(w + 1).copied().unwrap_or(help < alone)));
+                choice = next;
+            }
+            choice
+        }
+        let now = &mut Instant::now();
+        assert_eq!(
+            run(&mut p, now, WARM_STEPS - 1, 9),
+            None,
+            "the warm-up is not timed"
+        );
+        assert_eq!(run(&mut p, now, 1, 9), Some(true), "the first window helps");
+        assert_eq!(probe(&mut p, now, 2, 3), Some(true), "helping was faster");
+        assert_eq!(
+            run(&mut p, now, KEEP_STEPS - 1, 2),
+            None,
+            "kept until the next probe"
+        );
+        assert_eq!(run(&mut p, now, 1, 2), Some(true), "a new probe starts");
+        assert_eq!(probe(&mut p, now, 2, 3), Some(true), "helping was faster again");
+        assert_eq!(p.keep, 2 * KEEP_STEPS, "the same choice is kept twice as long");
+        assert_eq!(
+            run(&mut p, now, 2 * KEEP_STEPS, 2),
+            Some(true),
+            "and probed after that"
+        );
+        // Now helping is the slower.
+        assert_eq!(probe(&mut p, now, 3, 2), Some(false), "not helping was faster");
+        assert_eq!(p.keep, KEEP_STEPS, "a changed choice is probed again soon");
+    }
 }
