@@ -82,6 +82,9 @@ struct Shared {
     /// Where a worker running a stage offers chunks of its products to idle workers
     /// ([`stdl_models::assist`]).
     board: Arc<Board>,
+    /// The machine's cores (rayon's threads where the pipeline started): running stages and
+    /// spinning workers together never take more.
+    cores: usize,
     /// Counts the changes that can make a stage ready (a step queued, a stage put back, an
     /// output taken, the end): a worker spinning on the board watches it instead of waiting
     /// on [`Shared::work`].
@@ -108,6 +111,8 @@ struct State {
     helped_s: f64,
     /// Workers still running [`work`].
     running: usize,
+    /// Workers spinning on the board ([`help`]).
+    spinning: usize,
 }
 
 impl State {
@@ -222,6 +227,7 @@ impl Pipeline {
                 idle_s: 0.0,
                 helped_s: 0.0,
                 running: workers,
+                spinning: 0,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -230,6 +236,7 @@ impl Pipeline {
             capacity: cap,
             out_capacity,
             board: Arc::new(Board::new()),
+            cores: rayon::current_num_threads().max(1),
             epoch: AtomicU64::new(0),
         });
         let workers: Vec<rayon::ThreadPool> = (0..workers).map(|_| take_worker()).collect();
@@ -465,14 +472,22 @@ fn work(sh: &Shared) {
                 return;
             }
             let idle = Instant::now();
-            let spin = sh.board.wanted() && HELPING.on() && st.stages.iter().any(Option::is_none);
+            // Another worker is running a stage that has asked for help, and a core is free
+            // for this one to spin on (with more workers than cores, a spinning worker would
+            // take a core from a running stage).
+            let busy = st.stages.iter().filter(|s| s.is_none()).count();
+            let spin = sh.board.wanted() && HELPING.on() && busy > 0 && busy + st.spinning < sh.cores;
             let helped = if spin {
-                // Another worker is running a stage that has asked for help: help it until
-                // something changes.
+                // Help it until something changes, or for at most `SPIN`.
                 let epoch = sh.epoch.load(Ordering::SeqCst);
+                st.spinning += 1;
                 drop(st);
-                let helped = help(sh, epoch);
+                let (helped, spun_out) = help(sh, epoch);
                 st = sh.lock();
+                st.spinning -= 1;
+                if spun_out && sh.epoch.load(Ordering::SeqCst) == epoch {
+                    st = sh.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
                 helped
             } else {
                 st = sh.work.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -727,10 +742,11 @@ impl Probe {
 /// live stream's bins, between which every worker is idle and none spins.
 const SPIN: Duration = Duration::from_millis(2);
 
-/// An idle worker while another runs a stage: takes chunks of that stage's products from
-/// the board until the pipeline changes (from `epoch`); after [`SPIN`] without a change, it
-/// waits for work as usual. Returns the seconds it spent computing chunks.
-fn help(sh: &Shared, epoch: u64) -> f64 {
+/// An idle worker while another runs a stage: takes chunks of that stage's work from the
+/// board until the pipeline changes (from `epoch`), or for at most [`SPIN`]. Returns the
+/// seconds it spent computing chunks, and whether it stopped for [`SPIN`] (then it waits for
+/// work as usual).
+fn help(sh: &Shared, epoch: u64) -> (f64, bool) {
     let start = Instant::now();
     let mut helped = 0.0;
     let spun_out = sh.board.spin(|| {
@@ -746,14 +762,7 @@ fn help(sh: &Shared, epoch: u64) -> f64 {
         }
         false
     });
-    if spun_out {
-        // No longer counted as spinning: nothing is posted for it while it waits.
-        let st = sh.lock();
-        if sh.epoch.load(Ordering::SeqCst) == epoch {
-            drop(sh.work.wait(st).unwrap_or_else(PoisonError::into_inner));
-        }
-    }
-    helped
+    (helped, spun_out)
 }
 
 #[cfg(test)]
