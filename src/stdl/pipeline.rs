@@ -599,7 +599,7 @@ static HELPING: HelpPolicy = HelpPolicy::new();
 const PROBE: [bool; 8] = [true, false, false, true, true, false, false, true];
 
 /// Steps through the last stage in each window of a probe of [`HelpPolicy`].
-const WINDOW_STEPS: u64 = 50;
+const WINDOW_STEPS: u64 = 100;
 
 /// Steps through the last stage before the first probe of [`HelpPolicy`], helping (which
 /// paid wherever it was measured on a quiet machine).
@@ -618,8 +618,8 @@ const KEEP_MAX: u64 = 64_000;
 /// a quiet machine; it cost more than it saved with another process spinning on one of the
 /// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time (README,
 /// "Speed"). So after [`WARM_STEPS`] steps out of the last stage, the policy times windows
-/// of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]), keeps the faster way for
-/// [`KEEP_STEPS`] steps (doubled, up to [`KEEP_MAX`], while the probes agree), then probes
+/// of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]), keeps the way whose median window
+/// is the faster for [`KEEP_STEPS`] steps (doubled, up to [`KEEP_MAX`], while the probes agree), then probes
 /// again. The choice changes no number: only which thread computes a chunk.
 #[derive(Debug)]
 struct HelpPolicy {
@@ -661,8 +661,9 @@ struct Probe {
     steps: u64,
     /// When its first step came out.
     first: Option<Instant>,
-    /// Seconds of this probe's windows so far: not helping, helping.
-    secs: [f64; 2],
+    /// Seconds of this probe's windows, in the order each way was timed: not helping,
+    /// helping.
+    secs: [[f64; PROBE.len() / 2]; 2],
 }
 
 impl HelpPolicy {
@@ -675,7 +676,7 @@ impl HelpPolicy {
                 chosen: None,
                 steps: 0,
                 first: None,
-                secs: [0.0; 2],
+                secs: [[0.0; PROBE.len() / 2]; 2],
             }),
         }
     }
@@ -717,16 +718,20 @@ impl Probe {
         (self.steps, self.first) = (0, None);
         let Some(w) = self.window else {
             // Probe again.
-            (self.window, self.secs) = (Some(0), [0.0; 2]);
+            self.window = Some(0);
             return Some(PROBE[0]);
         };
-        self.secs[usize::from(PROBE[w])] += (now - first).as_secs_f64();
+        // The how-manieth window of its way this one was.
+        let nth = PROBE[..w].iter().filter(|&&h| h == PROBE[w]).count();
+        self.secs[usize::from(PROBE[w])][nth] = (now - first).as_secs_f64();
         if let Some(&next) = PROBE.get(w + 1) {
             self.window = Some(w + 1);
             return Some(next);
         }
         // Keep the faster: longer while the probes agree.
-        let help = self.secs[1] < self.secs[0];
+        // Medians: one window that the machine held up (a 10 ms window can lose a few
+        // milliseconds to another process) does not decide.
+        let help = median(self.secs[1]) < median(self.secs[0]);
         self.keep = if self.chosen == Some(help) {
             (self.keep * 2).min(KEEP_MAX)
         } else {
@@ -735,6 +740,13 @@ impl Probe {
         (self.window, self.chosen) = (None, Some(help));
         Some(help)
     }
+}
+
+/// The median of a probe's windows of one way.
+fn median(mut secs: [f64; PROBE.len() / 2]) -> f64 {
+    secs.sort_by(f64::total_cmp);
+    let n = secs.len();
+    (secs[(n - 1) / 2] + secs[n / 2]) / 2.0
 }
 
 /// How long an idle worker spins on the board before it waits on [`Shared::work`]: longer
@@ -788,11 +800,17 @@ mod tests {
             }
             last
         }
-        /// A probe's windows, `help` and `alone` ms per step as each says; the choice.
+        /// A probe's windows, `help` and `alone` ms per step as each says, the first window
+        /// of the faster way held up by a second (another program took the core); the choice.
         fn probe(p: &mut Probe, now: &mut Instant, help: u64, alone: u64) -> Option<bool> {
             let mut choice = None;
             for (w, helping) in PROBE.iter().enumerate() {
-                let next = run(p, now, WINDOW_STEPS, if *helping { help } else { alone });
+                let ms = if *helping { help } else { alone };
+                assert_eq!(run(p, now, WINDOW_STEPS / 2, ms), None);
+                if w == PROBE.iter().position(|&h| h == (help < alone)).unwrap() {
+                    *now += Duration::from_secs(1);
+                }
+                let next = run(p, now, WINDOW_STEPS - WINDOW_STEPS / 2, ms);
                 assert_eq!(next, Some(PROBE.get(w + 1).copied().unwrap_or(help < alone)));
                 choice = next;
             }
