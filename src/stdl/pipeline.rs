@@ -10,6 +10,12 @@
 //! exactly what [`crate::stdl::StdlModel::step`] calls in sequence, so the results are
 //! identical bit for bit (`tests/all/runtime.rs` checks it). A full queue makes the caller
 //! wait: backpressure, nothing lost.
+//!
+//! A worker with no stage ready, while another runs a stage that has asked for help (a
+//! convolution at batch 1), spins on the pipeline's [`Board`] and takes pieces of that stage's
+//! products and optimiser updates ([`stdl_models::assist`]): the same numbers whoever
+//! computes them. Whether that pays depends on the machine and on what else runs on it, so
+//! [`HelpPolicy`] measures it as the pipeline runs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
