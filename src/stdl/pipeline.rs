@@ -15,7 +15,7 @@
 //! convolution at batch 1), spins on the pipeline's [`Board`] and takes pieces of that stage's
 //! products and optimiser updates ([`stdl_models::assist`]): the same numbers whoever
 //! computes them. Whether that pays depends on the machine and on what else runs on it, so
-//! [`HelpPolicy`] measures it as the pipeline runs.
+//! a policy (`HelpPolicy`, below) measures it as the pipeline runs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
