@@ -1,16 +1,17 @@
-//! Work that an idle thread may take from a busy one: the chunks of one large product.
+//! Work that an idle thread may take from a busy one: the chunks of one large product, or
+//! the pieces of one optimiser update.
 //!
 //! The pipeline's workers (`stdl::stdl::Pipeline`, in the root crate) each run one stage at
 //! a time. When one stage costs more per step than the others (`nmnist`'s second subnetwork
-//! costs about twice the first at batch 1), a worker waits for it with nothing to do. A [`Board`] lets that worker take
-//! part of the busy stage's work: the busy thread posts a product cut into chunks of
-//! columns ([`split`]), takes chunks itself, and the idle thread, spinning on the board
-//! ([`Board::help`]), takes whatever chunks are left. Which thread computes a chunk changes
-//! no value (each chunk writes its own columns with the same arithmetic), so results are the
-//! same bit for bit whoever takes them, and with nobody to help, the busy thread takes every
-//! chunk itself at the cost of a few atomic operations.
+//! at batch 1), a worker waits for it with nothing to do. A [`Board`] lets that worker take
+//! part of the busy stage's work: the busy thread posts work cut into chunks ([`split`]),
+//! takes chunks itself, and the idle thread, spinning on the board ([`Board::help`]), takes
+//! whatever chunks are left. Which thread computes a chunk changes no value (each chunk
+//! writes its own part with the same arithmetic), so results are the same bit for bit
+//! whoever takes them, and with nobody to help, the busy thread takes every chunk itself at
+//! the cost of a few atomic operations.
 //!
-//! Chunks are posted only while some thread spins on the board ([`Board::spin`]): cutting a
+//! Work is cut only while some thread spins on the board ([`Board::spin`]): cutting a
 //! product costs a little (the shared operand is packed once per chunk), which pays only when
 //! another core takes part. Idle threads spin only once a layer has asked for help
 //! ([`want_help`]): the convolutions at batch 1, whose few products are all their step has to
@@ -49,8 +50,6 @@ struct Job {
     chunks: usize,
     /// The next chunk to claim.
     next: AtomicUsize,
-    /// Chunks finished (claimed and run).
-    done: AtomicUsize,
     /// The first chunk's panic, raised again by the poster once every chunk is done.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
@@ -64,15 +63,15 @@ impl Job {
             if i >= self.chunks {
                 return ran;
             }
-            // SAFETY: `data` points at the poster's closure, alive until every claimed chunk
-            // is done (the poster waits for `done` to reach `chunks`), and `call` is the
-            // closure's own trampoline.
+            // SAFETY: `data` points at the poster's closure, alive until every thread that
+            // could claim a chunk has finished (the poster waits for no visitor on the
+            // board, and runs its own chunks itself), and `call` is the closure's own
+            // trampoline.
             let result = catch_unwind(AssertUnwindSafe(|| unsafe { (self.call)(self.data, i) }));
             if let Err(payload) = result {
                 let mut first = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
                 first.get_or_insert(payload);
             }
-            self.done.fetch_add(1, SeqCst);
             ran = true;
         }
     }
@@ -147,7 +146,6 @@ impl Board {
             data: ptr::from_ref(&f).cast(),
             chunks,
             next: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
             panic: Mutex::new(None),
         };
         let posted = self
@@ -158,8 +156,10 @@ impl Board {
         // every chunk done: until then, helpers may still read the closure.
         job.take_chunks();
         if posted {
+            // Off the board: a helper that had claimed a chunk is still a visitor until its
+            // chunks are done, and one that comes later finds nothing.
             self.job.store(ptr::null_mut(), SeqCst);
-            while self.visitors.load(SeqCst) != 0 || job.done.load(SeqCst) < chunks {
+            while self.visitors.load(SeqCst) != 0 {
                 std::hint::spin_loop();
             }
         }
@@ -182,22 +182,33 @@ pub fn split(chunks: usize, f: impl Fn(usize) + Sync) {
     }
 }
 
-/// Runs `f` on every item of `items`, each once, in any order and on any thread, as
-/// [`split`] does: for work cut into pieces that each own their part of the data (slices
-/// from `chunks_mut`), which `f` must treat alike whichever thread runs it.
-pub fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
-    /// The items' start, shared by the chunks, each taking only its own item.
-    struct Items<T>(*mut T);
-    // SAFETY: each index is claimed once ([`split`]), so no two threads reach one item; the
-    // items are `Send`, so a helper may use one.
+/// Runs `f` on every piece `pieces` yields, each once, in any order and on any thread, as
+/// [`split`] does, and whether `f` returned true for all: for work cut into `parts` pieces
+/// that each own their part of the data (slices from `chunks_mut`), which `f` must treat
+/// alike whichever thread runs it. With one part, the pieces run on the calling thread, in
+/// order, without allocating.
+///
+/// # Panics
+/// When `f` panics, on whichever thread ran it (raised here once every piece is done).
+pub fn all_of<T: Send>(parts: usize, pieces: impl Iterator<Item = T>, f: impl Fn(T) -> bool + Sync) -> bool {
+    if parts <= 1 {
+        return pieces.fold(true, |all, p| f(p) & all);
+    }
+    /// The pieces' start, shared by the chunks, each taking only its own piece.
+    struct Items<T>(*mut (Option<T>, bool));
+    // SAFETY: each index is claimed once ([`split`]), so no two threads reach one piece; the
+    // pieces are `Send`, so a helper may use one.
     unsafe impl<T: Send> Sync for Items<T> {}
+    let mut items: Vec<(Option<T>, bool)> = pieces.map(|p| (Some(p), true)).collect();
     let n = items.len();
     let start = Items(items.as_mut_ptr());
     split(n, |i| {
         let start = &start;
-        // SAFETY: `i < n`, and item `i` is borrowed by this chunk alone (above).
-        f(unsafe { &mut *start.0.add(i) })
+        // SAFETY: `i < n`, and piece `i` is borrowed by this chunk alone (above).
+        let (piece, ok) = unsafe { &mut *start.0.add(i) };
+        *ok = f(piece.take().expect("each piece is taken once"));
     });
+    items.iter().all(|(_, ok)| *ok)
 }
 
 /// How many threads could take part in work posted now: the calling thread and those
@@ -242,8 +253,6 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU64};
     use std::time::{Duration, Instant};
 
-    /// A helper spinning on the board takes chunks: every chunk runs exactly once, and some
-    /// on the helper's thread.
     /// A thread spinning on a new board, which the calling thread joins, until `stop`.
     fn spinning_helper() -> (Arc<Board>, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
         let board = Arc::new(Board::new());
@@ -267,6 +276,8 @@ mod tests {
         (board, stop, helper)
     }
 
+    /// A helper spinning on the board takes chunks: every chunk runs exactly once, and some
+    /// on the helper's thread.
     #[test]
     fn a_spinning_helper_takes_chunks_and_each_runs_once() {
         let (board, stop, helper) = spinning_helper();

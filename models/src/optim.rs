@@ -165,27 +165,13 @@ impl Update {
     /// ([`crate::assist::helpers`]): the update is element-wise, so the values are the same.
     pub fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
         let parts = crate::assist::helpers().min(w.len() / SHARED_UPDATE_MIN).max(1);
-        if parts == 1 {
-            return self.apply_whole(w, g, m, v);
-        }
-        let per = w.len().div_ceil(parts);
-        let mut pieces = Vec::with_capacity(parts);
-        let (mut w, mut g, mut m, mut v) = (w, g, m, v);
-        while !w.is_empty() {
-            let k = per.min(w.len());
-            let (w0, w1) = std::mem::take(&mut w).split_at_mut(k);
-            let (g0, g1) = g.split_at(k);
-            let (m0, m1) = std::mem::take(&mut m).split_at_mut(k);
-            // SGD has no second moment: `v` is empty.
-            let kv = k.min(v.len());
-            let (v0, v1) = std::mem::take(&mut v).split_at_mut(kv);
-            pieces.push((w0, g0, m0, v0, true));
-            (w, g, m, v) = (w1, g1, m1, v1);
-        }
-        crate::assist::for_each_mut(&mut pieces, |(w, g, m, v, finite)| {
-            *finite = self.apply_whole(w, g, m, v);
-        });
-        pieces.iter().all(|p| p.4)
+        let per = w.len().div_ceil(parts).max(1);
+        // SGD has no second moment: `v` is empty, and its pieces are too.
+        let v = v
+            .chunks_mut(per)
+            .chain(std::iter::repeat_with(<&mut [f32]>::default));
+        let pieces = w.chunks_mut(per).zip(g.chunks(per)).zip(m.chunks_mut(per)).zip(v);
+        crate::assist::all_of(parts, pieces, |(((w, g), m), v)| self.apply_whole(w, g, m, v))
     }
 
     /// [`Update::apply`] on this thread.

@@ -18,7 +18,7 @@
 //! a policy (`HelpPolicy`, below) measures it as the pipeline runs.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -523,7 +523,10 @@ fn work(sh: &Shared) {
             Next::Output(out) => {
                 st.outputs.push_back(out);
                 sh.done.notify_all();
-                HELPING.step_done(Instant::now());
+                // Only steps where helping can happen tell the policy anything.
+                if sh.board.wanted() {
+                    HELPING.step_done(Instant::now());
+                }
             }
             Next::Nothing => {}
         }
@@ -623,14 +626,15 @@ const KEEP_MAX: u64 = 64_000;
 /// wall time per step on this machine, now. Helping paid wherever this project measured it on
 /// a quiet machine; it cost more than it saved with another process spinning on one of the
 /// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time (README,
-/// "Speed"). So after [`WARM_STEPS`] steps out of the last stage, the policy times windows
-/// of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]), keeps the way whose median window
-/// is the faster for [`KEEP_STEPS`] steps (doubled, up to [`KEEP_MAX`], while the probes agree), then probes
-/// again. The choice changes no number: only which thread computes a chunk.
+/// "Speed"). So after [`WARM_STEPS`] steps out of the last stage of pipelines that ask for
+/// help, the policy times windows of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]),
+/// keeps the way whose median window is the faster for [`KEEP_STEPS`] steps (doubled, up to
+/// [`KEEP_MAX`], while the probes agree), then probes again. The choice changes no number:
+/// only which thread computes a chunk.
 #[derive(Debug)]
 struct HelpPolicy {
     /// Whether idle workers spin on the board and help.
-    on: std::sync::atomic::AtomicBool,
+    on: AtomicBool,
     probe: Mutex<Probe>,
 }
 
@@ -675,7 +679,7 @@ struct Probe {
 impl HelpPolicy {
     const fn new() -> Self {
         Self {
-            on: std::sync::atomic::AtomicBool::new(true),
+            on: AtomicBool::new(true),
             probe: Mutex::new(Probe {
                 window: None,
                 keep: WARM_STEPS,

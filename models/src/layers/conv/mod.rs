@@ -211,7 +211,7 @@ impl Conv2d {
             .min(self.weight.value.len() / crate::optim::SHARED_UPDATE_MIN)
             .clamp(1, c_out);
         let per = c_out.div_ceil(parts);
-        let mut pieces = self
+        let pieces = self
             .weight
             .value
             .chunks_mut(per * n)
@@ -223,20 +223,12 @@ impl Conv2d {
                     .chunks_mut(per)
                     .zip(m.chunks_mut(per * n).zip(v.chunks_mut(per * n))),
             )
-            .map(|(((w, stats), (gain, d)), (dgain, (m, v)))| (w, stats, gain, d, dgain, m, v, true));
-        // One piece (nobody to help) without allocating.
-        let (mut one, mut all);
-        let pieces: &mut [_] = if parts == 1 {
-            one = [pieces.next().expect("a convolution has an output channel")];
-            &mut one
-        } else {
-            all = pieces.collect::<Vec<_>>();
-            &mut all
-        };
-        crate::assist::for_each_mut(pieces, |(w, stats, gain, d, dgain, m, v, finite)| {
-            ws_backward_adam(w, stats, gain, n, d, dgain, m, v, update, finite);
+            .map(|(((w, stats), (gain, d)), (dgain, (m, v)))| (w, stats, gain, d, dgain, m, v));
+        let finite = crate::assist::all_of(parts, pieces, |(w, stats, gain, d, dgain, m, v)| {
+            let mut finite = true;
+            ws_backward_adam(w, stats, gain, n, d, dgain, m, v, update, &mut finite);
+            finite
         });
-        let finite = pieces.iter().all(|p| p.7);
         drop(pending);
         // The weights changed: their layouts go (as `params_mut` lets them go); the
         // statistics are the new weights', kept for the next pass.
