@@ -2,12 +2,9 @@
 //! builds it from a preset ([`ModelSettings`], saved in every checkpoint:
 //! [`crate::checkpoint`]).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{bail, Result};
-use crossbeam_channel::RecvTimeoutError;
 use serde::{Deserialize, Serialize};
 use stdl_models::network::NetworkSpec;
 use stdl_models::optim::OptimConfig;
@@ -16,7 +13,7 @@ use stdl_models::preset::Budget;
 use stdl_models::{Preset, Tensor};
 
 use crate::bptt::BpttModel;
-use crate::stdl::{plan, Pipeline, StdlModel, PIPELINE_QUEUE};
+use crate::stdl::{plan, Pipeline, StageOutput, StdlModel, PIPELINE_QUEUE};
 
 /// `stdl` or `bptt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,69 +158,103 @@ impl Model {
         mut frame: impl FnMut(usize) -> Tensor,
         labels: &[usize],
     ) -> (Tensor, f32) {
+        let mut result = None;
+        let one = std::iter::once(Ok::<_, std::convert::Infallible>(((), labels.to_vec())));
+        let _ = self.train_batches(
+            t_bins,
+            one,
+            |_, t| frame(t),
+            |r| {
+                result = Some((r.logits, r.loss));
+                Ok(())
+            },
+        );
+        result.expect("the batch was trained")
+    }
+
+    /// Trains on batches of sequences of `t_bins` steps, one after another, as
+    /// [`Model::train_batch`] trains each: `batches` gives each batch with its labels,
+    /// `frame(batch, t)` makes its step `t` when it is learned, and `done` gets what each
+    /// batch gave, in order. The numbers are those of [`Model::train_batch`] on each batch in
+    /// turn, bit for bit, but with STDL's pipeline (`--pipeline`) the batches overlap: the
+    /// first subnetwork starts on the next batch while the last one finishes this one
+    /// (a subnetwork's update depends only on its own auxiliary network, STDL.md §3), so the
+    /// pipeline neither fills nor drains between batches.
+    ///
+    /// # Errors
+    /// The first error: one from `batches` comes back once `done` has had every batch before
+    /// it; one from `done` stops the sending (with the pipeline, the steps of later batches
+    /// already sent are still learned, and not handed over).
+    ///
+    /// # Panics
+    /// When a pipeline stage panicked.
+    pub fn train_batches<B, E>(
+        &mut self,
+        t_bins: usize,
+        batches: impl IntoIterator<Item = std::result::Result<(B, Vec<usize>), E>>,
+        mut frame: impl FnMut(&B, usize) -> Tensor,
+        mut done: impl FnMut(Trained) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         assert!(t_bins > 0, "a sequence has at least one step");
         let _fit = FitScope::enter(self.pool_fit());
         match self {
             Model::Stdl(m) if m.pipeline && m.stages.len() > 1 => {
                 // The subnetworks as pipeline stages on worker threads, overlapping
-                // consecutive time steps: the same Stage::advance calls as in sequence, so the
-                // same numbers bit for bit (tests/all/runtime.rs); faster on 2 cores, but the
-                // stages' step memory adds up.
-                m.reset_state();
+                // consecutive time steps (and batches): the same Stage::advance calls as in
+                // sequence, so the same numbers bit for bit (tests/all/runtime.rs); faster on
+                // 2 cores, but the stages' step memory adds up.
                 let pipe = Pipeline::start(std::mem::take(&mut m.stages), PIPELINE_QUEUE);
-                // How many steps were sent, once sending is over (Ctrl-C ends it early, as in
-                // the sequential branch); until then, usize::MAX.
-                let sent = AtomicUsize::new(usize::MAX);
-                let (sum, loss, steps) = std::thread::scope(|s| {
-                    let collector = s.spawn(|| {
-                        let mut sum: Option<Tensor> = None;
-                        let (mut loss, mut steps) = (0.0, 0);
-                        while steps < sent.load(Ordering::Acquire) {
-                            // A short wait, so a count that arrives while waiting is seen.
-                            match pipe.recv_timeout(Duration::from_millis(20)) {
-                                Ok(out) => {
-                                    loss += out.loss.unwrap_or(0.0);
-                                    add_into(&mut sum, out.logits);
-                                    steps += 1;
-                                }
-                                Err(RecvTimeoutError::Timeout) => {}
-                                Err(RecvTimeoutError::Disconnected) => panic!("pipeline stage failed"),
-                            }
-                        }
-                        (sum, loss, steps)
-                    });
-                    let mut n = 0;
+                let flight = Flight {
+                    pipe: &pipe,
+                    batches: VecDeque::new(),
+                    done: &mut done,
+                    error: None,
+                };
+                let result = flight.run(t_bins, batches, &mut frame);
+                // Panics here when a stage did.
+                m.stages = pipe.finish();
+                result
+            }
+            Model::Stdl(m) => {
+                for batch in batches {
+                    let (b, labels) = batch?;
+                    m.reset_state();
+                    let mut sum: Option<Tensor> = None;
+                    let (mut loss, mut steps) = (0.0, 0);
                     for t in 0..t_bins {
+                        // Ctrl-C ends a long sequence early (the caller stops before saving).
                         if t > 0 && crate::interrupt::requested() {
                             break;
                         }
-                        pipe.send(frame(t), Some(labels.to_vec()));
-                        n += 1;
+                        let (logits, losses) = m.step(frame(&b, t), Some(&labels));
+                        loss += losses.last().copied().unwrap_or(0.0);
+                        add_into(&mut sum, logits);
+                        steps += 1;
                     }
-                    sent.store(n, Ordering::Release);
-                    collector.join().expect("pipeline collector")
-                });
-                m.stages = pipe.finish();
-                (sum.expect("at least one frame"), loss / steps as f32)
-            }
-            Model::Stdl(m) => {
-                m.reset_state();
-                let mut sum: Option<Tensor> = None;
-                let mut loss = 0.0;
-                let mut steps = 0;
-                for t in 0..t_bins {
-                    // Ctrl-C ends a long sequence early (the caller stops before saving).
-                    if t > 0 && crate::interrupt::requested() {
-                        break;
-                    }
-                    let (logits, losses) = m.step(frame(t), Some(labels));
-                    loss += losses.last().copied().unwrap_or(0.0);
-                    add_into(&mut sum, logits);
-                    steps += 1;
+                    let diverged = m.stages.iter().any(|s| s.opt.diverged);
+                    done(Trained {
+                        labels,
+                        logits: sum.expect("at least one frame"),
+                        loss: loss / steps as f32,
+                        diverged,
+                    })?;
                 }
-                (sum.expect("at least one frame"), loss / steps as f32)
+                Ok(())
             }
-            Model::Bptt(m) => m.train_sequence(t_bins, frame, labels),
+            Model::Bptt(m) => {
+                for batch in batches {
+                    let (b, labels) = batch?;
+                    let (logits, loss) = m.train_sequence(t_bins, |t| frame(&b, t), &labels);
+                    let diverged = m.opt.diverged;
+                    done(Trained {
+                        labels,
+                        logits,
+                        loss,
+                        diverged,
+                    })?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -314,5 +345,178 @@ fn add_into(sum: &mut Option<Tensor>, x: Tensor) {
     match sum {
         Some(s) => s.data.iter_mut().zip(&x.data).for_each(|(a, b)| *a += b),
         None => *sum = Some(x),
+    }
+}
+
+/// What training one batch gave ([`Model::train_batches`]).
+#[derive(Debug)]
+pub struct Trained {
+    /// The batch's labels.
+    pub labels: Vec<usize>,
+    /// Readout logits summed over the batch's steps.
+    pub logits: Tensor,
+    /// Mean loss over its steps.
+    pub loss: f32,
+    /// An update, in this batch or before, left a weight that is not finite: training
+    /// diverged ([`Model::diverged`]).
+    pub diverged: bool,
+}
+
+/// Batches in a pipeline ([`Model::train_batches`]): sent on the caller's thread, which
+/// takes outputs only while the first stage's queue is full. So the last stage never waits on
+/// an output nobody takes (something is in flight whenever that queue is full), without a
+/// thread to collect them.
+struct Flight<'a, D, E> {
+    pipe: &'a Pipeline,
+    /// Batches sent or being sent whose outputs are not all in, oldest first.
+    batches: VecDeque<Sending>,
+    done: &'a mut D,
+    /// The first error from `done`: nothing more is sent, and `done` is not called again.
+    error: Option<E>,
+}
+
+/// A batch in [`Flight`].
+struct Sending {
+    labels: Vec<usize>,
+    /// Steps sent.
+    sent: usize,
+    /// All its steps are sent.
+    complete: bool,
+    /// Outputs taken.
+    got: usize,
+    sum: Option<Tensor>,
+    loss: f32,
+    diverged: bool,
+}
+
+/// What [`Flight::feed`] queues.
+enum Input {
+    Step(Tensor),
+    Reset,
+}
+
+impl<D, E> Flight<'_, D, E>
+where
+    D: FnMut(Trained) -> std::result::Result<(), E>,
+{
+    /// Sends every batch, then takes every output still to come (also after an error, so
+    /// that no stage is left waiting on one when the pipeline ends).
+    fn run<B>(
+        mut self,
+        t_bins: usize,
+        batches: impl IntoIterator<Item = std::result::Result<(B, Vec<usize>), E>>,
+        frame: &mut impl FnMut(&B, usize) -> Tensor,
+    ) -> std::result::Result<(), E> {
+        let mut stopped = None;
+        'batches: for batch in batches {
+            let (b, labels) = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            };
+            self.batches.push_back(Sending {
+                labels,
+                sent: 0,
+                complete: false,
+                got: 0,
+                sum: None,
+                loss: 0.0,
+                diverged: false,
+            });
+            if !self.feed(Input::Reset) {
+                break;
+            }
+            for t in 0..t_bins {
+                // Ctrl-C ends a long sequence early (the caller stops before saving).
+                if t > 0 && crate::interrupt::requested() {
+                    break;
+                }
+                if !self.feed(Input::Step(frame(&b, t))) {
+                    break 'batches;
+                }
+                self.batches.back_mut().expect("the batch being sent").sent += 1;
+            }
+            self.batches.back_mut().expect("the batch being sent").complete = true;
+            self.hand_over();
+            if self.error.is_some() {
+                break;
+            }
+        }
+        // Batches sent before an error from `batches` are handed over before it.
+        while self.batches.iter().any(|b| b.got < b.sent) {
+            match self.pipe.recv() {
+                Some(out) => self.take(out),
+                // A stage failed: Pipeline::finish says so.
+                None => break,
+            }
+        }
+        self.error.or(stopped).map_or(Ok(()), Err)
+    }
+
+    /// Queues `input` for the first stage, taking outputs while its queue is full; `false`
+    /// when a stage failed or `done` returned an error.
+    fn feed(&mut self, mut input: Input) -> bool {
+        loop {
+            let labels = || Some(self.batches.back().expect("the batch being sent").labels.clone());
+            if self.batches.iter().all(|b| b.got == b.sent) {
+                // Nothing to take: no output can hold the stages up, so room comes.
+                match input {
+                    Input::Step(x) => self.pipe.send(x, labels()),
+                    Input::Reset => self.pipe.reset(),
+                }
+                return true;
+            }
+            input = match input {
+                Input::Step(x) => match self.pipe.try_send(x, labels()) {
+                    Ok(()) => return true,
+                    Err(x) => Input::Step(x),
+                },
+                Input::Reset if self.pipe.try_reset() => return true,
+                Input::Reset => Input::Reset,
+            };
+            match self.pipe.recv() {
+                Some(out) => self.take(out),
+                None => return false,
+            }
+            if self.error.is_some() {
+                return false;
+            }
+        }
+    }
+
+    /// Adds a step's output to the oldest batch still waiting for one.
+    fn take(&mut self, out: StageOutput) {
+        let b = self
+            .batches
+            .iter_mut()
+            .find(|b| b.got < b.sent)
+            .expect("an output belongs to a step sent");
+        b.got += 1;
+        b.loss += out.loss.unwrap_or(0.0);
+        b.diverged |= out.diverged;
+        add_into(&mut b.sum, out.logits);
+        self.hand_over();
+    }
+
+    /// Hands `done` every batch at the front whose outputs are all in (until it returns an
+    /// error).
+    fn hand_over(&mut self) {
+        while self.error.is_none()
+            && self
+                .batches
+                .front()
+                .is_some_and(|b| b.complete && b.got == b.sent)
+        {
+            let b = self.batches.pop_front().expect("a front batch");
+            let trained = Trained {
+                labels: b.labels,
+                logits: b.sum.expect("at least one frame"),
+                loss: b.loss / b.sent as f32,
+                diverged: b.diverged,
+            };
+            self.error = (self.done)(trained).err();
+        }
     }
 }

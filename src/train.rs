@@ -181,38 +181,55 @@ pub fn train(
                 )
             }
         };
-        for (bi, b) in train_set.loader(order, cfg.learn.batch).enumerate() {
-            if crate::interrupt::requested() {
-                // Between two batches (a batch's sequence also ends early on Ctrl-C): the
-                // checkpoint keeps the last completed epoch.
-                return Err(Error::Interrupted(format!(
-                    "interrupted in epoch {} (batch {} of {n_batches}); {}",
-                    epoch + 1,
-                    bi + 1,
-                    kept()
-                )));
-            }
-            let b = b?;
-            let labels = b.labels();
-            let (sum, loss) =
-                model.train_batch(cfg.learn.t_bins, |t| b.step(t, cfg.learn.t_bins, dims), &labels);
-            if !loss.is_finite() || model.diverged() {
-                // The weights are lost from here on; the last checkpoint (if any) is kept.
-                return Err(Error::Diverged(format!(
-                    "training diverged (loss {loss}, weights finite: {}) at epoch {} batch {} of \
-                     {n_batches}; lower the learning rate (now {}); {}",
-                    !model.diverged(),
-                    epoch + 1,
-                    bi + 1,
-                    cfg.lr_schedule.lr(cfg.learn.optimizer.lr, epoch, cfg.epochs),
-                    kept()
-                )));
-            }
-            correct += argmax(&sum).iter().zip(&labels).filter(|(a, b)| a == b).count();
-            loss_sum += loss as f64;
-            batches += 1;
-            progress(epoch + 1, bi + 1, n_batches);
-        }
+        let loaded = train_set
+            .loader(order, cfg.learn.batch)
+            .enumerate()
+            .map(|(bi, b)| {
+                if crate::interrupt::requested() {
+                    // Between two batches (a batch's sequence also ends early on Ctrl-C): the
+                    // checkpoint keeps the last completed epoch.
+                    return Err(Error::Interrupted(format!(
+                        "interrupted in epoch {} (batch {} of {n_batches}); {}",
+                        epoch + 1,
+                        bi + 1,
+                        kept()
+                    )));
+                }
+                let b = b?;
+                let labels = b.labels();
+                Ok((b, labels))
+            });
+        // With --pipeline, the next batch starts while this one finishes (the same numbers).
+        let t_bins = cfg.learn.t_bins;
+        model.train_batches(
+            t_bins,
+            loaded,
+            |b, t| b.step(t, t_bins, dims),
+            |r| {
+                if !r.loss.is_finite() || r.diverged {
+                    // The weights are lost from here on; the last checkpoint (if any) is kept.
+                    return Err(Error::Diverged(format!(
+                        "training diverged (loss {}, weights finite: {}) at epoch {} batch {} of \
+                         {n_batches}; lower the learning rate (now {}); {}",
+                        r.loss,
+                        !r.diverged,
+                        epoch + 1,
+                        batches + 1,
+                        cfg.lr_schedule.lr(cfg.learn.optimizer.lr, epoch, cfg.epochs),
+                        kept()
+                    )));
+                }
+                correct += argmax(&r.logits)
+                    .iter()
+                    .zip(&r.labels)
+                    .filter(|(a, b)| a == b)
+                    .count();
+                loss_sum += r.loss as f64;
+                batches += 1;
+                progress(epoch + 1, batches, n_batches);
+                Ok(())
+            },
+        )?;
         let (test_accuracy, test_loss) = if test_set.is_empty() {
             (0.0, 0.0)
         } else {

@@ -40,6 +40,8 @@ enum Msg {
         x: Tensor,
         labels: Option<Arc<Vec<usize>>>,
         ctx: StepContext,
+        /// An update of a stage before left a weight that is not finite.
+        diverged: bool,
     },
     Reset,
     /// Every stage sends its state, after the steps queued before this message.
@@ -55,6 +57,9 @@ pub struct StageOutput {
     pub logits: Tensor,
     /// The readout's loss, when the step was labelled.
     pub loss: Option<f32>,
+    /// An update of some stage, at this step or before, left a weight that is not finite
+    /// (training diverged; the last stage's own divergence also reads as a NaN loss).
+    pub diverged: bool,
 }
 
 /// Running pipeline stages.
@@ -287,6 +292,7 @@ impl Pipeline {
             x,
             labels: labels.map(Arc::new),
             ctx,
+            diverged: false,
         };
         let _ = self.put(msg, true);
     }
@@ -302,6 +308,7 @@ impl Pipeline {
             x,
             labels: labels.map(Arc::new),
             ctx,
+            diverged: false,
         };
         match self.put(msg, false) {
             Err(Msg::Step { x, .. }) => Err(x),
@@ -332,6 +339,11 @@ impl Pipeline {
     /// Clears every stage's membranes (a new sample), in order with the steps around it.
     pub fn reset(&self) {
         let _ = self.put(Msg::Reset, true);
+    }
+
+    /// [`Pipeline::reset`] if the first stage's queue has room; `false` if not.
+    pub fn try_reset(&self) -> bool {
+        self.put(Msg::Reset, false).is_ok()
     }
 
     /// Every stage's state after the steps already sent (blocks until all have answered),
@@ -553,9 +565,15 @@ enum Next {
 /// spike counts (answered, then passed on).
 fn run(stage: &mut Stage, k: usize, msg: Msg, last: bool) -> Next {
     let next = match msg {
-        Msg::Step { x, labels, ctx } => {
+        Msg::Step {
+            x,
+            labels,
+            ctx,
+            diverged,
+        } => {
             stage.set_context(ctx);
             let (h, logits, loss) = stage.advance(x, labels.as_deref().map(|v| v.as_slice()), last);
+            let diverged = diverged || stage.opt.diverged;
             if last {
                 // Everything the step brought is freed before its output is seen: a caller
                 // that has drained the pipeline finds the heap as it was before the step.
@@ -563,9 +581,15 @@ fn run(stage: &mut Stage, k: usize, msg: Msg, last: bool) -> Next {
                 return Next::Output(StageOutput {
                     logits: logits.expect("last stage logits"),
                     loss,
+                    diverged,
                 });
             }
-            Msg::Step { x: h, labels, ctx }
+            Msg::Step {
+                x: h,
+                labels,
+                ctx,
+                diverged,
+            }
         }
         Msg::Reset => {
             stage.reset();

@@ -307,3 +307,107 @@ fn a_stage_that_panics_fails_the_pipeline() {
         assert!(finished.is_err(), "{workers} workers: finish reports the panic");
     }
 }
+
+/// `Model::train_batches` with the pipeline overlaps consecutive batches (the first stage
+/// starts on the next while the last finishes this one): each batch still gives what it
+/// gives trained alone in sequence, bit for bit, handed over in order; an error from the
+/// batches ends the run after handing over every batch before it.
+#[test]
+fn overlapping_batches_give_what_each_gives_alone() {
+    use stdl::model::{Model, Trained};
+    for batch in [4usize, 1] {
+        let (seq, dims) = tiny_model(1);
+        let mut rng = Rng::new(33);
+        let t_bins = 5;
+        // Frames and labels of 6 batches; the iterator fails at the fifth.
+        let batches: Vec<(Vec<Tensor>, Vec<usize>)> = (0..6)
+            .map(|b| {
+                let frames = (0..t_bins)
+                    .map(|_| {
+                        Tensor::from_vec(
+                            batch,
+                            dims,
+                            (0..batch * dims.len())
+                                .map(|_| (rng.next_f32() < 0.3) as u8 as f32 * (1 + rng.below(3)) as f32)
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                (frames, (0..batch).map(|i| (b + i) % 4).collect())
+            })
+            .collect();
+        let mut par = seq.clone();
+        par.pipeline = true;
+        assert!(
+            par.stages.len() > 1,
+            "the test needs a pipeline of several stages"
+        );
+        let mut seq = Model::Stdl(Box::new(seq));
+        let want: Vec<(Tensor, f32)> = batches[..4]
+            .iter()
+            .map(|(frames, labels)| seq.train_batch(t_bins, |t| frames[t].clone(), labels))
+            .collect();
+        let mut par = Model::Stdl(Box::new(par));
+        let mut got: Vec<Trained> = Vec::new();
+        let items = batches.iter().enumerate().map(|(k, (frames, labels))| {
+            if k == 4 {
+                Err("stop")
+            } else {
+                Ok((frames, labels.clone()))
+            }
+        });
+        let end = par.train_batches(
+            t_bins,
+            items,
+            |frames, t| frames[t].clone(),
+            |r| {
+                got.push(r);
+                Ok(())
+            },
+        );
+        assert_eq!(end, Err("stop"), "batch {batch}: the batches' error comes back");
+        assert_eq!(
+            got.len(),
+            4,
+            "batch {batch}: every batch before the error is handed over"
+        );
+        for (k, (r, (logits, loss))) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                r.labels, batches[k].1,
+                "batch {batch}: batch {k} handed over out of order"
+            );
+            assert!(
+                r.logits.data == logits.data && r.loss.to_bits() == loss.to_bits(),
+                "batch {batch}: batch {k} differs from training it alone in sequence"
+            );
+            assert!(!r.diverged);
+        }
+        // The stages are back in the model, with the weights the sequence gave.
+        assert!(
+            par.named_params() == seq.named_params(),
+            "batch {batch}: the weights differ after the run"
+        );
+        // An error from `done` stops sending; the pipeline still ends cleanly.
+        let mut calls = 0;
+        let end = par.train_batches(
+            t_bins,
+            batches
+                .iter()
+                .map(|(frames, labels)| Ok((frames, labels.clone()))),
+            |frames, t| frames[t].clone(),
+            |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err("enough")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!((end, calls), (Err("enough"), 2), "batch {batch}");
+        assert!(par
+            .named_params()
+            .values()
+            .all(|v| v.iter().all(|x| x.is_finite())));
+    }
+}

@@ -291,7 +291,9 @@ fn pipelined_training_gives_the_same_weights_bit_for_bit() {
     let Some(d) = data!() else { return };
     let root = d.join("nmnist/slayer_NMNISTsmall");
     let tmp = tempfile::tempdir().unwrap();
-    let weights = |pipeline: bool, batch: &str| -> Vec<u8> {
+    // The checkpoint's weights, and the metrics of the epoch (the pipeline overlaps
+    // consecutive batches: each batch's loss and accuracy must still be its own).
+    let weights = |pipeline: bool, batch: &str| -> (Vec<u8>, Vec<serde_json::Value>) {
         let out = tmp.path().join(format!("p{pipeline}b{batch}"));
         let mut c = stdl();
         c.args(["train", "--dataset", "nmnist", "--preset", "nmnist", "--quiet"])
@@ -315,13 +317,27 @@ fn pipelined_training_gives_the_same_weights_bit_for_bit() {
         }
         let o = c.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        std::fs::read(out.join("checkpoint/model.safetensors")).unwrap()
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let metrics = metrics
+            .lines()
+            .map(|l| {
+                let m: serde_json::Value = serde_json::from_str(l).unwrap();
+                let keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"];
+                serde_json::json!(keys.map(|k| m[k].clone()))
+            })
+            .collect();
+        (
+            std::fs::read(out.join("checkpoint/model.safetensors")).unwrap(),
+            metrics,
+        )
     };
     // At batch 1 the convolutions' products are cut into chunks an idle worker may take.
     for batch in ["16", "1"] {
-        assert!(
-            weights(true, batch) == weights(false, batch),
-            "pipelined training differs at batch {batch}"
+        let (piped, seq) = (weights(true, batch), weights(false, batch));
+        assert!(piped.0 == seq.0, "pipelined training differs at batch {batch}");
+        assert_eq!(
+            piped.1, seq.1,
+            "pipelined training's metrics differ at batch {batch}"
         );
     }
 }

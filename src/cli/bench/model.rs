@@ -83,21 +83,28 @@ fn bench_model(a: &BenchModelArgs) -> Result<(stdl::model::Model, stdl_models::D
     Ok((model, dims, preset))
 }
 
-/// Trains one batch of `t` steps on synthetic input, each step's frame made when it is
-/// learned (as `stdl train` makes them from a sample's events).
-fn run_batch(
+/// Trains `n` batches of `t` steps on synthetic input, as `stdl train` trains an epoch's
+/// (overlapping with `--pipeline`), each step's frame made when it is learned (as `stdl
+/// train` makes them from a sample's events).
+fn run_batches(
     model: &mut stdl::model::Model,
     a: &BenchModelArgs,
+    n: usize,
     dims: stdl_models::Dims,
     classes: usize,
     rng: &mut stdl_models::Rng,
 ) {
     let labels: Vec<usize> = (0..a.batch).map(|i| i % classes).collect();
-    std::hint::black_box(model.train_batch(
+    let batches = (0..n).map(|_| Ok::<_, std::convert::Infallible>(((), labels.clone())));
+    let _ = model.train_batches(
         a.t_bins,
-        |_| synthetic_frame(a.batch, dims, a.density, rng),
-        &labels,
-    ));
+        batches,
+        |_, _| synthetic_frame(a.batch, dims, a.density, rng),
+        |r| {
+            std::hint::black_box(r);
+            Ok(())
+        },
+    );
 }
 
 /// `stdl bench memory`: peak resident memory of training in this (fresh) process.
@@ -106,9 +113,7 @@ pub fn memory(a: &BenchModelArgs) -> Result<()> {
     let (mut model, dims, preset) = bench_model(a)?;
     let built = stdl::heap::proc_status_bytes("VmHWM:");
     let mut rng = stdl_models::Rng::new(1);
-    for _ in 0..a.batches.max(1) {
-        run_batch(&mut model, a, dims, preset.classes, &mut rng);
-    }
+    run_batches(&mut model, a, a.batches.max(1), dims, preset.classes, &mut rng);
     let peak = stdl::heap::proc_status_bytes("VmHWM:");
     if std::env::var_os("STDL_DEBUG_MEMORY").is_some() {
         eprintln!(
@@ -147,7 +152,7 @@ pub fn memory(a: &BenchModelArgs) -> Result<()> {
 pub fn train(a: &BenchModelArgs) -> Result<()> {
     let (mut model, dims, preset) = bench_model(a)?;
     let mut rng = stdl_models::Rng::new(1);
-    run_batch(&mut model, a, dims, preset.classes, &mut rng);
+    run_batches(&mut model, a, 1, dims, preset.classes, &mut rng);
     if a.profile {
         let stdl::model::Model::Stdl(m) = &mut model else {
             anyhow::bail!("--profile times STDL's stages; use --method stdl");
@@ -155,9 +160,7 @@ pub fn train(a: &BenchModelArgs) -> Result<()> {
         m.stages.iter_mut().for_each(|s| s.set_profiling(true));
     }
     let t = Instant::now();
-    for _ in 0..a.batches.max(1) {
-        run_batch(&mut model, a, dims, preset.classes, &mut rng);
-    }
+    run_batches(&mut model, a, a.batches.max(1), dims, preset.classes, &mut rng);
     let secs = t.elapsed().as_secs_f64();
     let samples = a.batches.max(1) * a.batch;
     let per_sample = secs / samples as f64;
