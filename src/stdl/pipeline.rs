@@ -2,10 +2,11 @@
 //! spikes stage `k` produced at `t` and its own state, so consecutive steps overlap: while
 //! one stage works on step `t`, the one before it works on step `t + 1`. Each stage has a
 //! bounded queue of the steps waiting for it; worker threads (one per core by default, never
-//! more than stages) take whichever stage is ready, run one step of it and queue its output
-//! for the next. No stage is tied to a thread, so `dvs-gesture`'s five stages of unequal cost
-//! keep two cores busy without the operating system switching between five threads (and
-//! without a static grouping, which the stages' costs do not divide evenly). A stage runs on
+//! more than stages) take a ready stage (the one they ran last, if it is ready: its state is
+//! in their core's caches), run one step of it and queue its output for the next. No stage
+//! is tied to a thread, so `dvs-gesture`'s five stages of unequal cost keep two cores busy
+//! without the operating system switching between five threads (and without a static
+//! grouping, which the stages' costs do not divide evenly). A stage runs on
 //! one worker at a time and takes its steps in order, each calling [`Stage::advance`],
 //! exactly what [`crate::stdl::StdlModel::step`] calls in sequence, so the results are
 //! identical bit for bit (`tests/all/runtime.rs` checks it). A full queue makes the caller
@@ -132,6 +133,11 @@ impl State {
     /// steps queued to take whenever a worker comes free).
     fn ready(&self, cap: usize, out_cap: usize) -> Option<usize> {
         self.all_ready(cap, out_cap).next()
+    }
+
+    /// The stage a free worker that last ran stage `last` takes next ([`prefer`]).
+    fn ready_for(&self, last: Option<usize>, cap: usize, out_cap: usize) -> Option<usize> {
+        prefer(self.all_ready(cap, out_cap), last)
     }
 
     /// Every stage a free worker could take, first first.
@@ -478,12 +484,14 @@ impl Drop for Pipeline {
 /// the lock, and puts the stage back with its output queued for the next stage (the last
 /// stage's for the caller), until the pipeline is closed and drained, or failed.
 fn work(sh: &Shared) {
+    // The stage this worker ran last.
+    let mut last = None;
     let mut st = sh.lock();
     loop {
         if st.failed {
             return;
         }
-        let Some(k) = st.ready(sh.capacity, sh.out_capacity) else {
+        let Some(k) = st.ready_for(last, sh.capacity, sh.out_capacity) else {
             if st.closed && st.drained() {
                 // The other workers see the same once woken.
                 sh.work.notify_all();
@@ -517,6 +525,7 @@ fn work(sh: &Shared) {
         };
         let (msg, queued) = st.queues[k].pop_front().expect("a ready stage has a step");
         let mut stage = st.stages[k].take().expect("a ready stage is at rest");
+        last = Some(k);
         // The step taken may have made room for the stage before (or there was more to do).
         let more = st.ready(sh.capacity, sh.out_capacity).is_some();
         drop(st);
@@ -549,6 +558,30 @@ fn work(sh: &Shared) {
             sh.work.notify_one();
         }
     }
+}
+
+/// Of the stages ready (first first), the one a worker that last ran stage `last` takes: that
+/// one again if it is ready, else the first. A stage's parameters, optimiser state and
+/// buffers are in the caches of the core that ran it last; a stage that moves to the other
+/// worker at every step takes them along (`benches/workers.sh` measures `dvs-gesture`'s five
+/// stages on two workers with and without this preference: README, "Speed").
+fn prefer(mut ready: impl Iterator<Item = usize>, last: Option<usize>) -> Option<usize> {
+    let first = ready.next()?;
+    if !stage_affinity() {
+        return Some(first);
+    }
+    if Some(first) == last {
+        return Some(first);
+    }
+    Some(ready.find(|&k| Some(k) == last).unwrap_or(first))
+}
+
+/// Whether a worker prefers the stage it ran last ([`prefer`]): unless the environment
+/// variable `STDL_AFFINITY` says `off` (to measure without it, `benches/workers.sh`); read
+/// once.
+fn stage_affinity() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("STDL_AFFINITY").as_deref() != Ok("off"))
 }
 
 /// Where a message goes after a stage.
@@ -818,6 +851,17 @@ mod tests {
     /// The policy times both ways and keeps the faster: helping while it is, not helping
     /// once that is faster; it probes again after [`KEEP_STEPS`], twice as many while the
     /// probes agree.
+    /// A free worker takes the stage it ran last when that one is ready, else the first
+    /// ready stage (upstream first).
+    #[test]
+    fn a_worker_prefers_the_stage_it_ran_last() {
+        assert_eq!(prefer([0, 2, 3].into_iter(), Some(3)), Some(3));
+        assert_eq!(prefer([0, 2, 3].into_iter(), Some(0)), Some(0));
+        assert_eq!(prefer([0, 2, 3].into_iter(), Some(1)), Some(0));
+        assert_eq!(prefer([2, 3].into_iter(), None), Some(2));
+        assert_eq!(prefer(std::iter::empty(), Some(1)), None);
+    }
+
     #[test]
     fn the_help_policy_keeps_the_faster_way() {
         let mut p = HelpPolicy::new().probe.into_inner().unwrap();
