@@ -31,6 +31,10 @@ base=${2:-7e53bc2}
 py=${PYTHON:-}
 update_every=${UPDATE_EVERY-4 8}
 nmnist=../shared/data/nmnist/slayer_NMNISTsmall
+# Samples `stdl bench train` times at batch 1 (after one warm-up sample): 10,000 steps, of
+# which the help policy's probes (README, "Speed") take the share they take in a longer run;
+# in 2,000 steps they took nearly half. The Python scripts time 100 (after one warm-up).
+batch1_samples=1000
 # shellcheck source=benches/common/walks.sh
 . benches/common/walks.sh
 
@@ -70,7 +74,7 @@ measure() { # side binary
   for batch in 16 1; do
     for mode in sequence pipeline; do
       flag=$([ $mode = pipeline ] && echo --pipeline || true)
-      n=$([ "$batch" = 16 ] && echo 24 || echo 200)
+      n=$([ "$batch" = 16 ] && echo 24 || echo "$batch1_samples")
       "$bin" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" $flag --json 2>/dev/null |
         tag "$r" "$side" "train nmnist batch $batch $mode (ms/sample)" seconds_per_sample 1e3
     done
@@ -79,7 +83,7 @@ measure() { # side binary
 
 measure_stdl_vs_py() {
   for batch in 16 1; do
-    n=$([ "$batch" = 16 ] && echo 24 || echo 200)
+    n=$([ "$batch" = 16 ] && echo 24 || echo "$batch1_samples")
     for mode in sequence pipeline; do
       flag=$([ $mode = pipeline ] && echo --pipeline || true)
       "$new" bench train --preset nmnist --t-bins 10 --batch "$batch" --batches "$n" --aux-budget 0 $flag --json 2>/dev/null |
@@ -90,7 +94,7 @@ measure_stdl_vs_py() {
 }
 measure_py() {
   for batch in 16 1; do
-    n=$([ "$batch" = 16 ] && echo 5 || echo 40)
+    n=$([ "$batch" = 16 ] && echo 5 || echo 100)
     for neuron in torch spikingjelly; do
       "$py" benches/python/torch_stdl_nmnist.py --neuron $neuron --batch "$batch" --batches "$n" --t-bins 10 --threads 2 --json 2>/dev/null |
         tag "$r" $neuron "train nmnist batch $batch (ms/sample)" seconds_per_sample 1e3
