@@ -18,8 +18,11 @@
 # UPDATE_EVERY (default "4 8"): this checkout's `stdl bench realtime` also at these
 # `--update-every` values (one Adam update per N bins; its accuracy cost is in the README's
 # "Accuracy on real N-MNIST"), each set beside the baseline's one mode, an update every bin.
-# On a CPU with AVX-512, this checkout's `stdl bench realtime` also runs its AVX2 kernels
-# (STDL_SIMD=avx2), beside the baseline on AVX-512.
+# On a CPU with AVX-512, this checkout's `stdl bench realtime` also runs with no AVX-512
+# anywhere, beside the baseline on AVX-512: a second build whose GEMM crate (matrixmultiply)
+# is compiled with its AVX-512 kernel left out (its MMTEST_FEATURE, read at compile time,
+# allows sse2, avx, avx2 and fma only), run with the engine's AVX2 kernels (STDL_SIMD=avx2)
+# and glibc's AVX-512 string functions masked (GLIBC_TUNABLES): the path an AVX2 CPU takes.
 #
 # usage: [PYTHON=/path/to/python] [UPDATE_EVERY="4 8"] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
 #   e.g. python3 -m venv /tmp/sj && /tmp/sj/bin/pip install torch spikingjelly numpy &&
@@ -48,6 +51,12 @@ if [ ! -x "$wt/target/release/stdl" ]; then
   (cd "$wt" && cargo build --release --quiet </dev/null)
 fi
 old=$wt/target/release/stdl
+avx512=$(grep -q ' avx512f' /proc/cpuinfo && echo yes || true)
+if [ -n "$avx512" ]; then
+  MMTEST_FEATURE=sse2,avx,avx2,fma CARGO_TARGET_DIR=target/avx2 cargo build --release --quiet </dev/null
+fi
+avx2_bin=target/avx2/release/stdl
+avx2_env=(STDL_SIMD=avx2 GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD)
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -65,9 +74,9 @@ measure() { # side binary
       "$bin" bench realtime --json --update-every "$n" "$f" 2>/dev/null |
         tag "$r" "$side" "realtime $(basename "$f") update-every $n" real_time_factor 1
     done
-    # On an AVX-512 CPU, this checkout's AVX2 path too (STDL_SIMD=avx2).
-    if grep -q ' avx512f' /proc/cpuinfo; then
-      STDL_SIMD=avx2 "$bin" bench realtime --json "$f" 2>/dev/null |
+    # On an AVX-512 CPU, this checkout with no AVX-512 too (above).
+    if [ -n "$avx512" ]; then
+      env "${avx2_env[@]}" "$avx2_bin" bench realtime --json "$f" 2>/dev/null |
         tag "$r" "$side" "realtime $(basename "$f") avx2-path" real_time_factor 1
     fi
   done
@@ -155,7 +164,7 @@ for w in whats:
         # This checkout's AVX2 kernels beside the baseline's widest.
         file = w[: -len(" avx2-path")]
         by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
-        label = f"{file}, {head} on its AVX2 path (STDL_SIMD=avx2; {base}: AVX-512)"
+        label = f"{file}, {head} with no AVX-512 (GEMM crate built without it, STDL_SIMD=avx2, glibc's masked; {base}: AVX-512)"
     if not by["base"]:
         continue
     rs = sorted(set(by["base"]) & set(by["new"]))
