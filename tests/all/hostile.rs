@@ -807,4 +807,31 @@ fn demo_continual_and_pipelined_training_stop_on_a_signal_with_what_they_learned
         "8",
     ]);
     interrupted(c, "-INT", Duration::from_millis(5000), "train --pipeline");
+    // Pipelined training over many short batches, which overlap in the pipeline (the signal
+    // lands between batches, or inside one): the batches in flight are taken, the epoch
+    // before is kept, and the way on is named.
+    let out = tmp.path().join("train-batches");
+    let mut c = train_nmnist(&d.join("nmnist/slayer_NMNISTsmall"), "nmnist", &out);
+    c.args([
+        "--pipeline",
+        "--t-bins",
+        "4",
+        "--batch",
+        "1",
+        "--limit-samples",
+        "1000",
+        "--epochs",
+        "1000",
+    ]);
+    let o = interrupted(
+        c,
+        "-INT",
+        Duration::from_millis(4000),
+        "train --pipeline, short batches",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--resume") || err.contains("nothing was saved"),
+        "{err}"
+    );
 }
