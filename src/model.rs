@@ -399,8 +399,9 @@ impl<D, E> Flight<'_, D, E>
 where
     D: FnMut(Trained) -> std::result::Result<(), E>,
 {
-    /// Sends every batch, then takes every output still to come (also after an error, so
-    /// that no stage is left waiting on one when the pipeline ends).
+    /// Sends every batch, then takes the outputs still to come of the batches to hand over
+    /// (after an error from `done` there are none: the outputs left are dropped with the
+    /// pipeline, as [`Pipeline::finish`] drops them).
     fn run<B>(
         mut self,
         t_bins: usize,
@@ -445,7 +446,7 @@ where
             }
         }
         // Batches sent before an error from `batches` are handed over before it.
-        while self.batches.iter().any(|b| b.got < b.sent) {
+        while self.error.is_none() && self.batches.iter().any(|b| b.got < b.sent) {
             match self.pipe.recv() {
                 Some(out) => self.take(out),
                 // A stage failed: Pipeline::finish says so.

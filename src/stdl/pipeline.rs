@@ -184,7 +184,8 @@ impl Shared {
 /// being handed to shared threads and waited for, once per layer and step (the workers
 /// themselves are the parallelism). Kept, because making one (a thread, and the GEMM
 /// crate's packing buffers primed, [`stdl_models::gemm::prime_packing`]) cost about as much
-/// as a whole sample of `stdl train --pipeline` at batch 1, which starts a pipeline per batch.
+/// as a whole sample of `stdl train --pipeline` at batch 1, which started a pipeline per
+/// batch (`Model::train_batch`, which `stdl continual` calls per batch, still does).
 static IDLE_WORKERS: Mutex<Vec<rayon::ThreadPool>> = Mutex::new(Vec::new());
 
 /// An idle worker, or a new one.
@@ -567,10 +568,7 @@ fn work(sh: &Shared) {
 /// stages on two workers with and without this preference: README, "Speed").
 fn prefer(mut ready: impl Iterator<Item = usize>, last: Option<usize>) -> Option<usize> {
     let first = ready.next()?;
-    if !stage_affinity() {
-        return Some(first);
-    }
-    if Some(first) == last {
+    if !stage_affinity() || Some(first) == last {
         return Some(first);
     }
     Some(ready.find(|&k| Some(k) == last).unwrap_or(first))
@@ -656,7 +654,7 @@ fn prime_context() {
 }
 
 /// Whether idle workers help, decided by measurement ([`HelpPolicy`]), for every pipeline
-/// of the process (`stdl train --pipeline` starts one per batch).
+/// of the process (`stdl train --pipeline` starts one per epoch).
 static HELPING: HelpPolicy = HelpPolicy::new();
 
 /// The windows of a probe of [`HelpPolicy`]: helping or not, in the order A B B A A B B A,
