@@ -39,6 +39,9 @@ pub struct LayerProfile {
     /// Multiply-adds ×2 of one forward call at the batch seen, done densely (0 for layers
     /// without a product).
     pub dense_flops_per_forward: f64,
+    /// Seconds the profile itself spent counting the non-zero values (outside `forward_s`
+    /// and `backward_s`, but inside the step's time: the profiler's own cost).
+    pub counting_s: f64,
 }
 
 impl LayerProfile {
@@ -76,6 +79,7 @@ impl LayerProfile {
         self.input_values += o.input_values;
         self.grad_nonzero += o.grad_nonzero;
         self.grad_values += o.grad_values;
+        self.counting_s += o.counting_s;
         if self.layer.is_empty() {
             self.layer = o.layer.clone();
         }

@@ -65,9 +65,11 @@ impl Sequential {
             return x;
         };
         for (l, p) in self.layers.iter_mut().zip(prof.iter_mut()) {
+            let t = Instant::now();
             p.input_nonzero += x.data.iter().filter(|&&v| v != 0.0).count() as u64;
             p.input_values += x.data.len() as u64;
             p.dense_flops_per_forward = dense_flops(l, x.b);
+            p.counting_s += since(t);
             let t = Instant::now();
             x = l.forward(x, train);
             p.forward_s += since(t);
@@ -84,8 +86,10 @@ impl Sequential {
             return dy;
         };
         for (l, p) in self.layers.iter_mut().zip(prof.iter_mut()).rev() {
+            let t = Instant::now();
             p.grad_nonzero += dy.data.iter().filter(|&&v| v != 0.0).count() as u64;
             p.grad_values += dy.data.len() as u64;
+            p.counting_s += since(t);
             let t = Instant::now();
             dy = l.backward(dy);
             p.backward_s += since(t);

@@ -70,6 +70,9 @@ pub struct StageProfile {
     pub update_ms_per_step: f64,
     /// Pipeline: time its steps waited in its queue, per step.
     pub queued_ms_per_step: f64,
+    /// The profile's own counting of each layer's non-zero inputs and output gradients, per
+    /// step: inside `ms_per_step` and `cpu_ms_per_step`, and not spent without `--profile`.
+    pub counting_ms_per_step: f64,
     /// The subnetwork's layers, then its head's (auxiliary network or readout).
     pub layers: Vec<LayerRow>,
 }

@@ -367,9 +367,10 @@ impl Stage {
     pub fn profile(&self, stage: usize) -> StageProfile {
         let t = self.timing;
         let per = |s: f64| 1e3 * s / t.steps.max(1) as f64;
-        let mut layers = Vec::new();
+        let (mut layers, mut counting_s) = (Vec::new(), 0.0);
         for (part, seq) in [("body", &self.body), ("head", &self.head)] {
             for lp in seq.profile().unwrap_or_default() {
+                counting_s += lp.counting_s;
                 layers.push(LayerRow {
                     part,
                     input_density: lp.input_density(),
@@ -390,6 +391,7 @@ impl Stage {
             cpu_ms_per_step: per(t.advance_cpu_s),
             update_ms_per_step: per(t.update_s),
             queued_ms_per_step: per(t.queued_s),
+            counting_ms_per_step: per(counting_s),
             layers,
         }
     }

@@ -279,20 +279,22 @@ pub(super) fn print_profile(rows: &[stdl::stdl::StageProfile], gemm: f64, batch:
         }
         let in_layers: f64 = st.layers.iter().map(|l| l.forward_ms + l.backward_ms).sum();
         println!(
-            "{:>5} step {:.3} ms ({:.3} ms CPU): layers {:.3}, optimiser {:.3}, other {:.3}; queued {:.3} before it",
+            "{:>5} step {:.3} ms ({:.3} ms CPU): layers {:.3}, optimiser {:.3}, profiler's counting {:.3}, other {:.3}; queued {:.3} before it",
             st.stage,
             st.ms_per_step,
             st.cpu_ms_per_step,
             in_layers,
             st.update_ms_per_step,
-            (st.ms_per_step - in_layers - st.update_ms_per_step).max(0.0),
+            st.counting_ms_per_step,
+            (st.ms_per_step - in_layers - st.update_ms_per_step - st.counting_ms_per_step).max(0.0),
             st.queued_ms_per_step
         );
     }
     let cpu: f64 = rows.iter().map(|s| s.cpu_ms_per_step).sum();
+    let counting: f64 = rows.iter().map(|s| s.counting_ms_per_step).sum();
     println!(
-        "all stages: {cpu:.3} ms CPU per step ({:.3} ms per step on {} cores at best)",
-        cpu / cores() as f64,
+        "all stages: {cpu:.3} ms CPU per step, {counting:.3} of it the profiler's counting ({:.3} ms per step on {} cores at best without it)",
+        (cpu - counting).max(0.0) / cores() as f64,
         cores()
     );
 }
