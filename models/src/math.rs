@@ -133,6 +133,29 @@ macro_rules! widest {
 }
 pub(crate) use widest;
 
+/// Whether every value seen was finite, kept as the largest exponent field seen (all ones
+/// only for an infinity or a NaN): an unsigned maximum, which vectorises into one
+/// instruction per vector, where `ok &= v.is_finite()` packed each vector's comparison
+/// down to bytes first (a quarter of the fused Adam update's time, in `perf annotate`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Finite(u32);
+
+impl Finite {
+    const EXPONENT: u32 = 0x7f80_0000;
+
+    /// Takes `v` into account.
+    #[inline(always)]
+    pub fn see(&mut self, v: f32) {
+        self.0 = self.0.max(v.to_bits() & Self::EXPONENT);
+    }
+
+    /// Whether every value seen was finite.
+    #[inline(always)]
+    pub fn all(self) -> bool {
+        self.0 != Self::EXPONENT
+    }
+}
+
 /// Sum of `xs` in 16 interleaved partial sums (element `i` into partial `i mod 16`, the
 /// partials then added in order): a fixed order, so the same result on every CPU, that
 /// vectorises where a strict left-to-right sum is one long dependency chain.
@@ -272,6 +295,36 @@ fn sse_blocks(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], stride: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finite_tells_infinities_and_nans_from_every_finite_value() {
+        let finite = [
+            0.0,
+            -0.0,
+            1.0,
+            -3.5,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+        ];
+        let mut all = Finite::default();
+        assert!(all.all(), "nothing seen");
+        for v in finite {
+            all.see(v);
+        }
+        assert!(all.all());
+        let nan_payload = f32::from_bits(0x7f80_0001);
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, nan_payload] {
+            let mut one = all;
+            one.see(bad);
+            for v in finite {
+                one.see(v);
+            }
+            assert!(!one.all(), "{bad}");
+        }
+    }
 
     fn ulps(a: f32, exact: f64) -> f64 {
         let ulp = f64::from(f32::EPSILON) * exact.abs().max(f64::from(f32::MIN_POSITIVE));

@@ -215,12 +215,12 @@ crate::math::widest! {
     /// Adam's update over whole slices, compiled for the widest vector unit (one pass over
     /// the four arrays).
     fn adam_into(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: &Update, finite: &mut bool) {
-        let mut ok = true;
+        let mut ok = crate::math::Finite::default();
         for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             u.adam(w, g, m, v);
-            ok &= w.is_finite();
+            ok.see(*w);
         }
-        *finite &= ok;
+        *finite &= ok.all();
     }
 }
 

@@ -215,7 +215,7 @@ crate::math::widest! {
     /// be applied after; `finite` is cleared if an updated weight is not finite.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ws_backward_adam(weight: &mut [f32], stats: &mut [(f32, f32)], gain: &[f32], n: usize, d: &[f32], dgain: &mut [f32], m: &mut [f32], v: &mut [f32], update: &Update, finite: &mut bool) {
-        let mut ok = true;
+        let mut ok = crate::math::Finite::default();
         let rows = weight
             .chunks_exact_mut(n)
             .zip(d.chunks_exact(n))
@@ -226,10 +226,10 @@ crate::math::widest! {
             for (((wv, &dv), mv), vv) in w.iter_mut().zip(d).zip(m.iter_mut()).zip(v.iter_mut()) {
                 let g = row.grad(dv, *wv);
                 update.adam(wv, g, mv, vv);
-                ok &= wv.is_finite();
+                ok.see(*wv);
             }
             stats[co] = ws_stats(w);
         }
-        *finite &= ok;
+        *finite &= ok.all();
     }
 }
