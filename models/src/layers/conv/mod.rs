@@ -721,15 +721,16 @@ impl Conv2d {
     }
 
     /// The input channels with a non-zero value in some sample of `x`, when the dense
-    /// forward should take only those: the layer computes no input gradient (the first
-    /// layer of a subnetwork, whose input is detached), so nothing after the forward needs
-    /// the effective weights of every channel, and at least one channel in 16 is zero
-    /// everywhere (fewer save less than listing them costs). A channel zero everywhere
-    /// gives `k²` rows of zeros in im2col: leaving them and their weights out leaves out
-    /// products by zero only. Spiking layers leave many channels silent: 50–74% of the
-    /// inputs of `dvs-gesture`'s dense-path convolutions on the DVS128 walk recordings.
+    /// forward should take only those: at least one channel in 16 is zero everywhere
+    /// (fewer save less than listing them costs), and the weights do not serve several
+    /// passes unchanged (`accumulate`). A channel zero everywhere gives `k²` rows of zeros
+    /// in im2col: leaving them and their weights out leaves out products by zero only.
+    /// Spiking layers leave many channels silent: 50–74% of the inputs of `dvs-gesture`'s
+    /// dense-path convolutions on the DVS128 walk recordings. The forward then builds no
+    /// layout of every channel's weights; a backward that computes the input gradient by
+    /// GEMM builds the one it reads (the scatter builds its own either way).
     fn live_inputs(&self, x: &Tensor) -> Option<Vec<usize>> {
-        if self.input_grad || self.accumulate {
+        if self.accumulate {
             return None;
         }
         let plane = self.in_dims.h * self.in_dims.w;
@@ -1250,11 +1251,13 @@ mod tests {
     use super::*;
     use crate::optim::{OptimConfig, Optimizer};
 
-    /// The dense forward of a layer without an input gradient, over the input channels
-    /// with a spike only, gives the outputs of the forward over every channel: the same bits
-    /// while `K` stays within one block of the GEMM crate's inner dimension (256), within
-    /// rounding above it (the blocks then fall elsewhere); at batch 1 and 3 (channels live
-    /// in one sample only count), with weight standardisation and without, stride 1 and 2.
+    /// The dense forward over the input channels with a spike only gives the outputs of
+    /// the dense forward over every channel (effective weights, im2col, one GEMM onto the
+    /// bias, as the forward computed them before): the same bits while `K` stays within one
+    /// block of the GEMM crate's inner dimension (256), within rounding above it (the blocks
+    /// then fall elsewhere); at batch 1 and 3 (channels live in one sample only count), with
+    /// weight standardisation and without, stride 1 and 2, with an input gradient and
+    /// without; and, with no channel live, the bias alone.
     #[test]
     fn dense_forward_over_live_input_channels_gives_the_same_outputs() {
         let mut rng = crate::Rng::new(12);
@@ -1265,8 +1268,8 @@ mod tests {
             (64, 5, 16, 1, true, 3),
         ] {
             let d = Dims::new(c_in, h, h);
-            let mut base = Conv2d::new(d, c_out, 3, stride, 1, ws, &mut rng);
-            base.path = InputPath::Dense;
+            let mut conv = Conv2d::new(d, c_out, 3, stride, 1, ws, &mut rng);
+            conv.path = InputPath::Dense;
             // A third of the channels silent in every sample, one live in the last only.
             let x: Vec<f32> = (0..b * d.len())
                 .map(|i| {
@@ -1275,30 +1278,41 @@ mod tests {
                     (!silent && rng.next_f32() < 0.3) as u8 as f32
                 })
                 .collect();
-            let mut whole = base.clone();
-            let mut live = base.clone();
-            live.input_grad = false;
-            assert!(whole.live_inputs(&Tensor::from_vec(b, d, x.clone())).is_none());
-            let chans = live.live_inputs(&Tensor::from_vec(b, d, x.clone())).unwrap();
+            let chans = conv.live_inputs(&Tensor::from_vec(b, d, x.clone())).unwrap();
             assert_eq!(chans.len(), c_in - c_in.div_ceil(3), "{chans:?}");
-            let yw = whole.forward(Tensor::from_vec(b, d, x.clone()), true);
-            let yl = live.forward(Tensor::from_vec(b, d, x.clone()), true);
-            let exact = c_in * 9 <= 256;
-            for (j, (a, l)) in yw.data.iter().zip(yl.data.iter()).enumerate() {
-                if exact {
-                    assert_eq!(a.to_bits(), l.to_bits(), "{c_in}→{c_out} at {j}: {a} vs {l}");
-                } else {
+            let (kk, p) = (conv.fan_in(), conv.out_dims.len() / c_out);
+            let w = conv.effective_weight();
+            let mut whole = vec![0.0; b * conv.out_dims.len()];
+            let mut col = vec![0.0; kk * p];
+            for (xs, ys) in x.chunks_exact(d.len()).zip(whole.chunks_exact_mut(c_out * p)) {
+                conv.im2col(xs, &mut col);
+                for (co, row) in ys.chunks_exact_mut(p).enumerate() {
+                    row.fill(conv.bias.value[co]);
+                }
+                matmul(c_out, kk, p, 1.0, &w, false, &col, false, 1.0, ys);
+            }
+            let exact = kk <= 256;
+            for input_grad in [true, false] {
+                let mut c = conv.clone();
+                c.input_grad = input_grad;
+                let y = c.forward(Tensor::from_vec(b, d, x.clone()), true);
+                for (j, (a, l)) in whole.iter().zip(y.data.iter()).enumerate() {
+                    let same = if exact {
+                        a.to_bits() == l.to_bits()
+                    } else {
+                        (a - l).abs() <= 1e-5 * (1.0 + a.abs())
+                    };
                     assert!(
-                        (a - l).abs() <= 1e-5 * (1.0 + a.abs()),
-                        "{c_in}→{c_out} at {j}: {a} vs {l}"
+                        same,
+                        "{c_in}→{c_out}, input gradient {input_grad}, at {j}: {a} vs {l}"
                     );
                 }
             }
         }
-        // No channel live: the bias alone, as over every channel.
+        // No channel live: the bias alone.
         let d = Dims::new(8, 5, 5);
         let mut c = Conv2d::new(d, 4, 3, 1, 1, true, &mut rng);
-        (c.path, c.input_grad) = (InputPath::Dense, false);
+        c.path = InputPath::Dense;
         let y = c.forward(Tensor::zeros(2, d), false);
         let bias: Vec<f32> = (0..2 * 4 * 25).map(|i| c.bias.value[i / 25 % 4]).collect();
         assert_eq!(y.data.to_vec(), bias);
