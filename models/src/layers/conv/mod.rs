@@ -721,16 +721,18 @@ impl Conv2d {
     }
 
     /// The input channels with a non-zero value in some sample of `x`, when the dense
-    /// forward should take only those: at least one channel in 16 is zero everywhere
-    /// (fewer save less than listing them costs), and the weights do not serve several
-    /// passes unchanged (`accumulate`). A channel zero everywhere gives `k²` rows of zeros
-    /// in im2col: leaving them and their weights out leaves out products by zero only.
-    /// Spiking layers leave many channels silent: 50–74% of the inputs of `dvs-gesture`'s
-    /// dense-path convolutions on the DVS128 walk recordings. The forward then builds no
-    /// layout of every channel's weights; a backward that computes the input gradient by
-    /// GEMM builds the one it reads (the scatter builds its own either way).
+    /// forward should take only those: at least one channel in 16 is zero everywhere (fewer
+    /// save less than listing them costs), and the effective weights will not serve later
+    /// passes unchanged (no `accumulate`, and no step kept before this one: a step history,
+    /// BPTT's, reuses one layout of every channel's weights across its steps). A channel
+    /// zero everywhere gives `k²` rows of zeros in im2col: leaving them and their weights
+    /// out leaves out products by zero only. Spiking layers leave many channels silent:
+    /// 50–74% of the inputs of `dvs-gesture`'s dense-path convolutions on the DVS128 walk
+    /// recordings. The forward then builds no layout of every channel's weights; a
+    /// backward that computes the input gradient by GEMM builds the one it reads (the
+    /// scatter builds its own either way).
     fn live_inputs(&self, x: &Tensor) -> Option<Vec<usize>> {
-        if self.accumulate {
+        if self.accumulate || !self.caches.is_empty() {
             return None;
         }
         let plane = self.in_dims.h * self.in_dims.w;
@@ -1296,6 +1298,8 @@ mod tests {
                 let mut c = conv.clone();
                 c.input_grad = input_grad;
                 let y = c.forward(Tensor::from_vec(b, d, x.clone()), true);
+                // With this step kept (a step history), the next takes every channel.
+                assert!(c.live_inputs(&Tensor::from_vec(b, d, x.clone())).is_none());
                 for (j, (a, l)) in whole.iter().zip(y.data.iter()).enumerate() {
                     let same = if exact {
                         a.to_bits() == l.to_bits()
