@@ -30,7 +30,7 @@ mod ws;
 
 use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
-use sparse::{nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
+use sparse::{for_each_nonzero, nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
 use ws::{
     ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels, ws_forward_transposed,
     ws_stats_extend,
@@ -578,17 +578,13 @@ impl Conv2d {
                     row.fill(0.0);
                 }
                 for (list, dyb) in lists.iter().zip(dy.data.chunks_exact(o.len())) {
-                    let dyc = &dyb[(c0 + j) * p..][..p];
-                    for (q, &dv) in dyc.iter().enumerate() {
-                        if dv == 0.0 {
-                            continue;
-                        }
+                    for_each_nonzero(&dyb[(c0 + j) * p..][..p], |q, dv| {
                         self.out_taps(q / o.w, q % o.w, |tap, pix| {
                             for &(ci, xv) in list.at(pix) {
                                 row[ci as usize * k2 + tap] += dv * xv;
                             }
                         });
-                    }
+                    });
                 }
             }
         });

@@ -15,7 +15,7 @@ pub const PAIR_COST: f64 = 8.0;
 /// Calls `f(i, v)` for every non-zero `v = xs[i]`, in order: 32 values are compared at a
 /// time into a bit mask whose set bits are then visited, so zeros cost no branch each.
 #[inline(always)]
-fn for_each_nonzero(xs: &[f32], mut f: impl FnMut(usize, f32)) {
+pub(super) fn for_each_nonzero(xs: &[f32], mut f: impl FnMut(usize, f32)) {
     let chunks = xs.chunks_exact(32);
     let tail = chunks.remainder();
     for (c, chunk) in chunks.enumerate() {
@@ -86,17 +86,14 @@ crate::math::widest! {
         let p = o.h * o.w;
         acc.iter_mut().for_each(|v| *v = 0.0);
         for (co, dyc) in dyb.chunks_exact(p).enumerate() {
-            for (q, &dv) in dyc.iter().enumerate() {
-                if dv == 0.0 {
-                    continue;
-                }
+            for_each_nonzero(dyc, |q, dv| {
                 conv.out_taps(q / o.w, q % o.w, |tap, pix| {
                     let w = &w_r[(co * k2 + tap) * cin..][..cin];
                     for (a, &wv) in acc[pix * cin..][..cin].iter_mut().zip(w) {
                         *a += dv * wv;
                     }
                 });
-            }
+            });
         }
     }
 }
