@@ -18,11 +18,12 @@
 # UPDATE_EVERY (default "4 8"): this checkout's `stdl bench realtime` also at these
 # `--update-every` values (one Adam update per N bins; its accuracy cost is in the README's
 # "Accuracy on real N-MNIST"), each set beside the baseline's one mode, an update every bin.
-# On a CPU with AVX-512, this checkout's `stdl bench realtime` also runs with no AVX-512
-# anywhere, beside the baseline on AVX-512: a second build whose GEMM crate (matrixmultiply)
-# is compiled with its AVX-512 kernel left out (its MMTEST_FEATURE, read at compile time,
-# allows sse2, avx, avx2 and fma only), run with the engine's AVX2 kernels (STDL_SIMD=avx2)
-# and glibc's AVX-512 string functions masked (GLIBC_TUNABLES): the path an AVX2 CPU takes.
+# On a CPU with AVX-512, `stdl bench realtime` also runs with no AVX-512 on either side: a
+# second build of each commit whose GEMM crate (matrixmultiply) is compiled with its AVX-512
+# kernel left out (its MMTEST_FEATURE, read at compile time, allows sse2, avx, avx2 and fma
+# only), run with glibc's AVX-512 string functions masked (GLIBC_TUNABLES) and the engine's
+# AVX2 kernels (STDL_SIMD=avx2): the path an AVX2 CPU takes. A commit from before STDL_SIMD
+# (7e53bc2 is one) runs its element-wise kernels on AVX-512 still, which favours it.
 #
 # usage: [PYTHON=/path/to/python] [UPDATE_EVERY="4 8"] benches/speed.sh [ROUNDS] [BASELINE_COMMIT]   (defaults: 3, 7e53bc2)
 #   e.g. python3 -m venv /tmp/sj && /tmp/sj/bin/pip install torch spikingjelly numpy &&
@@ -54,8 +55,11 @@ old=$wt/target/release/stdl
 avx512=$(grep -q ' avx512f' /proc/cpuinfo && echo yes || true)
 if [ -n "$avx512" ]; then
   MMTEST_FEATURE=sse2,avx,avx2,fma CARGO_TARGET_DIR=target/avx2 cargo build --release --quiet </dev/null
+  (cd "$wt" && MMTEST_FEATURE=sse2,avx,avx2,fma CARGO_TARGET_DIR=target/avx2 cargo build --release --quiet </dev/null)
 fi
 avx2_bin=target/avx2/release/stdl
+old_avx2_bin=$wt/target/avx2/release/stdl
+base_simd=$(git grep -q STDL_SIMD "$base" -- models/src/math.rs && echo yes || true)
 avx2_env=(STDL_SIMD=avx2 GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD)
 
 out=$(mktemp)
@@ -65,20 +69,20 @@ trap 'rm -f "$out"' EXIT
 tag() { # round side what key scale
   python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(json.dumps({'round':$1,'side':'$2','what':'$3','value':$5*r['$4']}))" >>"$out"
 }
-measure() { # side binary
-  local side=$1 bin=$2
+measure() { # side binary binary-without-AVX-512
+  local side=$1 bin=$2 bin_avx2=$3
   for f in "${files[@]}"; do
     "$bin" bench realtime --json "$f" 2>/dev/null | tag "$r" "$side" "realtime $(basename "$f")" real_time_factor 1
+    # On an AVX-512 CPU, with no AVX-512 too (above).
+    if [ -n "$avx512" ]; then
+      env "${avx2_env[@]}" "$bin_avx2" bench realtime --json "$f" 2>/dev/null |
+        tag "$r" "$side" "realtime $(basename "$f") avx2-path" real_time_factor 1
+    fi
     [ "$side" = new ] || continue
     for n in $update_every; do
       "$bin" bench realtime --json --update-every "$n" "$f" 2>/dev/null |
         tag "$r" "$side" "realtime $(basename "$f") update-every $n" real_time_factor 1
     done
-    # On an AVX-512 CPU, this checkout with no AVX-512 too (above).
-    if [ -n "$avx512" ]; then
-      env "${avx2_env[@]}" "$avx2_bin" bench realtime --json "$f" 2>/dev/null |
-        tag "$r" "$side" "realtime $(basename "$f") avx2-path" real_time_factor 1
-    fi
   done
   for batch in 16 1; do
     for mode in sequence pipeline; do
@@ -121,7 +125,11 @@ fi
 
 for r in $(seq 1 "$rounds"); do
   # Alternate which side goes first.
-  if [ $((r % 2)) = 1 ]; then measure base "$old"; measure new "$new"; else measure new "$new"; measure base "$old"; fi
+  if [ $((r % 2)) = 1 ]; then
+    measure base "$old" "$old_avx2_bin"; measure new "$new" "$avx2_bin"
+  else
+    measure new "$new" "$avx2_bin"; measure base "$old" "$old_avx2_bin"
+  fi
   if [ -n "$py" ]; then
     if [ $((r % 2)) = 1 ]; then measure_py; measure_stdl_vs_py; else measure_stdl_vs_py; measure_py; fi
   fi
@@ -135,11 +143,12 @@ aux_units() {
 }
 plans="$(aux_units "$old")|$(aux_units "$new")"
 
-python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" "$plans" <<'EOF'
+python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" "$plans" "$base_simd" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base, head, rounds = sys.argv[2], sys.argv[3], sys.argv[4]
 plan_base, plan_head = sys.argv[5].split("|")
+base_simd = sys.argv[6] == "yes"
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
 flags = open("/proc/cpuinfo").read()
 simd = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SSE")
@@ -161,10 +170,11 @@ for w in whats:
         by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
         label = f"{file}, {head} with --update-every {n} ({base}: an update every bin)"
     if w.endswith(" avx2-path"):
-        # This checkout's AVX2 kernels beside the baseline's widest.
+        # Both sides with no AVX-512 (as far as the baseline allows).
         file = w[: -len(" avx2-path")]
-        by["base"] = {r["round"]: r["value"] for r in rows if r["what"] == file and r["side"] == "base"}
-        label = f"{file}, {head} with no AVX-512 (GEMM crate built without it, STDL_SIMD=avx2, glibc's masked; {base}: AVX-512)"
+        theirs = "the same" if base_simd else "the same, but its element-wise kernels on AVX-512: it has no STDL_SIMD"
+        label = (f"{file}, no AVX-512 (GEMM crate built without it, glibc's masked, STDL_SIMD=avx2; "
+                 f"{base}: {theirs})")
     if not by["base"]:
         continue
     rs = sorted(set(by["base"]) & set(by["new"]))
