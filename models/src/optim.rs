@@ -180,13 +180,14 @@ impl Update {
         match self.cfg.kind {
             OptimizerKind::Adam => adam_into(w, g, m, v, self, &mut finite),
             OptimizerKind::Sgd => {
-                let c = self.cfg;
+                let (c, mut ok) = (self.cfg, crate::math::Finite::default());
                 for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
                     let g = g + c.weight_decay * *w;
                     *m = c.momentum * *m + g;
                     *w -= c.lr * *m;
-                    finite &= w.is_finite();
+                    ok.see(*w);
                 }
+                finite = ok.all();
             }
         }
         finite

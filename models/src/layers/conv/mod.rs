@@ -760,8 +760,8 @@ impl Conv2d {
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
         let (p, pin) = (o.h * o.w, self.in_dims.h * self.in_dims.w);
-        // The dense path of a layer that computes no input gradient takes only the input
-        // channels with a spike somewhere in the batch ([`Self::live_inputs`]).
+        // The dense path takes only the input channels with a spike somewhere in the batch,
+        // when enough are silent ([`Self::live_inputs`]).
         let live = (!sparse).then(|| self.live_inputs(&x)).flatten();
         // The sparse path scatters rows of the effective weights transposed to K × C_out,
         // computed in that layout; the dense path over live channels their columns only.
@@ -769,7 +769,7 @@ impl Conv2d {
         // be: a size that changed with the input would make the pool keep buffers of every
         // size the stream ever asked for ([`crate::pool`]).
         let w_live = live.as_ref().map(|chans| {
-            let (kk, k2) = (self.fan_in(), self.k * self.k);
+            let k2 = self.k * self.k;
             let mut w = Buf::take(self.weight.value.len());
             let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
             let m = o.c * chans.len() * k2;
