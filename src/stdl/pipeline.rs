@@ -846,9 +846,6 @@ fn help(sh: &Shared, epoch: u64) -> (f64, bool) {
 mod tests {
     use super::*;
 
-    /// The policy times both ways and keeps the faster: helping while it is, not helping
-    /// once that is faster; it probes again after [`KEEP_STEPS`], twice as many while the
-    /// probes agree.
     /// A free worker takes the stage it ran last when that one is ready, else the first
     /// ready stage (upstream first).
     #[test]
@@ -860,6 +857,9 @@ mod tests {
         assert_eq!(prefer(std::iter::empty(), Some(1)), None);
     }
 
+    /// The policy times both ways and keeps the faster: helping while it is, not helping
+    /// once that is faster; it probes again after [`KEEP_STEPS`], twice as many while the
+    /// probes agree.
     #[test]
     fn the_help_policy_keeps_the_faster_way() {
         let mut p = HelpPolicy::new().probe.into_inner().unwrap();
