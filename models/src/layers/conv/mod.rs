@@ -26,6 +26,7 @@ use crate::tensor::{Dims, Tensor};
 use crate::workspace;
 
 mod sparse;
+mod winograd;
 mod ws;
 
 use super::{LayerMemory, LayerOps};
@@ -88,6 +89,11 @@ pub struct Conv2d {
     /// Whether backward computes the input gradient. The first layer of a subnetwork does
     /// not need it: its input is detached.
     pub input_grad: bool,
+    /// Whether the input gradient by GEMM of a 3 × 3, stride-1, padding-1 convolution takes
+    /// Winograd's F(2 × 2, 3 × 3) (`winograd.rs`: 16/36 of the multiply-adds, in the same
+    /// scratch) where it fits and pays. On by default; off, it takes im2col's `K × P`
+    /// columns and col2im (`cargo bench --bench input_grad` compares the two).
+    pub winograd: bool,
     /// Forward passes taken by the dense and by the sparse path (diagnostics: which path
     /// [`InputPath::Auto`] picks as the input's density moves).
     pub path_calls: [u64; 2],
@@ -155,6 +161,7 @@ impl Conv2d {
             path: InputPath::Auto,
             grad_path: InputPath::Auto,
             input_grad: true,
+            winograd: true,
             path_calls: [0; 2],
             grad_path_calls: [0; 2],
             grad_seconds: [0.0; 2],
@@ -633,11 +640,17 @@ impl Conv2d {
     /// product over every channel (`tests`).
     fn input_grad_by_gemm(&self, w_eff: &[f32], dy: &mut [f32], dx: &mut [f32], col: &mut [f32]) {
         let (kk, c, c_in, k2) = (self.fan_in(), self.out_dims.c, self.in_dims.c, self.k * self.k);
-        let p = self.out_dims.h * self.out_dims.w;
-        let is_live = |row: &[f32]| row.iter().any(|&v| v != 0.0);
-        let n = dy.chunks_exact(p).filter(|r| is_live(r)).count();
+        let (h, w) = (self.out_dims.h, self.out_dims.w);
+        let p = h * w;
+        let live: Vec<usize> = (0..c)
+            .filter(|&ch| dy[ch * p..][..p].iter().any(|&v| v != 0.0))
+            .collect();
+        let n = live.len();
         if n == 0 {
             return;
+        }
+        if let Some(rows) = self.winograd_rows(n, col.len()) {
+            return winograd::input_grad(w_eff, &live, c_in, (h, w), dy, dx, col, rows);
         }
         // Every channel when fewer than one in 16 is left out (that saves less than the
         // copies and each group's packing of dY cost), or when not even a group of one
@@ -646,13 +659,9 @@ impl Conv2d {
             matmul(kk, c, p, 1.0, w_eff, true, dy, false, 0.0, col);
             return self.col2im(col, dx);
         }
-        let mut live = Vec::with_capacity(n);
-        for ch in 0..c {
-            if is_live(&dy[ch * p..][..p]) {
-                if live.len() < ch {
-                    dy.copy_within(ch * p..(ch + 1) * p, live.len() * p);
-                }
-                live.push(ch);
+        for (j, &ch) in live.iter().enumerate() {
+            if j < ch {
+                dy.copy_within(ch * p..(ch + 1) * p, j * p);
             }
         }
         // Groups as even as they can be, each as large as fits beside its live weights.
@@ -669,6 +678,19 @@ impl Conv2d {
             matmul(g * k2, n, p, 1.0, w_live, true, dy, false, 0.0, cols);
             self.col2im_channels(c0..c0 + g, cols, dx);
         }
+    }
+
+    /// The rows of tiles per chunk of a Winograd input gradient over `n` live output
+    /// channels within `scratch` values, when this convolution takes one ([`Self::winograd`]:
+    /// a 3 × 3 kernel at stride 1 with padding 1, the transformed weights and enough tiles
+    /// per chunk fit: [`winograd::rows_per_chunk`]).
+    fn winograd_rows(&self, n: usize, scratch: usize) -> Option<usize> {
+        let (c_in, o) = (self.in_dims.c, self.out_dims);
+        let shape = self.k == 3 && self.stride == 1 && self.pad == 1;
+        if !(self.winograd && shape) {
+            return None;
+        }
+        winograd::rows_per_chunk(n, c_in, (o.h, o.w), scratch)
     }
 
     /// Makes `weights_in[layout]` hold the effective weights in that layout: kept ones
@@ -1336,7 +1358,9 @@ mod tests {
             (1, 9, 16, 1),
         ] {
             let d = Dims::new(c_in, h, h + 2);
-            let conv = Conv2d::new(d, c_out, 3, stride, 1, true, &mut rng);
+            let mut conv = Conv2d::new(d, c_out, 3, stride, 1, true, &mut rng);
+            // The im2col path's (Winograd's is tested below).
+            conv.winograd = false;
             let (kk, p) = (conv.fan_in(), conv.out_dims.h * conv.out_dims.w);
             let w: Vec<f32> = (0..c_out * kk).map(|_| rng.next_f32() - 0.5).collect();
             for dead in [0.0, 0.5, 0.9, 1.0] {
@@ -1368,6 +1392,106 @@ mod tests {
 
     /// helpers (and the products of the passes cut over columns), gives the same weights
     /// and moments bit for bit as whole: `nmnist`'s second convolution at batch 1.
+    /// Winograd's input gradient is the convolution's input gradient: against the sum in
+    /// `f64`, within a few units of `f32` rounding relative to the sum of the terms'
+    /// magnitudes, as im2col's is; on planes odd and even in each direction (the last row
+    /// or column of tiles half outside), as small as 1 × 1, with dead output channels and
+    /// every channel dead, one input channel, and in chunks of every size down to one row
+    /// of tiles.
+    #[test]
+    fn winograd_input_grad_is_the_input_gradient() {
+        let mut rng = crate::Rng::new(5);
+        for (c_in, c_out, h, w) in [
+            (3, 5, 1, 1),
+            (2, 4, 2, 3),
+            (4, 6, 5, 4),
+            (1, 8, 7, 9),
+            (32, 64, 17, 17),
+            (64, 128, 32, 32),
+        ] {
+            let d = Dims::new(c_in, h, w);
+            let conv = Conv2d::new(d, c_out, 3, 1, 1, true, &mut rng);
+            let (kk, p) = (conv.fan_in(), h * w);
+            let wt: Vec<f32> = (0..c_out * kk).map(|_| rng.next_f32() - 0.5).collect();
+            for dead in [0.0, 0.5, 1.0] {
+                let dy: Vec<f32> = (0..c_out)
+                    .flat_map(|_| {
+                        let off = rng.next_f32() < dead;
+                        (0..p)
+                            .map(|_| match rng.next_f32() - 0.5 {
+                                v if off || v > 0.3 => 0.0,
+                                v => v,
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                // dX[ci, y, x] = Σ W[co, ci, ky, kx] · dY[co, y + 1 − ky, x + 1 − kx].
+                let mut exact = vec![0.0f64; d.len()];
+                let mut scale = vec![0.0f64; d.len()];
+                for co in 0..c_out {
+                    for ci in 0..c_in {
+                        for (tap, &wv) in wt[co * kk + ci * 9..][..9].iter().enumerate() {
+                            let (ky, kx) = (tap / 3, tap % 3);
+                            for y in 0..h {
+                                for x in 0..w {
+                                    let (oy, ox) = ((y + 1).wrapping_sub(ky), (x + 1).wrapping_sub(kx));
+                                    if oy < h && ox < w {
+                                        let t = f64::from(wv) * f64::from(dy[(co * h + oy) * w + ox]);
+                                        exact[(ci * h + y) * w + x] += t;
+                                        scale[(ci * h + y) * w + x] += t.abs();
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let check = |got: &[f32], what: &str| {
+                    for (i, ((&g, &e), &s)) in got.iter().zip(&exact).zip(&scale).enumerate() {
+                        let bound = 8.0 * f64::from(f32::EPSILON) * s;
+                        assert!(
+                            (f64::from(g) - e).abs() <= bound,
+                            "{what}: {c_in}→{c_out} at {h}×{w}, {dead} dead, value {i}: {g} against {e} (bound {bound})"
+                        );
+                    }
+                };
+                let live: Vec<usize> = (0..c_out)
+                    .filter(|&co| dy[co * p..][..p].iter().any(|&v| v != 0.0))
+                    .collect();
+                let scratch = kk * p;
+                let most = winograd::fit_rows(live.len(), c_in, (h, w), scratch);
+                for rows in (1..=h.div_ceil(2)).filter(|&r| most.is_some_and(|m| r <= m)) {
+                    let mut got = vec![0.0; d.len()];
+                    let mut col = vec![f32::NAN; scratch];
+                    winograd::input_grad(&wt, &live, c_in, (h, w), &dy, &mut got, &mut col, rows);
+                    check(&got, &format!("winograd, {rows} rows of tiles per chunk"));
+                }
+                let (mut via, mut col) = (vec![0.0; d.len()], vec![f32::NAN; scratch]);
+                let mut dy2 = dy.clone();
+                conv.input_grad_by_gemm(&wt, &mut dy2, &mut via, &mut col);
+                check(
+                    &via,
+                    if conv.winograd_rows(live.len(), scratch).is_some() {
+                        "by gemm (winograd)"
+                    } else {
+                        "by gemm (im2col)"
+                    },
+                );
+                let mut im2col = conv.clone();
+                im2col.winograd = false;
+                let (mut via, mut col) = (vec![0.0; d.len()], vec![f32::NAN; scratch]);
+                im2col.input_grad_by_gemm(&wt, &mut dy.clone(), &mut via, &mut col);
+                check(&via, "im2col");
+            }
+        }
+        // The 64 → 128 layer at 32 × 32 takes Winograd in two chunks; the 32 → 64 at 17 × 17
+        // would have too few tiles per chunk.
+        let conv = Conv2d::new(Dims::new(64, 32, 32), 128, 3, 1, 1, true, &mut rng);
+        assert_eq!(conv.winograd_rows(128, 576 * 1024), Some(8));
+        let conv = Conv2d::new(Dims::new(32, 17, 17), 64, 3, 1, 1, true, &mut rng);
+        assert_eq!(winograd::fit_rows(64, 32, (17, 17), 288 * 289), Some(3));
+        assert_eq!(conv.winograd_rows(64, 288 * 289), None);
+    }
+
     #[test]
     fn a_fused_update_in_pieces_gives_the_same_bits() {
         let mut rng = crate::Rng::new(9);
