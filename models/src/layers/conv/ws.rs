@@ -141,28 +141,25 @@ pub(super) fn ws_forward(
     }
 }
 
-/// [`ws_forward`] of the weights of the input channels `chans` only (`k2` weights each):
-/// each output channel's row holds the listed channels' weights in order, `chans.len()·k2`
-/// of them, the same values as in the whole row.
-pub(super) fn ws_forward_channels(
-    weight: &[f32],
-    stats: &mut Vec<(f32, f32)>,
-    gain: &[f32],
-    (n, k2): (usize, usize),
-    chans: &[usize],
-    out: &mut [f32],
-) {
-    let m = chans.len() * k2;
-    if m == 0 {
-        return;
-    }
-    for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(m)).enumerate() {
-        stats_up_to(weight, n, gain, co + 1, stats);
-        let (shift, scale) = ws_affine(stats, gain, co);
-        for (&ci, o) in chans.iter().zip(o.chunks_exact_mut(k2)) {
-            // What `affine_row` computes, value by value.
-            for (o, &v) in o.iter_mut().zip(&w[ci * k2..][..k2]) {
-                *o = (v - shift) * scale;
+crate::math::widest! {
+    /// [`ws_forward`] of the weights of the input channels `chans` only (`k2` weights each,
+    /// `n` in all per output channel): each output channel's row holds the listed channels'
+    /// weights in order, `chans.len()·k2` of them, the same values as in the whole row.
+    pub(super) fn ws_forward_channels(weight: &[f32], stats: &mut Vec<(f32, f32)>, gain: &[f32], nk2: (usize, usize), chans: &[usize], out: &mut [f32]) {
+        let (n, k2) = nk2;
+        let m = chans.len() * k2;
+        if m == 0 {
+            return;
+        }
+        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(m)).enumerate() {
+            stats_up_to(weight, n, gain, co + 1, stats);
+            let (shift, scale) = ws_affine(stats, gain, co);
+            for (&ci, o) in chans.iter().zip(o.chunks_exact_mut(k2)) {
+                // What `affine_row` computes, value by value (inline: one call per `k2`
+                // values would cost more than they do).
+                for (o, &v) in o.iter_mut().zip(&w[ci * k2..][..k2]) {
+                    *o = (v - shift) * scale;
+                }
             }
         }
     }
