@@ -1,8 +1,11 @@
 //! `matrixmultiply` against `gemm` on the matrix products of this project's convolutions
-//! (single thread, f32, row-major `C = A·B`). Run: `cargo bench --bench gemm`.
+//! (single thread, f32, row-major `C = A·B`). Run: `cargo bench --bench gemm`; for
+//! `matrixmultiply`'s AVX2 kernel on a CPU with AVX-512, build it without the AVX-512 one:
+//! `MMTEST_FEATURE=sse2,avx,avx2,fma CARGO_TARGET_DIR=target/avx2 cargo bench --bench gemm`
+//! (`gemm` is built without its AVX-512 kernel, feature `x86-v4`, and always runs its FMA one).
 //!
-//! The engine uses `matrixmultiply` (`models/src/gemm.rs`); this is the measurement behind
-//! that choice.
+//! The engine (`models/src/gemm.rs`) takes `matrixmultiply` where the CPU has AVX-512 and
+//! `gemm` on the AVX2 path; this is the measurement behind that choice.
 
 mod common;
 use common::median_secs;
@@ -17,6 +20,14 @@ fn main() {
         ("dvs conv 128→256 fwd", 256, 1152, 64),
         ("dvs conv 256→256 fwd", 256, 2304, 16),
     ];
+    let mm = match std::env::var("MMTEST_FEATURE") {
+        Ok(f) => format!("matrixmultiply built with MMTEST_FEATURE={f}"),
+        Err(_) => "matrixmultiply with every kernel the CPU has".to_string(),
+    };
+    println!(
+        "one thread on {}; {mm}; gemm's FMA kernel",
+        stdl_models::profile::cpu_model()
+    );
     println!(
         "{:<26} {:>16} {:>16} {:>8}",
         "shape (m×k·k×n)", "matrixmultiply", "gemm 0.19", "ratio"

@@ -92,6 +92,10 @@ fn measure(spec: &NetworkSpec, p: &stdl::stdl::Plan, k: usize, x: &Tensor, label
     stdl_models::pool::clear();
     rayon::broadcast(|_| stdl_models::workspace::clear());
     stdl_models::workspace::clear();
+    // The GEMM crates' packing space, as the trainer's warm-up primes it on every thread
+    // (`gemm` keeps an L2-sized slab per thread from its first product on).
+    rayon::broadcast(|_| stdl_models::gemm::prime_packing());
+    stdl_models::gemm::prime_packing();
     let base = stdl::heap::reset_peak();
     {
         let (body, head) = build_stage_layers(spec, sp, &mut rng).unwrap();

@@ -1,9 +1,12 @@
-//! Matrix products through `matrixmultiply` (row-major, explicit transposes).
+//! Matrix products through `matrixmultiply`, or `gemm` on CPUs without AVX-512 (row-major,
+//! explicit transposes).
 //!
 //! `matrixmultiply` and `gemm` were both measured on this project's conv shapes
-//! (`cargo bench --bench gemm`): `matrixmultiply` is 1.5–1.6× faster on the shapes that
-//! dominate the `nmnist` preset, `gemm` on products with a long inner dimension and few
-//! columns (README, "Benchmarks"). The inner kernels are theirs, never ours.
+//! (`cargo bench --bench gemm`). With AVX-512, `matrixmultiply`'s AVX-512 kernel is 1.5–1.6×
+//! faster on the shapes that dominate the presets. Without it, `gemm`'s FMA kernel is
+//! 1.2–1.7× faster than `matrixmultiply`'s AVX2 one on every shape (README, "Benchmarks"),
+//! so the AVX2 path ([`crate::math::simd`]) takes `gemm`. The inner kernels are theirs,
+//! never ours.
 
 /// `C = alpha · op(A) · op(B) + beta · C`, all row-major.
 ///
@@ -44,18 +47,56 @@ pub fn matmul(
     unsafe impl Sync for Out {}
     let parts = crate::assist::helpers().min(n.div_ceil(CHUNK_COLS));
     let width = n.div_ceil(parts).next_multiple_of(CHUNK_COLS);
+    let chunks = n.div_ceil(width);
+    // `gemm` takes a one-column product down another path (a matrix-vector product, which
+    // sums in another order): a last chunk of one column joins the one before.
+    let lone = chunks > 1 && n - (chunks - 1) * width == 1;
+    let chunks = chunks - usize::from(lone);
     let out = Out(c.as_mut_ptr());
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    crate::assist::split(n.div_ceil(width), |i| {
+    let by_gemm = k > 0 && crate::math::simd() == crate::math::Simd::Avx2;
+    crate::assist::split(chunks, |i| {
         let j0 = i * width;
-        let nc = width.min(n - j0);
+        let nc = if i + 1 == chunks { n - j0 } else { width };
         let b0 = if tb { j0 * k } else { j0 };
         // SAFETY: the asserts above bound every index the strides reach: A spans m·k; this
         // chunk's columns j0..j0 + nc of op(B) start at b0 and stay within B's k·n values;
         // its columns of C (row stride n) stay within m·n, and no other chunk writes them.
         unsafe {
             let out = &out;
+            if by_gemm {
+                // `gemm` blocks the inner dimension by sizes that depend on the product's
+                // shape, so a chunk of columns could sum in other blocks than the whole
+                // product: the blocks (GEMM_KC) are cut here, the same for every chunk, and
+                // it takes each whole. `dst := alpha·dst + beta·A·B` in its terms.
+                for k0 in (0..k).step_by(GEMM_KC) {
+                    let kn = GEMM_KC.min(k - k0);
+                    let (keep, read) = if k0 == 0 { (beta, beta != 0.0) } else { (1.0, true) };
+                    gemm::gemm(
+                        m,
+                        nc,
+                        kn,
+                        out.0.add(j0),
+                        1,
+                        n as isize,
+                        read,
+                        a.as_ptr().offset(k0 as isize * csa),
+                        csa,
+                        rsa,
+                        b.as_ptr().add(b0).offset(k0 as isize * rsb),
+                        csb,
+                        rsb,
+                        keep,
+                        alpha,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                return;
+            }
             matrixmultiply::sgemm(
                 m,
                 k,
@@ -75,6 +116,12 @@ pub fn matmul(
         }
     });
 }
+
+/// The inner dimension's block in `gemm`'s products, the last one what is left: the blocks
+/// `matrixmultiply` takes (`KC` 256 for `f32`), so that the two crates sum in the same order
+/// (`tests`). Up to 512, `gemm` takes the whole inner dimension in one block whatever the
+/// other two are.
+const GEMM_KC: usize = 256;
 
 /// Columns of `C` per chunk of [`matmul`] are a multiple of this (the widest micro-kernel's
 /// columns), so that cutting changes no kernel's shape in the middle.
@@ -113,6 +160,16 @@ pub fn prime_packing() {
             1,
         );
     }
+    // `gemm`'s too, where it serves: its per-thread slab (the size of L2) on first use, and
+    // packing buffers per product, as large as the inner-dimension block (GEMM_KC) times the
+    // widest products' columns.
+    if crate::math::simd() == crate::math::Simd::Avx2 {
+        let (m, k, n) = (256, GEMM_KC, 1156);
+        let a = vec![0f32; m * k];
+        let b = vec![0f32; k * n];
+        let mut c = vec![0f32; m * n];
+        matmul(m, k, n, 1.0, &a, false, &b, false, 0.0, &mut c);
+    }
 }
 
 #[cfg(test)]
@@ -135,22 +192,112 @@ mod tests {
 
     #[test]
     fn all_transpose_combinations() {
-        let (m, k, n) = (5, 7, 3);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
-        for ta in [false, true] {
-            for tb in [false, true] {
-                let want = naive(m, k, n, &a, ta, &b, tb);
-                let mut c = vec![1.0; m * n];
-                matmul(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
-                for (x, y) in c.iter().zip(&want) {
-                    assert!((x - y).abs() < 1e-5);
+        // The second has an inner dimension of three blocks for `gemm` (the AVX2 path).
+        for (m, k, n) in [(5, 7, 3), (9, 1100, 20)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
+            let tol = 1e-6 * k as f32;
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let want = naive(m, k, n, &a, ta, &b, tb);
+                    let mut c = vec![1.0; m * n];
+                    matmul(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert!((x - y).abs() < tol, "{m}×{k}×{n}: {x} against {y}");
+                    }
+                    // beta = 0.5 scales what is there, alpha the product.
+                    matmul(m, k, n, 0.25, &a, ta, &b, tb, 0.5, &mut c);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert!(
+                            (x - 0.75 * y).abs() < tol,
+                            "{m}×{k}×{n}: {x} against {}",
+                            0.75 * y
+                        );
+                    }
                 }
-                // beta = 1 accumulates.
-                matmul(m, k, n, 1.0, &a, ta, &b, tb, 1.0, &mut c);
-                for (x, y) in c.iter().zip(&want) {
-                    assert!((x - 2.0 * y).abs() < 1e-4);
+            }
+        }
+    }
+
+    /// `gemm` in blocks of GEMM_KC gives the bits `matrixmultiply` gives on the products the
+    /// convolutions make (both sum each block in order with fused multiply-adds, from zero,
+    /// and add the blocks into `C` in order), so the AVX2 path learns what the AVX-512 path
+    /// learns: forward (`C_out × K · K × P`, inner dimensions of one block and of nine),
+    /// weight gradient (`dY · colᵀ`), input gradient by im2col (`Wᵀ · dY`) and Winograd's
+    /// products, with `beta` 0 and 1. (Not every shape: with few rows and `B` transposed,
+    /// `gemm` takes kernels that sum in another order.)
+    #[test]
+    fn both_crates_give_the_same_bits_on_the_convolutions_products() {
+        let mut rng = crate::Rng::new(9);
+        for (m, k, n, ta, tb) in [
+            (64, 288, 289, false, false),
+            (256, 2304, 16, false, false),
+            (64, 289, 288, false, true),
+            (128, 1024, 576, false, true),
+            (576, 128, 1024, true, false),
+            (64, 128, 128, true, false),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();
+            for beta in [0.0, 1.0] {
+                let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+                let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+                let mut mm = c0.clone();
+                // SAFETY: A is m × k, B k × n, C m × n, with the strides of their layouts.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa,
+                        csa,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        beta,
+                        mm.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
                 }
+                let mut g = c0.clone();
+                for k0 in (0..k).step_by(GEMM_KC) {
+                    let kn = GEMM_KC.min(k - k0);
+                    let (keep, read) = if k0 == 0 { (beta, beta != 0.0) } else { (1.0, true) };
+                    // SAFETY: as above, each block's columns of A and rows of B.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            kn,
+                            g.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            read,
+                            a.as_ptr().offset(k0 as isize * csa),
+                            csa,
+                            rsa,
+                            b.as_ptr().offset(k0 as isize * rsb),
+                            csb,
+                            rsb,
+                            keep,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                }
+                let same = mm
+                    .iter()
+                    .zip(&g)
+                    .filter(|(x, y)| x.to_bits() == y.to_bits())
+                    .count();
+                assert_eq!(same, m * n, "{m}×{k}×{n} ta {ta} tb {tb} beta {beta}");
             }
         }
     }
@@ -164,7 +311,18 @@ mod tests {
     fn chunks_of_columns_give_the_same_bits() {
         use crate::assist::{as_if_helped, helpers};
         let mut rng = crate::Rng::new(7);
-        for (m, k, n) in [(64, 288, 289), (64, 289, 288), (32, 18, 1156), (5, 7, 40)] {
+        // With `gemm` (the AVX2 path): an inner dimension above its one-block size, with few rows
+        // (chunks of 64 columns or fewer take its small-product path), and a last chunk of one
+        // column (17 in 2).
+        for (m, k, n) in [
+            (64, 288, 289),
+            (64, 289, 288),
+            (32, 18, 1156),
+            (5, 7, 40),
+            (64, 1152, 256),
+            (128, 2304, 16),
+            (16, 600, 17),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|_| rng.next_f32() - 0.5).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
             let c0: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();

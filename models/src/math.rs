@@ -81,7 +81,9 @@ pub fn cpu_simd() -> Simd {
 
 /// The variant the `widest!` kernels run: [`cpu_simd`], or narrower when the environment
 /// variable `STDL_SIMD` says `avx2` or `baseline` (to measure and test the narrower paths on
-/// a wider machine; never wider than the CPU has). Read once per process.
+/// a wider machine; never wider than the CPU has). The AVX2 path also takes its matrix
+/// products from another crate ([`crate::gemm`]), so `STDL_SIMD=avx2` runs what a CPU
+/// without AVX-512 runs. Read once per process.
 pub fn simd() -> Simd {
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
