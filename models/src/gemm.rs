@@ -2,11 +2,12 @@
 //! explicit transposes).
 //!
 //! `matrixmultiply` and `gemm` were both measured on this project's conv shapes
-//! (`cargo bench --bench gemm`). With AVX-512, `matrixmultiply`'s AVX-512 kernel is 1.5–1.6×
-//! faster on the shapes that dominate the presets. Without it, `gemm`'s FMA kernel is
-//! 1.2–1.7× faster than `matrixmultiply`'s AVX2 one on every shape (README, "Benchmarks"),
-//! so the AVX2 path ([`crate::math::simd`]) takes `gemm`. The inner kernels are theirs,
-//! never ours.
+//! (`cargo bench --bench gemm`). With AVX-512, `matrixmultiply`'s AVX-512 kernel is about
+//! 1.5× faster on the shapes that dominate the presets. Without it, `gemm`'s FMA kernel is
+//! 1.1–1.6× faster than `matrixmultiply`'s AVX2 one on every shape (README, "Matrix
+//! products"), so the AVX2 path ([`crate::math::simd`]) takes `gemm`, in `matrixmultiply`'s
+//! blocks of the inner dimension, which makes the two give the same bits. The inner
+//! kernels are theirs, never ours.
 
 /// `C = alpha · op(A) · op(B) + beta · C`, all row-major.
 ///
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn all_transpose_combinations() {
-        // The second has an inner dimension of three blocks for `gemm` (the AVX2 path).
+        // The second has an inner dimension of five blocks for `gemm` (the AVX2 path).
         for (m, k, n) in [(5, 7, 3), (9, 1100, 20)] {
             let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
