@@ -1341,6 +1341,21 @@ mod tests {
         assert_eq!(y.data.to_vec(), bias);
     }
 
+    /// An output gradient of `c_out` planes of `p` values with a fraction `dead` of the
+    /// channels zero everywhere; the live ones have zeros too, as a surrogate's derivative
+    /// gives.
+    fn output_grad(rng: &mut crate::Rng, c_out: usize, p: usize, dead: f32) -> Vec<f32> {
+        let mut dy = Vec::with_capacity(c_out * p);
+        for _ in 0..c_out {
+            let off = rng.next_f32() < dead;
+            dy.extend((0..p).map(|_| match rng.next_f32() - 0.5 {
+                v if off || v > 0.3 => 0.0,
+                v => v,
+            }));
+        }
+        dy
+    }
+
     /// The input gradient over the live output channels only gives the same bits as the
     /// product over all of them (the old way: one GEMM of `W^T` and the whole `dY` into the
     /// same `K × P` scratch, then col2im), with none, some, most and all channels'
@@ -1365,15 +1380,7 @@ mod tests {
             let (kk, p) = (conv.fan_in(), conv.out_dims.h * conv.out_dims.w);
             let w: Vec<f32> = (0..c_out * kk).map(|_| rng.next_f32() - 0.5).collect();
             for dead in [0.0, 0.5, 0.9, 1.0] {
-                let mut dy = Vec::with_capacity(c_out * p);
-                for _ in 0..c_out {
-                    let off = rng.next_f32() < dead;
-                    // Live channels have zeros too, as a surrogate's derivative gives.
-                    dy.extend((0..p).map(|_| match rng.next_f32() - 0.5 {
-                        v if off || v > 0.3 => 0.0,
-                        v => v,
-                    }));
-                }
+                let mut dy = output_grad(&mut rng, c_out, p, dead);
                 let mut whole = vec![0.0; d.len()];
                 let mut col = vec![0.0; kk * p];
                 matmul(kk, c_out, p, 1.0, &w, true, &dy, false, 0.0, &mut col);
@@ -1396,8 +1403,6 @@ mod tests {
         }
     }
 
-    /// helpers (and the products of the passes cut over columns), gives the same weights
-    /// and moments bit for bit as whole: `nmnist`'s second convolution at batch 1.
     /// Winograd's input gradient is the convolution's input gradient: against the sum in
     /// `f64`, within a few units of `f32` rounding relative to the sum of the terms'
     /// magnitudes, as im2col's is; on planes odd and even in each direction (the last row
@@ -1420,17 +1425,7 @@ mod tests {
             let (kk, p) = (conv.fan_in(), h * w);
             let wt: Vec<f32> = (0..c_out * kk).map(|_| rng.next_f32() - 0.5).collect();
             for dead in [0.0, 0.5, 1.0] {
-                let dy: Vec<f32> = (0..c_out)
-                    .flat_map(|_| {
-                        let off = rng.next_f32() < dead;
-                        (0..p)
-                            .map(|_| match rng.next_f32() - 0.5 {
-                                v if off || v > 0.3 => 0.0,
-                                v => v,
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let dy = output_grad(&mut rng, c_out, p, dead);
                 // dX[ci, y, x] = Σ W[co, ci, ky, kx] · dY[co, y + 1 − ky, x + 1 − kx].
                 let mut exact = vec![0.0f64; d.len()];
                 let mut scale = vec![0.0f64; d.len()];
@@ -1498,6 +1493,9 @@ mod tests {
         assert_eq!(conv.winograd_rows(64, 288 * 289), None);
     }
 
+    /// The fused standardisation backward and Adam update, cut over output channels for
+    /// helpers (and the products of the passes cut over columns), gives the same weights
+    /// and moments bit for bit as whole: `nmnist`'s second convolution at batch 1.
     #[test]
     fn a_fused_update_in_pieces_gives_the_same_bits() {
         let mut rng = crate::Rng::new(9);
