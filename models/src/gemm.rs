@@ -54,9 +54,12 @@ pub fn matmul(
     let lone = chunks > 1 && n - (chunks - 1) * width == 1;
     let chunks = chunks - usize::from(lone);
     let out = Out(c.as_mut_ptr());
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    let by_gemm = k > 0 && crate::math::simd() == crate::math::Simd::Avx2;
+    let (sa, sb) = (strides(ta, m, k), strides(tb, k, n));
+    let with = if crate::math::simd() == crate::math::Simd::Avx2 {
+        Crate::Gemm
+    } else {
+        Crate::Matrixmultiply
+    };
     crate::assist::split(chunks, |i| {
         let j0 = i * width;
         let nc = if i + 1 == chunks { n - j0 } else { width };
@@ -66,56 +69,90 @@ pub fn matmul(
         // its columns of C (row stride n) stay within m·n, and no other chunk writes them.
         unsafe {
             let out = &out;
-            if by_gemm {
-                // `gemm` blocks the inner dimension by sizes that depend on the product's
-                // shape, so a chunk of columns could sum in other blocks than the whole
-                // product: the blocks (GEMM_KC) are cut here, the same for every chunk, and
-                // it takes each whole. `dst := alpha·dst + beta·A·B` in its terms.
-                for k0 in (0..k).step_by(GEMM_KC) {
-                    let kn = GEMM_KC.min(k - k0);
-                    let (keep, read) = if k0 == 0 { (beta, beta != 0.0) } else { (1.0, true) };
-                    gemm::gemm(
-                        m,
-                        nc,
-                        kn,
-                        out.0.add(j0),
-                        1,
-                        n as isize,
-                        read,
-                        a.as_ptr().offset(k0 as isize * csa),
-                        csa,
-                        rsa,
-                        b.as_ptr().add(b0).offset(k0 as isize * rsb),
-                        csb,
-                        rsb,
-                        keep,
-                        alpha,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-                return;
-            }
-            matrixmultiply::sgemm(
-                m,
-                k,
-                nc,
+            let (a, b) = (a.as_ptr(), b.as_ptr().add(b0));
+            product(
+                with,
+                (m, k, nc),
                 alpha,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr().add(b0),
-                rsb,
-                csb,
+                (a, sa),
+                (b, sb),
                 beta,
-                out.0.add(j0),
-                n as isize,
-                1,
+                (out.0.add(j0), n),
             );
         }
     });
+}
+
+/// The crate a product is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crate {
+    Matrixmultiply,
+    Gemm,
+}
+
+/// Row and column strides of an `rows × cols` operand stored row-major, or transposed
+/// (`cols × rows`) when `t`.
+fn strides(t: bool, rows: usize, cols: usize) -> (isize, isize) {
+    if t {
+        (1, rows as isize)
+    } else {
+        (cols as isize, 1)
+    }
+}
+
+/// `C = alpha · A · B + beta · C` of an `m × k` A and a `k × n` B, each given by its start
+/// and `(row, column)` strides, into C (row-major, row stride `rsc`), with `with`.
+///
+/// `gemm` blocks the inner dimension by sizes that depend on the product's shape, so a chunk
+/// of columns could sum in other blocks than the whole product: the blocks ([`GEMM_KC`])
+/// are cut here, the same for every chunk, and it takes each whole (`dst := alpha·dst +
+/// beta·A·B` in its terms). With no inner dimension, `matrixmultiply` scales C by `beta`.
+///
+/// # Safety
+/// Every element the strides reach lies inside the operands, and C's elements do not alias.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    with: Crate,
+    (m, k, n): (usize, usize, usize),
+    alpha: f32,
+    (a, (rsa, csa)): (*const f32, (isize, isize)),
+    (b, (rsb, csb)): (*const f32, (isize, isize)),
+    beta: f32,
+    (c, rsc): (*mut f32, usize),
+) {
+    if with == Crate::Matrixmultiply || k == 0 {
+        // SAFETY: the caller's.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc as isize, 1) };
+        return;
+    }
+    for k0 in (0..k).step_by(GEMM_KC) {
+        let kn = GEMM_KC.min(k - k0);
+        let (keep, read) = if k0 == 0 { (beta, beta != 0.0) } else { (1.0, true) };
+        // SAFETY: the caller's, for this block's columns of A and rows of B.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                kn,
+                c,
+                1,
+                rsc as isize,
+                read,
+                a.offset(k0 as isize * csa),
+                csa,
+                rsa,
+                b.offset(k0 as isize * rsb),
+                csb,
+                rsb,
+                keep,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
 }
 
 /// The inner dimension's block in `gemm`'s products, the last one what is left: the blocks
@@ -242,57 +279,17 @@ mod tests {
             let b: Vec<f32> = (0..k * n).map(|_| rng.next_f32() - 0.5).collect();
             let c0: Vec<f32> = (0..m * n).map(|_| rng.next_f32()).collect();
             for beta in [0.0, 1.0] {
-                let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-                let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-                let mut mm = c0.clone();
-                // SAFETY: A is m × k, B k × n, C m × n, with the strides of their layouts.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
-                        mm.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    );
-                }
-                let mut g = c0.clone();
-                for k0 in (0..k).step_by(GEMM_KC) {
-                    let kn = GEMM_KC.min(k - k0);
-                    let (keep, read) = if k0 == 0 { (beta, beta != 0.0) } else { (1.0, true) };
-                    // SAFETY: as above, each block's columns of A and rows of B.
+                let (sa, sb) = (strides(ta, m, k), strides(tb, k, n));
+                let run = |with: Crate| {
+                    let mut c = c0.clone();
+                    // SAFETY: A is m × k, B k × n, C m × n, with the strides of their layouts.
                     unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            kn,
-                            g.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            read,
-                            a.as_ptr().offset(k0 as isize * csa),
-                            csa,
-                            rsa,
-                            b.as_ptr().offset(k0 as isize * rsb),
-                            csb,
-                            rsb,
-                            keep,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
+                        let (a, b) = (a.as_ptr(), b.as_ptr());
+                        product(with, (m, k, n), 1.0, (a, sa), (b, sb), beta, (c.as_mut_ptr(), n));
                     }
-                }
+                    c
+                };
+                let (mm, g) = (run(Crate::Matrixmultiply), run(Crate::Gemm));
                 let same = mm
                     .iter()
                     .zip(&g)
