@@ -643,9 +643,7 @@ impl Conv2d {
         let (kk, c, c_in, k2) = (self.fan_in(), self.out_dims.c, self.in_dims.c, self.k * self.k);
         let (h, w) = (self.out_dims.h, self.out_dims.w);
         let p = h * w;
-        let live: Vec<usize> = (0..c)
-            .filter(|&ch| dy[ch * p..][..p].iter().any(|&v| v != 0.0))
-            .collect();
+        let live = live_channels(dy, p);
         let n = live.len();
         if n == 0 {
             return;
@@ -1131,6 +1129,16 @@ pub const GRAD_CHUNKS: usize = 4;
 /// repeated input scans cost time (`stdl bench memory` / `stdl bench train`, README).
 pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
 
+/// The channels of `planes` (planes of `p` values) with a non-zero value somewhere.
+fn live_channels(planes: &[f32], p: usize) -> Vec<usize> {
+    planes
+        .chunks_exact(p)
+        .enumerate()
+        .filter(|(_, plane)| plane.iter().any(|&v| v != 0.0))
+        .map(|(c, _)| c)
+        .collect()
+}
+
 /// `row[oy · w + ox] = plane[(oy + dy) · w + ox + dx]` where that lies inside the `h_in × w`
 /// plane, else 0, for the `row.len() / w` output rows: im2col's row of one channel and tap at
 /// stride 1 when the output is as wide as the input. The rows that read the plane are one
@@ -1455,9 +1463,7 @@ mod tests {
                         );
                     }
                 };
-                let live: Vec<usize> = (0..c_out)
-                    .filter(|&co| dy[co * p..][..p].iter().any(|&v| v != 0.0))
-                    .collect();
+                let live = live_channels(&dy, p);
                 let scratch = kk * p;
                 let most = winograd::fit_rows(live.len(), c_in, (h, w), scratch);
                 for rows in (1..=h.div_ceil(2)).filter(|&r| most.is_some_and(|m| r <= m)) {
