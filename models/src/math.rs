@@ -166,21 +166,35 @@ pub fn sum(xs: &[f32]) -> f32 {
     sum_of(xs, |v| v)
 }
 
+/// The 16 interleaved partial sums of [`sum`]: a loop that takes several sums in one pass
+/// adds element `i` into partial `i mod 16` of each and ends with [`Partials::total`], and
+/// gives the same bits as [`sum`], [`sum_of`] and [`sum_of2`] taken one by one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Partials(pub [f32; 16]);
+
+impl Partials {
+    /// The partials added in order.
+    #[inline(always)]
+    pub fn total(&self) -> f32 {
+        self.0.iter().sum()
+    }
+}
+
 /// `Σ f(x)` over `xs`, in the order of [`sum`].
 #[inline(always)]
 pub fn sum_of(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 16];
+    let mut acc = Partials::default();
     let chunks = xs.chunks_exact(16);
     let tail = chunks.remainder();
     for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
+        for (a, &v) in acc.0.iter_mut().zip(c) {
             *a += f(v);
         }
     }
-    for (a, &v) in acc.iter_mut().zip(tail) {
+    for (a, &v) in acc.0.iter_mut().zip(tail) {
         *a += f(v);
     }
-    acc.iter().sum()
+    acc.total()
 }
 
 /// `Σ f(a, b)` over pairs of `a` and `b` (of equal length), in the order of [`sum`].
@@ -190,18 +204,18 @@ pub fn sum_of(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 #[inline(always)]
 pub fn sum_of2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     assert_eq!(a.len(), b.len(), "sum_of2 lengths");
-    let mut acc = [0.0f32; 16];
+    let mut acc = Partials::default();
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ta, tb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for ((s, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+        for ((s, &u), &v) in acc.0.iter_mut().zip(x).zip(y) {
             *s += f(u, v);
         }
     }
-    for ((s, &u), &v) in acc.iter_mut().zip(ta).zip(tb) {
+    for ((s, &u), &v) in acc.0.iter_mut().zip(ta).zip(tb) {
         *s += f(u, v);
     }
-    acc.iter().sum()
+    acc.total()
 }
 
 /// Writes the `rows × cols` row-major matrix `src` transposed into `dst` (`cols × rows`).

@@ -497,6 +497,69 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
     }
 }
 
+/// Where whole channels are silent (input channels with no spike in the batch, output
+/// channels with no gradient), each path computes only the live channels' effective weights
+/// (the dense forward's columns, the sparse forward's transposed rows, the scattered input
+/// gradient's rows by tap): outputs and input gradients are those of a convolution that
+/// builds every channel's (with `accumulate`, whose layouts serve later passes), bit for bit
+/// on the sparse paths.
+#[test]
+fn silent_channels_leave_outputs_and_input_gradients_as_they_were() {
+    use stdl_models::layers::InputPath;
+    let mut rng = Rng::new(31);
+    let d = Dims::new(20, 7, 6);
+    let silent_in = [0, 3, 4, 11, 19];
+    let silent_out = [1, 2, 9, 16];
+    for ws in [true, false] {
+        let base = Conv2d::new(d, 18, 3, 1, 1, ws, &mut rng);
+        let mut x = spike_batch(2, d, 0.2, &mut rng);
+        for (j, plane) in x.data.chunks_exact_mut(7 * 6).enumerate() {
+            if silent_in.contains(&(j % 20)) {
+                plane.fill(0.0);
+            }
+        }
+        let y_dims = base.out_dims;
+        let mut dy = rand_tensor(2, y_dims, &mut rng, 1.0);
+        zero_some(&mut dy, 0.5, &mut rng);
+        for (j, plane) in dy.data.chunks_exact_mut(7 * 6).enumerate() {
+            if silent_out.contains(&(j % 18)) {
+                plane.fill(0.0);
+            }
+        }
+        for path in [InputPath::Dense, InputPath::Sparse] {
+            for grad_path in [InputPath::Dense, InputPath::Sparse] {
+                let run = |every_channel: bool| {
+                    let mut c = base.clone();
+                    (c.path, c.grad_path, c.accumulate) = (path, grad_path, every_channel);
+                    let y = c.forward(x.clone(), true);
+                    let dx = c.backward(dy.clone());
+                    (y.into_data(), dx.into_data())
+                };
+                let (live, every) = (run(false), run(true));
+                let what = format!("ws={ws} {path:?}/{grad_path:?}");
+                let same =
+                    |a: &[f32], b: &[f32]| a.iter().map(|v| v.to_bits()).eq(b.iter().map(|v| v.to_bits()));
+                let close = |a: &[f32], b: &[f32]| {
+                    a.len() == b.len()
+                        && a.iter()
+                            .zip(b)
+                            .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs()))
+                };
+                if path == InputPath::Sparse {
+                    assert!(same(&live.0, &every.0), "{what}: outputs differ");
+                } else {
+                    assert!(close(&live.0, &every.0), "{what}: outputs differ");
+                }
+                if grad_path == InputPath::Sparse {
+                    assert!(same(&live.1, &every.1), "{what}: input gradients differ");
+                } else {
+                    assert!(close(&live.1, &every.1), "{what}: input gradients differ");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn conv_results_do_not_depend_on_the_number_of_threads() {
     use stdl_models::layers::InputPath;

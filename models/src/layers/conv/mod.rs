@@ -605,8 +605,10 @@ impl Conv2d {
     fn input_grad_by_scatter(&mut self, dy: &Tensor, dx: &mut Tensor, threads: usize) {
         let (i, o) = (self.in_dims, self.out_dims);
         let pin = i.h * i.w;
-        self.refresh_weights(Layout::ByTap);
-        let w_r = &self.kept.weights_in[Layout::ByTap as usize];
+        let by_tap = self.by_tap_for(dy);
+        let w_r = by_tap
+            .as_ref()
+            .unwrap_or(&self.kept.weights_in[Layout::ByTap as usize]);
         let per = dx.b.div_ceil(threads).max(1);
         dx.data
             .par_chunks_mut(per * i.len())
@@ -707,10 +709,44 @@ impl Conv2d {
         let (weight, stats) = (&self.weight.value, &mut self.kept.stats);
         match layout {
             Layout::Rows => ws_forward(weight, stats, gain, n, &mut w),
-            Layout::Transposed => ws_forward_transposed(weight, stats, gain, n, &mut w),
-            Layout::ByTap => ws_forward_by_tap(weight, stats, gain, cin, k2, &mut w),
+            Layout::Transposed => {
+                ws_forward_transposed(weight, stats, gain, n, std::slice::from_ref(&(0..n)), &mut w)
+            }
+            Layout::ByTap => ws_forward_by_tap(weight, stats, gain, (cin, k2), 0..self.out_dims.c, &mut w),
         }
         self.kept.weights_in[l] = w;
+    }
+
+    /// The effective weights laid out [`Layout::ByTap`] for the scattered input gradient of
+    /// `dy`, which reads the rows of the output channels with a gradient only. Where the
+    /// layout serves this call alone (without `accumulate`, [`Self::release_weights`] lets it
+    /// go at the end of the backward), only those rows are built, into a buffer returned
+    /// here and never kept: on the DVS128 walk, the heads' sparse output gradients leave
+    /// many channels without one. Otherwise None, with the whole layout in `kept`.
+    fn by_tap_for(&mut self, dy: &Tensor) -> Option<Buf> {
+        let l = Layout::ByTap as usize;
+        if self.accumulate || self.kept.weights_in[l].len() == self.weight.value.len() {
+            self.refresh_weights(Layout::ByTap);
+            return None;
+        }
+        let o = self.out_dims;
+        let mut live = vec![false; o.c];
+        for (j, plane) in dy.data.chunks_exact(o.h * o.w).enumerate() {
+            live[j % o.c] |= plane.iter().any(|&v| v != 0.0);
+        }
+        let mut w = Buf::take(self.weight.value.len());
+        let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
+        let rows = live.iter().enumerate().filter(|(_, &l)| l).map(|(c, _)| c);
+        let shape = (self.in_dims.c, self.k * self.k);
+        ws_forward_by_tap(
+            &self.weight.value,
+            &mut self.kept.stats,
+            gain,
+            shape,
+            rows,
+            &mut w,
+        );
+        Some(w)
     }
 
     /// Returns effective weights to the pool that no kept step needs: the input gradient's
@@ -737,13 +773,14 @@ impl Conv2d {
         }
     }
 
-    /// The input channels with a non-zero value in some sample of `x`, when the dense
-    /// forward should take only those: at least one channel in 16 is zero everywhere (fewer
-    /// save less than listing them costs), and the effective weights will not serve later
-    /// passes unchanged (no `accumulate`, and no step kept before this one: a step history,
-    /// BPTT's, reuses one layout of every channel's weights across its steps). A channel
-    /// zero everywhere gives `k²` rows of zeros in im2col: leaving them and their weights
-    /// out leaves out products by zero only. Spiking layers leave many channels silent:
+    /// The input channels with a non-zero value in some sample of `x`, when the forward
+    /// should compute the effective weights of those only: at least one channel in 16 is
+    /// zero everywhere (fewer save less than listing them costs), and the effective weights
+    /// will not serve later passes unchanged (no `accumulate`, and no step kept before this
+    /// one: a step history, BPTT's, reuses one layout of every channel's weights across its
+    /// steps). A channel zero everywhere gives `k²` rows of zeros in im2col: leaving them
+    /// and their weights out leaves out products by zero only; the sparse path never reads
+    /// its rows of the transposed weights. Spiking layers leave many channels silent:
     /// 50–74% of the inputs of `dvs-gesture`'s dense-path convolutions on the DVS128 walk
     /// recordings. The forward then builds no layout of every channel's weights; a
     /// backward that computes the input gradient by GEMM builds the one it reads (the
@@ -781,21 +818,34 @@ impl Conv2d {
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
         let (p, pin) = (o.h * o.w, self.in_dims.h * self.in_dims.w);
-        // The dense path takes only the input channels with a spike somewhere in the batch,
-        // when enough are silent ([`Self::live_inputs`]).
-        let live = (!sparse).then(|| self.live_inputs(&x)).flatten();
-        // The sparse path scatters rows of the effective weights transposed to K × C_out,
-        // computed in that layout; the dense path over live channels their columns only.
-        // Taken as large as all the weights, as the effective weights of every channel would
-        // be: a size that changed with the input would make the pool keep buffers of every
-        // size the stream ever asked for ([`crate::pool`]).
+        // Both paths read the weights of the input channels with a spike somewhere in the
+        // batch only: when enough are silent ([`Self::live_inputs`]), only those are
+        // computed. The sparse path scatters rows of the effective weights transposed to
+        // K × C_out, computed in that layout (the live channels' rows); the dense path takes
+        // the live channels' columns only. Taken as large as all the weights, as the
+        // effective weights of every channel would be: a size that changed with the input
+        // would make the pool keep buffers of every size the stream ever asked for
+        // ([`crate::pool`]).
+        let live = self.live_inputs(&x);
         let w_live = live.as_ref().map(|chans| {
             let k2 = self.k * self.k;
             let mut w = Buf::take(self.weight.value.len());
             let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
-            let m = o.c * chans.len() * k2;
             let weight = &self.weight.value;
-            ws_forward_channels(weight, &mut self.kept.stats, gain, (kk, k2), chans, &mut w[..m]);
+            if sparse {
+                // Runs of consecutive live channels, each one range of rows.
+                let mut ks: Vec<std::ops::Range<usize>> = Vec::new();
+                for &c in chans {
+                    match ks.last_mut() {
+                        Some(r) if r.end == c * k2 => r.end += k2,
+                        _ => ks.push(c * k2..(c + 1) * k2),
+                    }
+                }
+                ws_forward_transposed(weight, &mut self.kept.stats, gain, kk, &ks, &mut w);
+            } else {
+                let m = o.c * chans.len() * k2;
+                ws_forward_channels(weight, &mut self.kept.stats, gain, (kk, k2), chans, &mut w[..m]);
+            }
             w
         });
         if live.is_none() {
@@ -806,10 +856,14 @@ impl Conv2d {
         let (in_len, out_len) = (self.in_dims.len(), o.len());
         let per = x.b.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
-        let w_t = sparse.then_some(&this.kept.weights_in[Layout::Transposed as usize]);
+        let w_t = sparse.then(|| {
+            w_live
+                .as_deref()
+                .unwrap_or(&this.kept.weights_in[Layout::Transposed as usize])
+        });
         // The dense path's weights and their columns (`K`, or the live channels' `k²` each).
         let (w_eff, kk) = match (&w_live, &live) {
-            (Some(w), Some(chans)) => (&w[..], chans.len() * self.k * self.k),
+            (Some(w), Some(chans)) if !sparse => (&w[..], chans.len() * self.k * self.k),
             _ => (&this.kept.weights_in[Layout::Rows as usize][..], kk),
         };
         // The sparse path's inputs listed by pixel; the backward of this step reuses them.

@@ -12,9 +12,15 @@ const WS_EPS: f32 = 1e-4;
 /// interleaved order of [`crate::math::sum`], so they vectorise).
 #[inline(always)]
 fn ws_stats(w: &[f32]) -> (f32, f32) {
-    let n = w.len() as f32;
-    let mean = crate::math::sum(w) / n;
-    let ss = crate::math::sum_of(w, |v| (v - mean) * (v - mean));
+    let mean = crate::math::sum(w) / w.len() as f32;
+    ws_stats_finish(w.len(), mean, crate::math::sum_of(w, |v| (v - mean) * (v - mean)))
+}
+
+/// [`ws_stats`] of `n` weights from their mean and the sum of their squared deviations
+/// from it.
+#[inline(always)]
+fn ws_stats_finish(n: usize, mean: f32, ss: f32) -> (f32, f32) {
+    let n = n as f32;
     let var = ss / (n - 1.0).max(1.0);
     (mean, (var * n + WS_EPS).sqrt())
 }
@@ -59,12 +65,14 @@ const WS_TILE: (usize, usize) = (16, 64);
 /// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
 /// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
 /// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
-/// transposed in L1). Statistics that `stats` lacks are computed on the way.
+/// transposed in L1). Only the rows `ks` (ranges of `0..n`) of `out` are written; the others
+/// are left as they are. Statistics that `stats` lacks are computed on the way.
 pub(super) fn ws_forward_transposed(
     weight: &[f32],
     stats: &mut Vec<(f32, f32)>,
     gain: &[f32],
     n: usize,
+    ks: &[std::ops::Range<usize>],
     out: &mut [f32],
 ) {
     let c_out = weight.len() / n;
@@ -77,17 +85,19 @@ pub(super) fn ws_forward_transposed(
         for (j, a) in affine[..cb].iter_mut().enumerate() {
             *a = ws_affine(stats, gain, c0 + j);
         }
-        for k0 in (0..n).step_by(tk) {
-            let kb = (n - k0).min(tk);
-            for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
-                affine_row(
-                    &weight[(c0 + j) * n + k0..][..kb],
-                    shift,
-                    scale,
-                    &mut tile[j * kb..][..kb],
-                );
+        for r in ks {
+            for k0 in r.clone().step_by(tk) {
+                let kb = (r.end - k0).min(tk);
+                for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
+                    affine_row(
+                        &weight[(c0 + j) * n + k0..][..kb],
+                        shift,
+                        scale,
+                        &mut tile[j * kb..][..kb],
+                    );
+                }
+                transpose_strided(&tile, cb, kb, &mut out[k0 * c_out + c0..], c_out);
             }
-            transpose_strided(&tile, cb, kb, &mut out[k0 * c_out + c0..], c_out);
         }
     }
 }
@@ -95,22 +105,23 @@ pub(super) fn ws_forward_transposed(
 /// The effective weights laid out `C_out × k² × C_in` (each output channel's taps outer,
 /// input channels inner) straight from the raw ones (`C_out × C_in × k²`; standardised when
 /// `gain` is not empty): the same values as [`ws_forward`], each row transposed in place.
-/// Statistics that `stats` lacks are computed on the way.
+/// Only the rows of the output channels `rows` (in increasing order) are written; the others
+/// are left as they are. Statistics that `stats` lacks are computed on the way.
 pub(super) fn ws_forward_by_tap(
     weight: &[f32],
     stats: &mut Vec<(f32, f32)>,
     gain: &[f32],
-    c_in: usize,
-    k2: usize,
+    (c_in, k2): (usize, usize),
+    rows: impl Iterator<Item = usize>,
     out: &mut [f32],
 ) {
     let n = c_in * k2;
     workspace::with(n, |row| {
-        for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        for co in rows {
             stats_up_to(weight, n, gain, co + 1, stats);
             let (shift, scale) = ws_affine(stats, gain, co);
-            affine_row(w, shift, scale, row);
-            transpose(row, c_in, k2, o);
+            affine_row(&weight[co * n..][..n], shift, scale, row);
+            transpose(row, c_in, k2, &mut out[co * n..][..n]);
         }
     });
 }
@@ -178,10 +189,17 @@ impl RowBackward {
     /// From the channel's weights `w`, their statistics, its gain `g` and `d`, the gradient
     /// of its standardised weights; with the gain's gradient.
     #[inline(always)]
-    fn new(w: &[f32], (mean, s): (f32, f32), g: f32, d: &[f32]) -> (Self, f32) {
-        let nf = w.len() as f32;
-        let dsum = crate::math::sum(d);
+    fn new(w: &[f32], stats: (f32, f32), g: f32, d: &[f32]) -> (Self, f32) {
+        let mean = stats.0;
         let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
+        Self::from_sums(w.len(), stats, g, crate::math::sum(d), dz)
+    }
+
+    /// [`Self::new`] from the channel's `n` and the two sums it takes: `dsum = Σ d` and
+    /// `dz = Σ d · (w − mean)`, each in the order of [`crate::math::sum`].
+    #[inline(always)]
+    fn from_sums(n: usize, (mean, s): (f32, f32), g: f32, dsum: f32, dz: f32) -> (Self, f32) {
+        let nf = n as f32;
         let a = g / s;
         let c = g * nf * dz / (s * s * s * (nf - 1.0).max(1.0));
         (
@@ -234,26 +252,75 @@ crate::math::widest! {
     /// output channel by output channel: each weight's gradient (exactly what `ws_backward`
     /// writes over a gradient) is computed and applied at once, with its moments `m` and
     /// `v`, so the weights' gradient is never written and each channel's weights are read
-    /// from memory once. Each channel's `stats` are then replaced by its updated weights'
-    /// (computed while they are in cache). The gains' gradients are added into `dgain`, to
-    /// be applied after; `finite` is cleared if an updated weight is not finite.
+    /// from memory once. Each channel's `stats` are then replaced by its updated weights'.
+    /// The gains' gradients are added into `dgain`, to be applied after; `finite` is cleared
+    /// if an updated weight is not finite.
+    ///
+    /// The sums the standardisation needs take two passes per channel after its update,
+    /// where they took four: the updated weights' sum, then one pass ([`row_sums`]) for
+    /// their squared deviations and the next channel's two backward sums. Each sum gets its
+    /// values in the order of [`crate::math::sum`], so the bits are those of the passes one
+    /// by one.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ws_backward_adam(weight: &mut [f32], stats: &mut [(f32, f32)], gain: &[f32], n: usize, d: &[f32], dgain: &mut [f32], m: &mut [f32], v: &mut [f32], update: &Update, finite: &mut bool) {
+        let c_out = weight.len().checked_div(n).unwrap_or(0);
+        if c_out == 0 {
+            return;
+        }
         let mut ok = crate::math::Finite::default();
-        let rows = weight
-            .chunks_exact_mut(n)
-            .zip(d.chunks_exact(n))
-            .zip(m.chunks_exact_mut(n).zip(v.chunks_exact_mut(n)));
-        for (co, ((w, d), (m, v))) in rows.enumerate() {
-            let (row, dg) = RowBackward::new(w, stats[co], gain[co], d);
+        let mean0 = stats[0].0;
+        let mut sums = (
+            crate::math::sum(&d[..n]),
+            crate::math::sum_of2(&d[..n], &weight[..n], |d, w| d * (w - mean0)),
+        );
+        for co in 0..c_out {
+            let (row, dg) = RowBackward::from_sums(n, stats[co], gain[co], sums.0, sums.1);
             dgain[co] += dg;
-            for (((wv, &dv), mv), vv) in w.iter_mut().zip(d).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = row.grad(dv, *wv);
-                update.adam(wv, g, mv, vv);
+            let (w, after) = weight[co * n..].split_at_mut(n);
+            let dr = &d[co * n..][..n];
+            let (m, v) = (&mut m[co * n..][..n], &mut v[co * n..][..n]);
+            for (((wv, &dv), mv), vv) in w.iter_mut().zip(dr).zip(m.iter_mut()).zip(v.iter_mut()) {
+                update.adam(wv, row.grad(dv, *wv), mv, vv);
                 ok.see(*wv);
             }
-            stats[co] = ws_stats(w);
+            let mean = crate::math::sum(w) / n as f32;
+            // Past the last channel, the next one's sums are taken over this one's
+            // gradient and dropped.
+            let next = if co + 1 < c_out {
+                (&d[(co + 1) * n..][..n], &after[..n], stats[co + 1].0)
+            } else {
+                (dr, dr, 0.0)
+            };
+            let acc = row_sums(w, mean, next);
+            stats[co] = ws_stats_finish(n, mean, acc[0].total());
+            sums = (acc[1].total(), acc[2].total());
         }
         *finite &= ok.all();
     }
+}
+
+/// One pass of [`ws_backward_adam`] over a channel's updated weights `w` and the next
+/// channel's gradient, weights and mean `next`: `Σ (w − mean)²`, and the next channel's
+/// `Σ d` and `Σ d · (w − mean)` ([`RowBackward::from_sums`]).
+#[inline(always)]
+fn row_sums(w: &[f32], mean: f32, next: (&[f32], &[f32], f32)) -> [crate::math::Partials; 3] {
+    let n = w.len();
+    let (d1, w1, mean1) = (&next.0[..n], &next.1[..n], next.2);
+    let mut acc = [crate::math::Partials::default(); 3];
+    let mut element = |j: usize, w: f32, d1: f32, w1: f32| {
+        acc[0].0[j] += (w - mean) * (w - mean);
+        acc[1].0[j] += d1;
+        acc[2].0[j] += d1 * (w1 - mean1);
+    };
+    let full = n / 16 * 16;
+    for i in (0..full).step_by(16) {
+        let (w, d1, w1) = (&w[i..][..16], &d1[i..][..16], &w1[i..][..16]);
+        for j in 0..16 {
+            element(j, w[j], d1[j], w1[j]);
+        }
+    }
+    for k in full..n {
+        element(k - full, w[k], d1[k], w1[k]);
+    }
+    acc
 }
