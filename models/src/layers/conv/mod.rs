@@ -33,8 +33,8 @@ use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
 use sparse::{for_each_nonzero, nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
 use ws::{
-    ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels, ws_forward_transposed,
-    ws_stats_extend,
+    channel_runs, ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels,
+    ws_forward_transposed, ws_stats_extend,
 };
 
 /// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
@@ -833,14 +833,7 @@ impl Conv2d {
             let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
             let weight = &self.weight.value;
             if sparse {
-                // Runs of consecutive live channels, each one range of rows.
-                let mut ks: Vec<std::ops::Range<usize>> = Vec::new();
-                for &c in chans {
-                    match ks.last_mut() {
-                        Some(r) if r.end == c * k2 => r.end += k2,
-                        _ => ks.push(c * k2..(c + 1) * k2),
-                    }
-                }
+                let ks = channel_runs(chans, k2);
                 ws_forward_transposed(weight, &mut self.kept.stats, gain, kk, &ks, &mut w);
             } else {
                 let m = o.c * chans.len() * k2;

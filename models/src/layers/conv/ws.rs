@@ -162,18 +162,34 @@ crate::math::widest! {
         if m == 0 {
             return;
         }
+        let runs = channel_runs(chans, k2);
         for (co, (w, o)) in weight.chunks_exact(n).zip(out.chunks_exact_mut(m)).enumerate() {
             stats_up_to(weight, n, gain, co + 1, stats);
             let (shift, scale) = ws_affine(stats, gain, co);
-            for (&ci, o) in chans.iter().zip(o.chunks_exact_mut(k2)) {
-                // What `affine_row` computes, value by value (inline: one call per `k2`
-                // values would cost more than they do).
-                for (o, &v) in o.iter_mut().zip(&w[ci * k2..][..k2]) {
+            let mut at = 0;
+            for r in &runs {
+                // What `affine_row` computes, a run of consecutive channels at a time
+                // (inline: a call per run would cost more than its values).
+                for (o, &v) in o[at..][..r.len()].iter_mut().zip(&w[r.clone()]) {
                     *o = (v - shift) * scale;
                 }
+                at += r.len();
             }
         }
     }
+}
+
+/// The weights of the input channels `chans` (increasing, `k2` weights each) as ranges of
+/// one output channel's row, consecutive channels in one range.
+pub(super) fn channel_runs(chans: &[usize], k2: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for &c in chans {
+        match runs.last_mut() {
+            Some(r) if r.end == c * k2 => r.end += k2,
+            _ => runs.push(c * k2..(c + 1) * k2),
+        }
+    }
+    runs
 }
 
 /// One output channel's standardisation backward: each raw weight's gradient from its value
