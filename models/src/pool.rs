@@ -159,10 +159,12 @@ pub fn take(len: usize) -> Vec<f32> {
         // buffer keeps the length it was last used at, and growing it zeroes the difference,
         // so requests of different lengths that share a class (or borrow a larger one) each
         // find their own length back instead of zeroing a buffer another one shortened.
+        // Among equals, the one given back last: the most likely to be still in cache.
         let best = c
             .spares
             .iter()
             .enumerate()
+            .rev()
             .min_by_key(|(_, v)| {
                 if v.len() >= len {
                     (0, v.len())
@@ -331,6 +333,10 @@ pub fn clear() {
 mod tests {
     use super::*;
 
+    /// Held by the tests that rely on what the (shared) pool holds between their calls:
+    /// one of them clears it.
+    static SPARES: Mutex<()> = Mutex::new(());
+
     #[test]
     fn classes_are_tight_and_monotone() {
         let mut last = 0;
@@ -352,8 +358,25 @@ mod tests {
         }
     }
 
+    /// Among spares of the same length, a request takes the one given back last, the most
+    /// likely to be still in cache (a length no other test asks for: the pool is shared).
+    #[test]
+    fn the_spare_given_back_last_is_taken_first() {
+        let _held = SPARES.lock();
+        let len = 987_653;
+        let (a, b) = (take(len), take(len));
+        let (first, last) = (a.as_ptr(), b.as_ptr());
+        give(a);
+        give(b);
+        let (c, d) = (take(len), take(len));
+        assert_eq!((c.as_ptr(), d.as_ptr()), (last, first));
+        give(c);
+        give(d);
+    }
+
     #[test]
     fn a_request_takes_only_its_own_class() {
+        let _held = SPARES.lock();
         clear();
         give(Vec::with_capacity(class_of(4000)));
         // 1000 values fit in it, but belong to another class: a fresh buffer.
