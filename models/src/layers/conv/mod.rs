@@ -31,7 +31,10 @@ mod ws;
 
 use super::{LayerMemory, LayerOps};
 pub use sparse::PAIR_COST;
-use sparse::{for_each_nonzero, nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad, PixelList};
+use sparse::{
+    any_nonzero, for_each_nonzero, nonzeros, scatter_input_grad, sparse_forward, sparse_weight_grad,
+    PixelList,
+};
 use ws::{
     channel_runs, ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels,
     ws_forward_transposed, ws_stats_extend,
@@ -732,7 +735,8 @@ impl Conv2d {
         let o = self.out_dims;
         let mut live = vec![false; o.c];
         for (j, plane) in dy.data.chunks_exact(o.h * o.w).enumerate() {
-            live[j % o.c] |= plane.iter().any(|&v| v != 0.0);
+            let l = &mut live[j % o.c];
+            *l = *l || any_nonzero(plane);
         }
         let mut w = Buf::take(self.weight.value.len());
         let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
@@ -795,7 +799,7 @@ impl Conv2d {
             .filter(|&c| {
                 x.data
                     .chunks_exact(c_in * plane)
-                    .any(|xs| xs[c * plane..][..plane].iter().any(|&v| v != 0.0))
+                    .any(|xs| any_nonzero(&xs[c * plane..][..plane]))
             })
             .collect();
         (c_in - live.len() >= c_in.div_ceil(16)).then_some(live)
@@ -1061,9 +1065,7 @@ impl Conv2d {
         let p = o.h * o.w;
         let (in_len, out_len) = (self.in_dims.len(), o.len());
         for dyb in dy.data.chunks_exact(out_len) {
-            for (g, row) in self.bias.grad.iter_mut().zip(dyb.chunks_exact(p)) {
-                *g += crate::math::sum(row);
-            }
+            add_plane_sums(dyb, p, &mut self.bias.grad);
         }
         let threads = rayon::current_num_threads().max(1);
         let t0 = std::time::Instant::now();
@@ -1176,12 +1178,22 @@ pub const GRAD_CHUNKS: usize = 4;
 /// repeated input scans cost time (`stdl bench memory` / `stdl bench train`, README).
 pub const CHANNEL_SPLIT_MIN_WEIGHTS: usize = 1 << 16;
 
+crate::math::widest! {
+    /// Adds the sum of each plane of `p` values in `planes` to its value in `out` (the
+    /// bias's gradient of one sample), in the order of [`crate::math::sum`].
+    fn add_plane_sums(planes: &[f32], p: usize, out: &mut [f32]) {
+        for (g, plane) in out.iter_mut().zip(planes.chunks_exact(p)) {
+            *g += crate::math::sum(plane);
+        }
+    }
+}
+
 /// The channels of `planes` (planes of `p` values) with a non-zero value somewhere.
 fn live_channels(planes: &[f32], p: usize) -> Vec<usize> {
     planes
         .chunks_exact(p)
         .enumerate()
-        .filter(|(_, plane)| plane.iter().any(|&v| v != 0.0))
+        .filter(|(_, plane)| any_nonzero(plane))
         .map(|(c, _)| c)
         .collect()
 }
@@ -1544,6 +1556,25 @@ mod tests {
         let conv = Conv2d::new(Dims::new(32, 17, 17), 64, 3, 1, 1, true, &mut rng);
         assert_eq!(winograd::fit_rows(64, 32, (17, 17), 288 * 289), Some(3));
         assert_eq!(conv.winograd_rows(64, 288 * 289), None);
+    }
+
+    /// A plane is live when any of its values is not zero, wherever it lies (in the first
+    /// block of 64, the last, a partial tail), a NaN included; -0.0 is a zero.
+    #[test]
+    fn any_nonzero_finds_one_value_anywhere() {
+        for len in [1, 63, 64, 65, 130, 1024] {
+            let mut xs = vec![0.0f32; len];
+            xs[len / 2] = -0.0;
+            assert!(!any_nonzero(&xs), "{len} zeros");
+            for at in [0, len / 2, len - 1] {
+                for v in [1.0, -3e-38, f32::NAN] {
+                    let mut one = xs.clone();
+                    one[at] = v;
+                    assert!(any_nonzero(&one), "{v} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!any_nonzero(&[]));
     }
 
     /// The fused standardisation backward and Adam update, cut over output channels for

@@ -18,6 +18,24 @@ crate::math::widest! {
     }
 }
 
+/// Whether `xs` holds a non-zero value (a channel's plane with a spike or a gradient).
+pub(super) fn any_nonzero(xs: &[f32]) -> bool {
+    let mut found = false;
+    nonzero_in(xs, &mut found);
+    found
+}
+
+crate::math::widest! {
+    /// [`any_nonzero`], compiled for the widest vector unit: 64 values at a time without a
+    /// branch each (a scalar loop that stops at the first took most of a backward's own
+    /// time where most channels have no gradient), up to the first block with one.
+    fn nonzero_in(xs: &[f32], found: &mut bool) {
+        *found = xs
+            .chunks(64)
+            .any(|c| c.iter().fold(0u32, |m, &v| m | u32::from(v != 0.0)) != 0);
+    }
+}
+
 /// Cost of one scalar weight-gradient update by pairs, in the cost model's element
 /// operations (a vectorised scatter's multiply-add counts 2) ([`Conv2d::predicted_grad_sparse`]).
 pub const PAIR_COST: f64 = 8.0;
