@@ -132,10 +132,17 @@ impl Sequential {
     pub fn set_accumulate(&mut self, on: bool) {
         self.convs_mut().for_each(|c| c.accumulate = on);
     }
-    /// Sets [`crate::layers::Conv2d::defer_ws_grad`] on every convolution: on where the
-    /// parameters are updated through [`Self::update`].
-    pub fn set_defer_ws_grad(&mut self, on: bool) {
-        self.convs_mut().for_each(|c| c.defer_ws_grad = on);
+    /// Sets [`crate::layers::Conv2d::defer_ws_grad`] on every convolution and
+    /// [`crate::layers::Linear::defer_grad`] on every linear layer: on where the parameters
+    /// are updated through [`Self::update`].
+    pub fn set_defer_grads(&mut self, on: bool) {
+        for l in &mut self.layers {
+            match l {
+                Layer::Conv(c) => c.defer_ws_grad = on,
+                Layer::Linear(f) => f.defer_grad = on,
+                _ => {}
+            }
+        }
     }
     fn convs_mut(&mut self) -> impl Iterator<Item = &mut crate::layers::Conv2d> {
         self.layers.iter_mut().filter_map(|l| match l {

@@ -666,6 +666,64 @@ fn conv_accumulate_mode_matches_per_pass_gradients() {
     }
 }
 
+/// A linear layer whose weights' gradient at batch 1 waits for the optimiser step
+/// (`defer_grad`, computed inside Adam's pass by `Linear::update`) ends every step with the
+/// same weights, optimiser state, outputs and input gradients, bit for bit, as one that
+/// writes its gradient and is then updated by `Optimizer::step`: with Adam and SGD (not
+/// fused), one or two backward passes per update (the second writes the first's), at batch
+/// 1 and 2 (not deferred), with output gradients that are mostly zero, signed zeros among
+/// them, and a parameter count that cuts into pieces for helpers.
+#[test]
+fn linear_deferred_update_matches_gradient_then_optimizer_step() {
+    use stdl_models::layers::Linear;
+    use stdl_models::optim::{OptimConfig, Optimizer, OptimizerKind};
+    let mut rng = Rng::new(44);
+    let base = Linear::new(300, 70, &mut rng);
+    for kind in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+        for (b, passes) in [(1, 1), (1, 2), (2, 1)] {
+            let cfg = OptimConfig {
+                kind,
+                lr: 0.01,
+                weight_decay: 0.01,
+                ..OptimConfig::default()
+            };
+            let seed = rng.below(1 << 30) as u64;
+            let mut outs: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
+            for (deferred, out) in [false, true].into_iter().zip(&mut outs) {
+                let mut l = base.clone();
+                l.defer_grad = deferred;
+                let mut opt = Optimizer::new(cfg);
+                let mut r = Rng::new(seed);
+                for _update in 0..4 {
+                    for _ in 0..passes {
+                        let x = spike_batch(b, Dims::flat(300), 0.3, &mut r);
+                        let y = l.forward(x, true);
+                        let mut dy = rand_tensor(y.b, y.dims, &mut r, 1.0);
+                        zero_some(&mut dy, 0.8, &mut r);
+                        dy.data[3] = -0.0;
+                        out.push(y.into_data());
+                        out.push(l.backward(dy).into_data());
+                    }
+                    let sizes = [l.weight.value.len(), l.bias.value.len()];
+                    let update = opt.begin_step(&sizes);
+                    let finite = l.update(&update, &mut opt.states());
+                    opt.end_step(finite);
+                    l.release_grads();
+                    out.extend([l.weight.value.clone(), l.bias.value.clone()]);
+                    out.extend(opt.m.iter().chain(&opt.v).cloned());
+                }
+                assert!(!opt.diverged);
+            }
+            let what = format!("{kind:?} batch {b}, {passes} passes");
+            assert_eq!(outs[0].len(), outs[1].len(), "{what}");
+            for (n, (a, c)) in outs[0].iter().zip(&outs[1]).enumerate() {
+                let same = a.len() == c.len() && a.iter().zip(c).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{what}: output {n} differs");
+            }
+        }
+    }
+}
+
 /// A convolution whose standardisation's backward waits for the optimiser step
 /// (`defer_ws_grad`, fused with Adam's update by `Conv2d::update`) ends every step with the
 /// same weights, optimiser state, outputs and input gradients, bit for bit, as one that

@@ -87,7 +87,7 @@ fn build_body(spec: &NetworkSpec, units: Range<usize>, rng: &mut Rng) -> crate::
     if let Some(Layer::Conv(c)) = s.layers.first_mut() {
         c.input_grad = false;
     }
-    s.set_defer_ws_grad(true);
+    s.set_defer_grads(true);
     Ok(s)
 }
 
@@ -104,7 +104,7 @@ fn build_head(
     } else {
         spec.build_aux(units.end - 1, aux, TimeMode::Detached, rng)?
     };
-    s.set_defer_ws_grad(true);
+    s.set_defer_grads(true);
     Ok(s)
 }
 

@@ -70,9 +70,10 @@ impl Stage {
         // effective weights and sum their gradients before the standardisation's backward.
         body.set_accumulate(update_every > 1);
         head.set_accumulate(update_every > 1);
-        // The standardisation's backward runs in the optimiser's pass (`Stage::update`).
-        body.set_defer_ws_grad(true);
-        head.set_defer_ws_grad(true);
+        // The standardisation's backward, and a linear layer's gradient at batch 1, run in
+        // the optimiser's pass (`Stage::update`).
+        body.set_defer_grads(true);
+        head.set_defer_grads(true);
         Self {
             body,
             head,

@@ -9,6 +9,12 @@
 //! non-zero; at batch 1 the rows read each weight once either way, and the GEMM would first
 //! copy the whole matrix into its packing buffer for a product with one row (the `nmnist`
 //! readout, 4096 → 10 with dense gradients: `stdl bench train --batch 1 --profile`).
+//!
+//! At batch 1 the weights' gradient is the outer product of the output gradient and the
+//! input, and a surrogate with compact support leaves most of its rows zero. With
+//! [`Linear::defer_grad`] (STDL's stages, which update after every backward pass), backward
+//! keeps the two vectors instead of writing it, and [`Linear::update`] computes each value
+//! of it inside Adam's pass: the gradient is never zeroed, written or read.
 
 use super::{uniform, Param};
 use super::{LayerMemory, LayerOps};
@@ -26,6 +32,13 @@ pub struct Linear {
     pub weight: Param,
     /// `outputs`.
     pub bias: Param,
+    /// The weights' gradient of a batch of 1 waits for the optimiser step as the input and
+    /// the output gradient it is the product of ([`Self::update`] computes it in Adam's
+    /// pass); [`Self::params_mut`] writes it for whoever needs it. Off by default: until
+    /// then, the gradient read through [`LayerOps::params`] lacks that pass.
+    pub defer_grad: bool,
+    /// The deferred pass: its input and output gradient.
+    pending: Option<(Tensor, Tensor)>,
     pub(crate) caches: Vec<Tensor>,
 }
 
@@ -38,6 +51,8 @@ impl Linear {
             outputs,
             weight: Param::new("weight", uniform(inputs * outputs, bound, rng)),
             bias: Param::new("bias", uniform(outputs, bound, rng)),
+            defer_grad: false,
+            pending: None,
             caches: Vec::new(),
         }
     }
@@ -89,10 +104,20 @@ impl Linear {
     /// # Panics
     /// Without a forward step to go back through.
     pub fn backward(&mut self, dy: Tensor) -> Tensor {
-        self.weight.ensure_grad();
         self.bias.ensure_grad();
         let x = self.caches.pop().expect("linear backward without forward");
         let b = x.b;
+        if self.defer_grad && b == 1 && self.pending.is_none() && self.weight.grad.is_empty() {
+            let mut dx = Tensor::zeros(1, x.dims);
+            for (g, d) in self.bias.grad.iter_mut().zip(&dy.data) {
+                *g += d;
+            }
+            rows_input_grad(&self.weight.value, &dy.data, &mut dx.data);
+            self.pending = Some((x, dy));
+            return dx;
+        }
+        self.write_pending();
+        self.weight.ensure_grad();
         if b == 1
             || (b <= ROWS_MAX_BATCH && 4 * dy.data.iter().filter(|&&v| v != 0.0).count() <= dy.data.len())
         {
@@ -145,6 +170,66 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// Adds a deferred pass's gradient ([`Self::defer_grad`]) to the weights' gradient.
+    fn write_pending(&mut self) {
+        if let Some((x, dy)) = self.pending.take() {
+            self.weight.ensure_grad();
+            rows_weight_grad(&mut self.weight.grad, &x.data, &dy.data);
+        }
+    }
+
+    /// Trainable parameters (weight, bias), a deferred gradient written first.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.write_pending();
+        vec![&mut self.weight, &mut self.bias]
+    }
+
+    /// Frees the gradients, a deferred one too, unused.
+    pub fn release_grads(&mut self) {
+        self.pending = None;
+        self.weight.release_grad();
+        self.bias.release_grad();
+    }
+
+    /// One optimiser step's update of the weights and the bias, each with the next of
+    /// `states`; whether every value is still finite. A deferred gradient
+    /// ([`Self::defer_grad`]) is computed value by value inside Adam's pass, with the same
+    /// numbers as [`Self::params_mut`] and [`crate::optim::Update::apply`] give.
+    ///
+    /// # Panics
+    /// When `states` runs out before the parameters do.
+    pub fn update<'a>(
+        &mut self,
+        update: &crate::optim::Update,
+        states: &mut impl Iterator<Item = (&'a mut [f32], &'a mut [f32])>,
+    ) -> bool {
+        let fused = update.is_adam() && self.pending.is_some() && self.weight.grad.is_empty();
+        let Some((x, dy)) = fused.then(|| self.pending.take()).flatten() else {
+            return super::update_params(self.params_mut(), update, states);
+        };
+        let (m, v) = states.next().expect("optimiser state of the weights");
+        let n = self.inputs;
+        // Rows are independent: one piece of them per thread that can take part.
+        let parts = crate::assist::helpers()
+            .min(self.weight.value.len() / crate::optim::SHARED_UPDATE_MIN)
+            .clamp(1, self.outputs);
+        let per = self.outputs.div_ceil(parts);
+        let pieces = self
+            .weight
+            .value
+            .chunks_mut(per * n)
+            .zip(dy.data.chunks(per))
+            .zip(m.chunks_mut(per * n).zip(v.chunks_mut(per * n)));
+        let finite = crate::assist::all_of(parts, pieces, |((w, dys), (m, v))| {
+            let mut finite = true;
+            adam_outer(w, &x.data, dys, m, v, update, &mut finite);
+            finite
+        });
+        finite & super::update_params(vec![&mut self.bias], update, states)
+    }
+}
+
 /// Largest batch that takes the per-sample path (see the module's documentation).
 pub const ROWS_MAX_BATCH: usize = 4;
 
@@ -154,6 +239,61 @@ crate::math::widest! {
         for ((y, row), &b) in ys.iter_mut().zip(w.chunks_exact(xs.len())).zip(bias) {
             *y = b + crate::math::sum_of2(row, xs, |a, v| a * v);
         }
+    }
+}
+
+crate::math::widest! {
+    /// The input gradient half of [`rows_backward`]: `dxs += dys[o] · w[o, :]` over the
+    /// non-zero `dys[o]`, in the same order.
+    fn rows_input_grad(w: &[f32], dys: &[f32], dxs: &mut [f32]) {
+        let n = dxs.len();
+        for (o, &d) in dys.iter().enumerate() {
+            if d != 0.0 {
+                for (g, &v) in dxs.iter_mut().zip(&w[o * n..][..n]) {
+                    *g += d * v;
+                }
+            }
+        }
+    }
+}
+
+crate::math::widest! {
+    /// The weights' gradient half of [`rows_backward`]: `dw[o, :] += dys[o] · xs` over the
+    /// non-zero `dys[o]`.
+    fn rows_weight_grad(dw: &mut [f32], xs: &[f32], dys: &[f32]) {
+        let n = xs.len();
+        for (o, &d) in dys.iter().enumerate() {
+            if d != 0.0 {
+                for (g, &v) in dw[o * n..][..n].iter_mut().zip(xs) {
+                    *g += d * v;
+                }
+            }
+        }
+    }
+}
+
+crate::math::widest! {
+    /// Adam's update ([`crate::optim::Update::adam`]) of the rows `w` (moments `m`, `v`)
+    /// whose gradient is `dys[o] · xs`, each value computed as the backward pass would add
+    /// it to a zeroed gradient (`0 + d · x`; a row with `d = 0` has gradient 0).
+    fn adam_outer(w: &mut [f32], xs: &[f32], dys: &[f32], m: &mut [f32], v: &mut [f32], update: &crate::optim::Update, finite: &mut bool) {
+        let n = xs.len();
+        let mut ok = crate::math::Finite::default();
+        let rows = w.chunks_exact_mut(n).zip(m.chunks_exact_mut(n).zip(v.chunks_exact_mut(n)));
+        for ((w, (m, v)), &d) in rows.zip(dys) {
+            if d == 0.0 {
+                for ((w, m), v) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                    update.adam(w, 0.0, m, v);
+                    ok.see(*w);
+                }
+            } else {
+                for (((w, m), v), &x) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(xs) {
+                    update.adam(w, 0.0 + d * x, m, v);
+                    ok.see(*w);
+                }
+            }
+        }
+        *finite &= ok.all();
     }
 }
 
@@ -186,7 +326,7 @@ impl LayerOps for Linear {
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        vec![&mut self.weight, &mut self.bias]
+        Linear::params_mut(self)
     }
 
     fn params(&self) -> Vec<&Param> {

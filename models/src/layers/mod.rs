@@ -218,6 +218,7 @@ impl Layer {
     pub fn release_grads(&mut self) {
         match self {
             Layer::Conv(c) => c.release_grads(),
+            Layer::Linear(l) => l.release_grads(),
             l => l.params_mut().into_iter().for_each(Param::release_grad),
         }
     }
@@ -225,7 +226,8 @@ impl Layer {
     /// One optimiser step's update of the parameters, each with the next of `states` (in
     /// the order of [`Layer::params_mut`]); whether every value is still finite. A
     /// convolution fuses its standardisation's backward with the update
-    /// ([`Conv2d::update`]); other layers apply it to their gradients.
+    /// ([`Conv2d::update`]), a linear layer its deferred gradient ([`Linear::update`]);
+    /// other layers apply it to their gradients.
     ///
     /// # Panics
     /// When `states` runs out before the parameters do.
@@ -236,6 +238,7 @@ impl Layer {
     ) -> bool {
         match self {
             Layer::Conv(c) => c.update(update, states),
+            Layer::Linear(l) => l.update(update, states),
             l => update_params(l.params_mut(), update, states),
         }
     }
