@@ -498,8 +498,8 @@ fn sparse_and_dense_conv_paths_agree_and_are_exact() {
 }
 
 /// Where whole channels are silent (input channels with no spike in the batch, output
-/// channels with no gradient), each path computes only the live channels' effective weights
-/// (the dense forward's columns, the sparse forward's transposed rows, the scattered input
+/// channels with no gradient), the dense forward and the scattered input gradient compute
+/// only the live channels' effective weights (the dense forward's columns, the input
 /// gradient's rows by tap): outputs and input gradients are those of a convolution that
 /// builds every channel's (with `accumulate`, whose layouts serve later passes), bit for bit
 /// on the sparse paths.

@@ -36,8 +36,8 @@ use sparse::{
     PixelList,
 };
 use ws::{
-    channel_runs, ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels,
-    ws_forward_transposed, ws_stats_extend,
+    ws_backward, ws_backward_adam, ws_forward, ws_forward_by_tap, ws_forward_channels, ws_forward_transposed,
+    ws_stats_extend,
 };
 
 /// How many times faster a multiply-add runs in the GEMM (im2col) path than in the sparse
@@ -712,9 +712,7 @@ impl Conv2d {
         let (weight, stats) = (&self.weight.value, &mut self.kept.stats);
         match layout {
             Layout::Rows => ws_forward(weight, stats, gain, n, &mut w),
-            Layout::Transposed => {
-                ws_forward_transposed(weight, stats, gain, n, std::slice::from_ref(&(0..n)), &mut w)
-            }
+            Layout::Transposed => ws_forward_transposed(weight, stats, gain, n, &mut w),
             Layout::ByTap => ws_forward_by_tap(weight, stats, gain, (cin, k2), 0..self.out_dims.c, &mut w),
         }
         self.kept.weights_in[l] = w;
@@ -777,14 +775,13 @@ impl Conv2d {
         }
     }
 
-    /// The input channels with a non-zero value in some sample of `x`, when the forward
-    /// should compute the effective weights of those only: at least one channel in 16 is
-    /// zero everywhere (fewer save less than listing them costs), and the effective weights
-    /// will not serve later passes unchanged (no `accumulate`, and no step kept before this
-    /// one: a step history, BPTT's, reuses one layout of every channel's weights across its
-    /// steps). A channel zero everywhere gives `k²` rows of zeros in im2col: leaving them
-    /// and their weights out leaves out products by zero only; the sparse path never reads
-    /// its rows of the transposed weights. Spiking layers leave many channels silent:
+    /// The input channels with a non-zero value in some sample of `x`, when the dense
+    /// forward should take only those: at least one channel in 16 is zero everywhere (fewer
+    /// save less than listing them costs), and the effective weights will not serve later
+    /// passes unchanged (no `accumulate`, and no step kept before this one: a step history,
+    /// BPTT's, reuses one layout of every channel's weights across its steps). A channel
+    /// zero everywhere gives `k²` rows of zeros in im2col: leaving them and their weights
+    /// out leaves out products by zero only. Spiking layers leave many channels silent:
     /// 50–74% of the inputs of `dvs-gesture`'s dense-path convolutions on the DVS128 walk
     /// recordings. The forward then builds no layout of every channel's weights; a
     /// backward that computes the input gradient by GEMM builds the one it reads (the
@@ -822,27 +819,23 @@ impl Conv2d {
         self.path_calls[sparse as usize] += 1;
         let (o, kk) = (self.out_dims, self.fan_in());
         let (p, pin) = (o.h * o.w, self.in_dims.h * self.in_dims.w);
-        // Both paths read the weights of the input channels with a spike somewhere in the
-        // batch only: when enough are silent ([`Self::live_inputs`]), only those are
-        // computed. The sparse path scatters rows of the effective weights transposed to
-        // K × C_out, computed in that layout (the live channels' rows); the dense path takes
-        // the live channels' columns only. Taken as large as all the weights, as the
-        // effective weights of every channel would be: a size that changed with the input
-        // would make the pool keep buffers of every size the stream ever asked for
-        // ([`crate::pool`]).
-        let live = self.live_inputs(&x);
+        // The dense path takes only the input channels with a spike somewhere in the batch,
+        // when enough are silent ([`Self::live_inputs`]). (The sparse path reads the live
+        // channels' rows only too, but making only those rows of its transposed weights did
+        // not make it faster: README, "Speed".)
+        let live = (!sparse).then(|| self.live_inputs(&x)).flatten();
+        // The sparse path scatters rows of the effective weights transposed to K × C_out,
+        // computed in that layout; the dense path over live channels their columns only.
+        // Taken as large as all the weights, as the effective weights of every channel would
+        // be: a size that changed with the input would make the pool keep buffers of every
+        // size the stream ever asked for ([`crate::pool`]).
         let w_live = live.as_ref().map(|chans| {
             let k2 = self.k * self.k;
             let mut w = Buf::take(self.weight.value.len());
             let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
+            let m = o.c * chans.len() * k2;
             let weight = &self.weight.value;
-            if sparse {
-                let ks = channel_runs(chans, k2);
-                ws_forward_transposed(weight, &mut self.kept.stats, gain, kk, &ks, &mut w);
-            } else {
-                let m = o.c * chans.len() * k2;
-                ws_forward_channels(weight, &mut self.kept.stats, gain, (kk, k2), chans, &mut w[..m]);
-            }
+            ws_forward_channels(weight, &mut self.kept.stats, gain, (kk, k2), chans, &mut w[..m]);
             w
         });
         if live.is_none() {
@@ -853,14 +846,10 @@ impl Conv2d {
         let (in_len, out_len) = (self.in_dims.len(), o.len());
         let per = x.b.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
-        let w_t = sparse.then(|| {
-            w_live
-                .as_deref()
-                .unwrap_or(&this.kept.weights_in[Layout::Transposed as usize])
-        });
+        let w_t = sparse.then_some(&this.kept.weights_in[Layout::Transposed as usize]);
         // The dense path's weights and their columns (`K`, or the live channels' `k²` each).
         let (w_eff, kk) = match (&w_live, &live) {
-            (Some(w), Some(chans)) if !sparse => (&w[..], chans.len() * self.k * self.k),
+            (Some(w), Some(chans)) => (&w[..], chans.len() * self.k * self.k),
             _ => (&this.kept.weights_in[Layout::Rows as usize][..], kk),
         };
         // The sparse path's inputs listed by pixel; the backward of this step reuses them.

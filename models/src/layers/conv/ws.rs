@@ -65,14 +65,12 @@ const WS_TILE: (usize, usize) = (16, 64);
 /// The effective weights transposed (`K × C_out`, `K = n`) straight from the raw ones
 /// (`C_out × K`; standardised when `gain` is not empty): the same values as [`ws_forward`]
 /// and a transpose, tile by tile (each tile's effective weights computed row-wise, then
-/// transposed in L1). Only the rows `ks` (ranges of `0..n`) of `out` are written; the others
-/// are left as they are. Statistics that `stats` lacks are computed on the way.
+/// transposed in L1). Statistics that `stats` lacks are computed on the way.
 pub(super) fn ws_forward_transposed(
     weight: &[f32],
     stats: &mut Vec<(f32, f32)>,
     gain: &[f32],
     n: usize,
-    ks: &[std::ops::Range<usize>],
     out: &mut [f32],
 ) {
     let c_out = weight.len() / n;
@@ -85,19 +83,17 @@ pub(super) fn ws_forward_transposed(
         for (j, a) in affine[..cb].iter_mut().enumerate() {
             *a = ws_affine(stats, gain, c0 + j);
         }
-        for r in ks {
-            for k0 in r.clone().step_by(tk) {
-                let kb = (r.end - k0).min(tk);
-                for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
-                    affine_row(
-                        &weight[(c0 + j) * n + k0..][..kb],
-                        shift,
-                        scale,
-                        &mut tile[j * kb..][..kb],
-                    );
-                }
-                transpose_strided(&tile, cb, kb, &mut out[k0 * c_out + c0..], c_out);
+        for k0 in (0..n).step_by(tk) {
+            let kb = (n - k0).min(tk);
+            for (j, &(shift, scale)) in affine[..cb].iter().enumerate() {
+                affine_row(
+                    &weight[(c0 + j) * n + k0..][..kb],
+                    shift,
+                    scale,
+                    &mut tile[j * kb..][..kb],
+                );
             }
+            transpose_strided(&tile, cb, kb, &mut out[k0 * c_out + c0..], c_out);
         }
     }
 }
@@ -181,7 +177,7 @@ crate::math::widest! {
 
 /// The weights of the input channels `chans` (increasing, `k2` weights each) as ranges of
 /// one output channel's row, consecutive channels in one range.
-pub(super) fn channel_runs(chans: &[usize], k2: usize) -> Vec<std::ops::Range<usize>> {
+fn channel_runs(chans: &[usize], k2: usize) -> Vec<std::ops::Range<usize>> {
     let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     for &c in chans {
         match runs.last_mut() {
