@@ -131,7 +131,8 @@ impl Linear {
                 for (g, d) in self.bias.grad.iter_mut().zip(dys) {
                     *g += d;
                 }
-                rows_backward(&self.weight.value, &mut self.weight.grad, xs, dys, dxs);
+                rows_weight_grad(&mut self.weight.grad, xs, dys);
+                rows_input_grad(&self.weight.value, dys, dxs);
             }
             return dx;
         }
@@ -243,8 +244,8 @@ crate::math::widest! {
 }
 
 crate::math::widest! {
-    /// The input gradient half of [`rows_backward`]: `dxs += dys[o] · w[o, :]` over the
-    /// non-zero `dys[o]`, in the same order.
+    /// One sample's input gradient over its non-zero output gradients: `dxs += dys[o] ·
+    /// w[o, :]`, in the order of `o`.
     fn rows_input_grad(w: &[f32], dys: &[f32], dxs: &mut [f32]) {
         let n = dxs.len();
         for (o, &d) in dys.iter().enumerate() {
@@ -258,8 +259,8 @@ crate::math::widest! {
 }
 
 crate::math::widest! {
-    /// The weights' gradient half of [`rows_backward`]: `dw[o, :] += dys[o] · xs` over the
-    /// non-zero `dys[o]`.
+    /// One sample's weight gradient over its non-zero output gradients: `dw[o, :] += dys[o]
+    /// · xs` (a deferred pass's too: [`Linear::defer_grad`]).
     fn rows_weight_grad(dw: &mut [f32], xs: &[f32], dys: &[f32]) {
         let n = xs.len();
         for (o, &d) in dys.iter().enumerate() {
@@ -294,25 +295,6 @@ crate::math::widest! {
             }
         }
         *finite &= ok.all();
-    }
-}
-
-crate::math::widest! {
-    /// One sample's backward over its non-zero output gradients `dys[o]`: `dw[o, :] += dys[o] · xs`
-    /// and `dxs += dys[o] · w[o, :]`.
-    fn rows_backward(w: &[f32], dw: &mut [f32], xs: &[f32], dys: &[f32], dxs: &mut [f32]) {
-        let n = xs.len();
-        for (o, &d) in dys.iter().enumerate() {
-            if d == 0.0 {
-                continue;
-            }
-            for (g, &v) in dw[o * n..][..n].iter_mut().zip(xs) {
-                *g += d * v;
-            }
-            for (g, &v) in dxs.iter_mut().zip(&w[o * n..][..n]) {
-                *g += d * v;
-            }
-        }
     }
 }
 
