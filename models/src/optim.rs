@@ -66,6 +66,16 @@ impl OptimConfig {
 /// compute.
 pub(crate) const SHARED_UPDATE_MIN: usize = 8192;
 
+/// How a fused update of `values` parameters in `rows ≥ 1` independent rows (a
+/// convolution's output channels, a linear layer's outputs) is cut for idle threads, as
+/// [`Update::apply`] cuts a parameter: `(pieces, rows per piece)`.
+pub(crate) fn row_pieces(values: usize, rows: usize) -> (usize, usize) {
+    let parts = crate::assist::helpers()
+        .min(values / SHARED_UPDATE_MIN)
+        .clamp(1, rows);
+    (parts, rows.div_ceil(parts))
+}
+
 /// An optimiser over a fixed list of parameters (in the order `step` receives them).
 #[derive(Clone, Debug)]
 pub struct Optimizer {

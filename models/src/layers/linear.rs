@@ -212,10 +212,7 @@ impl Linear {
         let (m, v) = states.next().expect("optimiser state of the weights");
         let n = self.inputs;
         // Rows are independent: one piece of them per thread that can take part.
-        let parts = crate::assist::helpers()
-            .min(self.weight.value.len() / crate::optim::SHARED_UPDATE_MIN)
-            .clamp(1, self.outputs);
-        let per = self.outputs.div_ceil(parts);
+        let (parts, per) = crate::optim::row_pieces(self.weight.value.len(), self.outputs);
         let pieces = self
             .weight
             .value

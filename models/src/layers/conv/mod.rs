@@ -218,10 +218,7 @@ impl Conv2d {
         let (n, c_out) = (self.fan_in(), self.out_dims.c);
         // Output channels are independent here: they are cut into one piece per thread that
         // can take part ([`crate::assist`]), the same values whoever computes them.
-        let parts = crate::assist::helpers()
-            .min(self.weight.value.len() / crate::optim::SHARED_UPDATE_MIN)
-            .clamp(1, c_out);
-        let per = c_out.div_ceil(parts);
+        let (parts, per) = crate::optim::row_pieces(self.weight.value.len(), c_out);
         let pieces = self
             .weight
             .value
@@ -648,7 +645,7 @@ impl Conv2d {
         let (kk, c, c_in, k2) = (self.fan_in(), self.out_dims.c, self.in_dims.c, self.k * self.k);
         let (h, w) = (self.out_dims.h, self.out_dims.w);
         let p = h * w;
-        let live = live_channels(dy, p);
+        let live = live_channels(dy, c, p);
         let n = live.len();
         if n == 0 {
             return;
@@ -731,14 +728,9 @@ impl Conv2d {
             return None;
         }
         let o = self.out_dims;
-        let mut live = vec![false; o.c];
-        for (j, plane) in dy.data.chunks_exact(o.h * o.w).enumerate() {
-            let l = &mut live[j % o.c];
-            *l = *l || any_nonzero(plane);
-        }
+        let rows = live_channels(&dy.data, o.c, o.h * o.w).into_iter();
         let mut w = Buf::take(self.weight.value.len());
         let gain = if self.ws { &self.gain.value[..] } else { &[][..] };
-        let rows = live.iter().enumerate().filter(|(_, &l)| l).map(|(c, _)| c);
         let shape = (self.in_dims.c, self.k * self.k);
         ws_forward_by_tap(
             &self.weight.value,
@@ -790,15 +782,8 @@ impl Conv2d {
         if self.accumulate || !self.caches.is_empty() {
             return None;
         }
-        let plane = self.in_dims.h * self.in_dims.w;
         let c_in = self.in_dims.c;
-        let live: Vec<usize> = (0..c_in)
-            .filter(|&c| {
-                x.data
-                    .chunks_exact(c_in * plane)
-                    .any(|xs| any_nonzero(&xs[c * plane..][..plane]))
-            })
-            .collect();
+        let live = live_channels(&x.data, c_in, self.in_dims.h * self.in_dims.w);
         (c_in - live.len() >= c_in.div_ceil(16)).then_some(live)
     }
 
@@ -1177,13 +1162,11 @@ crate::math::widest! {
     }
 }
 
-/// The channels of `planes` (planes of `p` values) with a non-zero value somewhere.
-fn live_channels(planes: &[f32], p: usize) -> Vec<usize> {
-    planes
-        .chunks_exact(p)
-        .enumerate()
-        .filter(|(_, plane)| any_nonzero(plane))
-        .map(|(c, _)| c)
+/// The channels, in order, with a non-zero value somewhere in `data`: samples of `c`
+/// planes of `p` values each.
+fn live_channels(data: &[f32], c: usize, p: usize) -> Vec<usize> {
+    (0..c)
+        .filter(|&ch| data.chunks_exact(c * p).any(|s| any_nonzero(&s[ch * p..][..p])))
         .collect()
 }
 
@@ -1511,7 +1494,7 @@ mod tests {
                         );
                     }
                 };
-                let live = live_channels(&dy, p);
+                let live = live_channels(&dy, c_out, p);
                 let scratch = kk * p;
                 let most = winograd::fit_rows(live.len(), c_in, (h, w), scratch);
                 for rows in (1..=h.div_ceil(2)).filter(|&r| most.is_some_and(|m| r <= m)) {
@@ -1545,6 +1528,19 @@ mod tests {
         let conv = Conv2d::new(Dims::new(32, 17, 17), 64, 3, 1, 1, true, &mut rng);
         assert_eq!(winograd::fit_rows(64, 32, (17, 17), 288 * 289), Some(3));
         assert_eq!(conv.winograd_rows(64, 288 * 289), None);
+    }
+
+    /// A channel is live when its plane has a non-zero value in any sample of the batch,
+    /// the last one included; listed in order.
+    #[test]
+    fn live_channels_looks_at_every_sample() {
+        let (c, p) = (4, 5);
+        let mut data = vec![0.0f32; 3 * c * p];
+        data[2 * p + 4] = 1.0; // sample 0, channel 2
+        data[2 * c * p + p] = -2.0; // sample 2, channel 1
+        assert_eq!(live_channels(&data, c, p), vec![1, 2]);
+        assert_eq!(live_channels(&data[..c * p], c, p), vec![2]);
+        assert!(live_channels(&vec![0.0; c * p], c, p).is_empty());
     }
 
     /// A plane is live when any of its values is not zero, wherever it lies (in the first

@@ -202,9 +202,17 @@ impl RowBackward {
     /// of its standardised weights; with the gain's gradient.
     #[inline(always)]
     fn new(w: &[f32], stats: (f32, f32), g: f32, d: &[f32]) -> (Self, f32) {
-        let mean = stats.0;
-        let dz = crate::math::sum_of2(d, w, |d, w| d * (w - mean));
-        Self::from_sums(w.len(), stats, g, crate::math::sum(d), dz)
+        let (dsum, dz) = Self::sums(w, stats.0, d);
+        Self::from_sums(w.len(), stats, g, dsum, dz)
+    }
+
+    /// The two sums [`Self::from_sums`] takes, one at a time.
+    #[inline(always)]
+    fn sums(w: &[f32], mean: f32, d: &[f32]) -> (f32, f32) {
+        (
+            crate::math::sum(d),
+            crate::math::sum_of2(d, w, |d, w| d * (w - mean)),
+        )
     }
 
     /// [`Self::new`] from the channel's `n` and the two sums it takes: `dsum = Σ d` and
@@ -280,11 +288,7 @@ crate::math::widest! {
             return;
         }
         let mut ok = crate::math::Finite::default();
-        let mean0 = stats[0].0;
-        let mut sums = (
-            crate::math::sum(&d[..n]),
-            crate::math::sum_of2(&d[..n], &weight[..n], |d, w| d * (w - mean0)),
-        );
+        let mut sums = RowBackward::sums(&weight[..n], stats[0].0, &d[..n]);
         for co in 0..c_out {
             let (row, dg) = RowBackward::from_sums(n, stats[co], gain[co], sums.0, sums.1);
             dgain[co] += dg;
