@@ -323,8 +323,8 @@ fn row_sums(w: &[f32], mean: f32, next: (&[f32], &[f32], f32)) -> [crate::math::
     let n = w.len();
     let (d1, w1, mean1) = (&next.0[..n], &next.1[..n], next.2);
     // Three arrays of its own, not one captured by a closure: the closure's array was
-    // written to the stack at every step of the loop, and with it three changes elsewhere in
-    // the fused update measured 10% slower, the update stalling on the loads after those
+    // written to the stack at every step of the loop, and with it two changes elsewhere in
+    // the fused update measured 8–15% slower, the update stalling on the loads after those
     // stores (README, "Speed").
     let mut acc = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
     let full = n / 16 * 16;
