@@ -1444,10 +1444,10 @@ mod tests {
 
     /// Winograd's input gradient is the convolution's input gradient: against the sum in
     /// `f64`, within a few units of `f32` rounding relative to the sum of the terms'
-    /// magnitudes (32 for Winograd, 8 for im2col); on planes odd and even in each direction (the last row
-    /// or column of tiles half outside), as small as 1 × 1, with dead output channels and
-    /// every channel dead, one input channel, and in chunks of every size down to one row
-    /// of tiles.
+    /// magnitudes (32 for Winograd, 8 for im2col); on planes odd and even in each direction
+    /// (the last row or column of tiles partly outside), as small as 1 × 1, with dead output
+    /// channels and every channel dead, one input channel, and in chunks of every size down
+    /// to one row of tiles.
     #[test]
     fn winograd_input_grad_is_the_input_gradient() {
         let mut rng = crate::Rng::new(5);

@@ -32,9 +32,11 @@ use crate::math::transpose;
 /// Values of one tile's transform (6 × 6), and so the number of GEMMs.
 const E: usize = 36;
 
-/// Tiles per chunk (the products' columns) below which the products cost more than the
-/// one im2col product they replace. `dvs-gesture`'s 64 → 128 head at 32 × 32 takes its
-/// 64 tiles in two chunks of 32.
+/// Tiles per chunk (the products' columns) below which this module is not taken.
+/// `dvs-gesture`'s 64 → 128 head at 32 × 32 takes its 64 tiles in two chunks of 32, and
+/// there `cargo bench --bench input_grad` measured 1.41× im2col's speed on the AVX2 path
+/// and 1.05× with AVX-512; fewer tiles per chunk were not measured with F(4 × 4, 3 × 3)
+/// (with F(2 × 2, 3 × 3), 27 took 1.3× im2col's time), so they take im2col.
 const MIN_TILES: usize = 32;
 
 /// The plan of one input gradient: how many rows of tiles each chunk takes ([`fit_rows`]),
