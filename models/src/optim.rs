@@ -1,9 +1,13 @@
 //! Optimisers: Adam (default, lr 1e-3) and SGD with momentum; optional weight decay (added
-//! to the gradient, as PyTorch's `weight_decay`).
+//! to the gradient, as PyTorch's `weight_decay`). A moment (Adam's two, SGD's velocity) that
+//! falls below `f32`'s smallest normal value is set to 0 ([`crate::math::flush_subnormal`]):
+//! with the default ε, such a moment moves its weight by less than 1e-28 times the learning
+//! rate per step.
 
 use serde::{Deserialize, Serialize};
 
 use crate::layers::Param;
+use crate::math::flush_subnormal;
 
 /// Which optimiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -193,7 +197,7 @@ impl Update {
                 let (c, mut ok) = (self.cfg, crate::math::Finite::default());
                 for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
                     let g = g + c.weight_decay * *w;
-                    *m = c.momentum * *m + g;
+                    *m = flush_subnormal(c.momentum * *m + g);
                     *w -= c.lr * *m;
                     ok.see(*w);
                 }
@@ -211,13 +215,13 @@ impl Update {
     /// Adam's update of one value `w` from its gradient `g` and its moments: the same
     /// arithmetic as [`Update::apply`], for kernels that compute the gradient value by value
     /// and update in the same pass (no fused multiply-adds, so every CPU gives the same
-    /// numbers).
+    /// numbers). Subnormal moments are set to 0 ([`crate::math::flush_subnormal`]).
     #[inline(always)]
     pub fn adam(&self, w: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
         let c = &self.cfg;
         let g = g + c.weight_decay * *w;
-        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+        *m = flush_subnormal(c.beta1 * *m + (1.0 - c.beta1) * g);
+        *v = flush_subnormal(c.beta2 * *v + (1.0 - c.beta2) * g * g);
         *w -= self.step * *m / (v.sqrt() * self.inv_sqrt_bc2 + c.eps);
     }
 }
@@ -317,6 +321,41 @@ mod tests {
                 );
             }
             assert!(!opt.diverged);
+        }
+    }
+
+    /// A moment left to decay (gradient 0) goes from a normal value straight to 0, never
+    /// through `f32`'s subnormal range (whose arithmetic takes a microcode assist on Intel
+    /// CPUs): Adam's two moments and SGD's velocity, over the steps in which each would
+    /// have crossed it.
+    #[test]
+    fn decaying_moments_skip_the_subnormal_range() {
+        for kind in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+            let mut opt = Optimizer::new(OptimConfig {
+                kind,
+                ..OptimConfig::default()
+            });
+            let mut p = Param::new("w", vec![0.5; 19]);
+            p.grad = vec![0.0; 19];
+            opt.begin_step(&[19]);
+            // Adam's second moment decays by 0.999 a step: start it 1.5x above the range.
+            for (m, v) in opt.states() {
+                m.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, m)| *m = 1e-36 * (i as f32 + 1.0));
+                v.iter_mut().for_each(|v| *v = 1.5 * f32::MIN_POSITIVE);
+            }
+            for t in 0..1000 {
+                opt.step(&mut [&mut p]);
+                for x in opt.m[0].iter().chain(opt.v.iter().flatten()) {
+                    assert!(!x.is_subnormal(), "{kind:?}, step {t}: a moment is {x:e}");
+                }
+            }
+            assert!(
+                opt.m.iter().chain(&opt.v).flatten().all(|&x| x == 0.0),
+                "{kind:?}"
+            );
+            assert!(p.value.iter().all(|w| w.is_finite()) && !opt.diverged);
         }
     }
 }
