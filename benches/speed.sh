@@ -4,7 +4,8 @@
 # (nmnist preset, T = 10, batch 16 and 1, in sequence and as pipeline stages), for this
 # checkout and for a baseline commit built beside it, alternated over ROUNDS rounds so that
 # both sides see the same machine. Prints the CPU model, each figure's median over the rounds,
-# and the median of the per-round ratios (these machines are noisy: compare ratios).
+# and the median of the per-round ratios (these machines are noisy: compare ratios), each with
+# its lowest and highest round in brackets.
 #
 # With a Python that has torch and spikingjelly (and optionally tonic) as PYTHON, a second
 # table sets this checkout beside what people use, alternated in the same rounds:
@@ -145,6 +146,10 @@ plans="$(aux_units "$old")|$(aux_units "$new")"
 
 python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" "$plans" "$base_simd" <<'EOF'
 import json, statistics, sys
+def cell(values):
+    """The median over the rounds, then the lowest and the highest round in brackets."""
+    values = list(values)
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base, head, rounds = sys.argv[2], sys.argv[3], sys.argv[4]
 plan_base, plan_head = sys.argv[5].split("|")
@@ -158,7 +163,8 @@ if plan_base == plan_head:
 else:
     print(f"bench realtime: the auxiliary networks differ (units per subnetwork: {base} {plan_base}, "
           f"{head} {plan_head}), so its rows do not compare the same networks")
-print(f"| measurement | {base} | {head} | {head} / {base} (median of rounds) |")
+print("(each cell: the median over the rounds, and in brackets the lowest and highest round; the ratios are per round)")
+print(f"| measurement | {base} | {head} | {head} / {base} |")
 print("|---|---:|---:|---:|")
 whats = list(dict.fromkeys(r["what"] for r in rows))
 for w in whats:
@@ -180,22 +186,26 @@ for w in whats:
     rs = sorted(set(by["base"]) & set(by["new"]))
     if not rs:
         continue
-    b = statistics.median(by["base"][k] for k in rs)
-    n = statistics.median(by["new"][k] for k in rs)
+    b = cell(by["base"][k] for k in rs)
+    n = cell(by["new"][k] for k in rs)
     if w.startswith("realtime"):
         # Higher is better: the real-time factor.
-        ratio = statistics.median(by["new"][k] / by["base"][k] for k in rs)
-        print(f"| {label}: real-time factor | {b:.2f} | {n:.2f} | {ratio:.2f}x |")
+        ratio = cell(by["new"][k] / by["base"][k] for k in rs)
+        print(f"| {label}: real-time factor | {b} | {n} | {ratio}x |")
     else:
         # Lower is better: time; the ratio is the speed-up.
-        ratio = statistics.median(by["base"][k] / by["new"][k] for k in rs)
-        print(f"| {w} | {b:.2f} | {n:.2f} | {ratio:.2f}x faster |")
+        ratio = cell(by["base"][k] / by["new"][k] for k in rs)
+        print(f"| {w} | {b} | {n} | {ratio}x faster |")
 EOF
 
 [ -n "$py" ] || exit 0
 echo
 python3 - "$out" "$(git rev-parse --short HEAD)" "$rounds" "$py" <<'EOF'
 import json, statistics, subprocess, sys
+def cell(values):
+    """The median over the rounds, then the lowest and the highest round in brackets."""
+    values = list(values)
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 rows = [json.loads(l) for l in open(sys.argv[1])]
 head, rounds, py = sys.argv[2], sys.argv[3], sys.argv[4]
 versions = subprocess.run([py, "-c", "import torch, importlib.metadata as m; "
@@ -203,7 +213,8 @@ versions = subprocess.run([py, "-c", "import torch, importlib.metadata as m; "
                           capture_output=True, text=True).stdout.strip()
 print(f"stdl {head} beside Python ({versions}), same machine, {rounds} rounds alternated; "
       "time per sample or per pass over the files (lower is better), and how many times "
-      "longer the other side takes (median of the per-round ratios)")
+      "longer the other side takes (per round); each cell the median over the rounds, and in "
+      "brackets the lowest and highest round")
 others = [("torch", "PyTorch (own LIF)"), ("spikingjelly", "SpikingJelly LIFNode"),
           ("numpy", "numpy"), ("tonic", "tonic.io")]
 print("| measurement | stdl path | stdl | other | other's time | other / stdl |")
@@ -219,8 +230,8 @@ for w in dict.fromkeys(r["what"] for r in rows if r["side"].startswith("stdl")):
             rs = sorted(set(mine) & set(theirs))
             if not rs:
                 continue
-            m = statistics.median(mine[k] for k in rs)
-            t = statistics.median(theirs[k] for k in rs)
-            ratio = statistics.median(theirs[k] / mine[k] for k in rs)
-            print(f"| {w} | {path} | {m:.2f} | {label} | {t:.2f} | {ratio:.2f}x |")
+            m = cell(mine[k] for k in rs)
+            t = cell(theirs[k] for k in rs)
+            ratio = cell(theirs[k] / mine[k] for k in rs)
+            print(f"| {w} | {path} | {m} | {label} | {t} | {ratio}x |")
 EOF
