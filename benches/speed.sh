@@ -145,11 +145,9 @@ aux_units() {
 plans="$(aux_units "$old")|$(aux_units "$new")"
 
 python3 - "$out" "$base" "$(git rev-parse --short HEAD)" "$rounds" "$plans" "$base_simd" <<'EOF'
-import json, statistics, sys
-def cell(values):
-    """The median over the rounds, then the lowest and the highest round in brackets."""
-    values = list(values)
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+import json, sys
+sys.path.insert(0, "benches/common")
+from rounds import cell
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base, head, rounds = sys.argv[2], sys.argv[3], sys.argv[4]
 plan_base, plan_head = sys.argv[5].split("|")
@@ -201,11 +199,9 @@ EOF
 [ -n "$py" ] || exit 0
 echo
 python3 - "$out" "$(git rev-parse --short HEAD)" "$rounds" "$py" <<'EOF'
-import json, statistics, subprocess, sys
-def cell(values):
-    """The median over the rounds, then the lowest and the highest round in brackets."""
-    values = list(values)
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+import json, subprocess, sys
+sys.path.insert(0, "benches/common")
+from rounds import cell
 rows = [json.loads(l) for l in open(sys.argv[1])]
 head, rounds, py = sys.argv[2], sys.argv[3], sys.argv[4]
 versions = subprocess.run([py, "-c", "import torch, importlib.metadata as m; "
