@@ -241,7 +241,16 @@ impl Conv2d {
         // The weights changed: their layouts go (as `params_mut` lets them go); the
         // statistics are the new weights', kept for the next pass.
         self.kept.weights_in = Default::default();
-        finite & super::update_params(vec![&mut self.gain, &mut self.bias], update, states)
+        let finite = finite & super::update_params(vec![&mut self.gain, &mut self.bias], update, states);
+        // The layout of every channel's weights that the last forward read, built now for
+        // the next forward. In a pipeline of stages, the next stage waits for this one's
+        // forward, not for its update: work moved from the first to the second leaves the
+        // path the stages wait on (README, "Speed"). A forward that takes another path lets
+        // it go unread.
+        if let Some(layout) = self.kept.forward_layout {
+            self.refresh_weights(layout);
+        }
+        finite
     }
 
     /// Frees the gradients, a deferred one ([`Self::defer_ws_grad`]) too, unused.
@@ -823,8 +832,11 @@ impl Conv2d {
             ws_forward_channels(weight, &mut self.kept.stats, gain, (kk, k2), chans, &mut w[..m]);
             w
         });
-        if live.is_none() {
-            self.refresh_weights(if sparse { Layout::Transposed } else { Layout::Rows });
+        self.kept.forward_layout =
+            live.is_none()
+                .then_some(if sparse { Layout::Transposed } else { Layout::Rows });
+        if let Some(layout) = self.kept.forward_layout {
+            self.refresh_weights(layout);
         }
         // Every output value is written below (transpose or bias), so no zeroing.
         let mut y = Tensor::uninit(x.b, o);
@@ -1126,6 +1138,9 @@ struct Kept {
     /// The sparse forward's inputs listed by pixel, one per sample, for the weight gradient
     /// by pairs of the same step: kept while that step is the only one kept.
     lists: Option<Vec<PixelList>>,
+    /// The layout of every channel's effective weights the last forward read (none when it
+    /// took the live input channels' only): [`Conv2d::update`] builds it for the next.
+    forward_layout: Option<Layout>,
 }
 
 /// The layouts of the effective weights that the paths read.
@@ -1565,6 +1580,19 @@ mod tests {
         assert!(!any_nonzero(&[]));
     }
 
+    /// One learning step of a batch of 1 as a stage takes it: forward `x`, backward `dy`,
+    /// the update (fused with the standardisation's backward where `defer_ws_grad`), and
+    /// the gradients freed.
+    fn learn_step(c: &mut Conv2d, opt: &mut Optimizer, x: &[f32], dy: &[f32]) {
+        c.forward(Tensor::from_vec(1, c.in_dims, x.to_vec()), true);
+        c.backward(Tensor::from_vec(1, c.out_dims, dy.to_vec()));
+        let sizes: Vec<usize> = c.params().iter().map(|p| p.value.len()).collect();
+        let update = opt.begin_step(&sizes);
+        let finite = c.update(&update, &mut opt.states());
+        opt.end_step(finite);
+        c.release_grads();
+    }
+
     /// The fused standardisation backward and Adam update, cut over output channels for
     /// helpers (and the products of the passes cut over columns), gives the same weights
     /// and moments bit for bit as whole: `nmnist`'s second convolution at batch 1.
@@ -1583,15 +1611,7 @@ mod tests {
             c.defer_ws_grad = true;
             let mut opt = Optimizer::new(OptimConfig::default());
             for _ in 0..3 {
-                crate::assist::as_if_helped(parts, || {
-                    c.forward(Tensor::from_vec(1, d, x.clone()), true);
-                    c.backward(Tensor::from_vec(1, c.out_dims, dy.clone()));
-                    let sizes: Vec<usize> = c.params().iter().map(|p| p.value.len()).collect();
-                    let update = opt.begin_step(&sizes);
-                    let finite = c.update(&update, &mut opt.states());
-                    opt.end_step(finite);
-                    c.release_grads();
-                });
+                crate::assist::as_if_helped(parts, || learn_step(&mut c, &mut opt, &x, &dy));
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             let mut all: Vec<Vec<u32>> = c.params().iter().map(|p| bits(&p.value)).collect();
@@ -1601,6 +1621,63 @@ mod tests {
         let whole = run(1);
         for parts in [2, 3] {
             assert!(run(parts) == whole, "in {parts}");
+        }
+    }
+
+    /// The update leaves the next forward's layout of the effective weights (the one the
+    /// last forward read) built from the updated weights and gains: the same bits as built
+    /// from scratch, on both paths, with the update in one piece and in pieces for helpers
+    /// (40 channels: two whole tiles of the transposed layout and a ragged one); and none
+    /// after a forward that took the live input channels only.
+    #[test]
+    fn an_update_builds_the_next_forwards_layout() {
+        let mut rng = crate::Rng::new(21);
+        let d = Dims::new(12, 9, 9);
+        let base = Conv2d::new(d, 40, 3, 1, 1, true, &mut rng);
+        let x: Vec<f32> = (0..d.len())
+            .map(|_| (rng.next_f32() < 0.3) as u8 as f32)
+            .collect();
+        let dy: Vec<f32> = (0..base.out_dims.len()).map(|_| rng.next_f32() - 0.5).collect();
+        for (path, silent) in [
+            (InputPath::Sparse, false),
+            (InputPath::Dense, false),
+            (InputPath::Dense, true),
+        ] {
+            for parts in [1, 2] {
+                let mut c = base.clone();
+                (c.path, c.defer_ws_grad) = (path, true);
+                let mut x = x.clone();
+                if silent {
+                    // Every other input channel without a spike: the forward takes the others.
+                    x.chunks_exact_mut(81).step_by(2).for_each(|p| p.fill(0.0));
+                }
+                let mut opt = Optimizer::new(OptimConfig::default());
+                for _ in 0..2 {
+                    crate::assist::as_if_helped(parts, || learn_step(&mut c, &mut opt, &x, &dy));
+                }
+                let what = format!("{path:?}, silent channels {silent}, in {parts}");
+                let layout = if path == InputPath::Sparse {
+                    Layout::Transposed
+                } else {
+                    Layout::Rows
+                };
+                let kept = std::mem::take(&mut c.kept.weights_in);
+                if silent {
+                    assert!(kept.iter().all(|w| w.is_empty()), "{what}");
+                    continue;
+                }
+                assert!(
+                    kept.iter()
+                        .enumerate()
+                        .all(|(l, w)| w.is_empty() == (l != layout as usize)),
+                    "{what}"
+                );
+                c.kept.stats.clear();
+                c.refresh_weights(layout);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                let fresh = &c.kept.weights_in[layout as usize];
+                assert!(bits(&kept[layout as usize]) == bits(fresh), "{what}");
+            }
         }
     }
 }
