@@ -2,8 +2,8 @@
 # Two builds of stdl side by side: `stdl bench realtime` on the two real DVS128 recordings
 # (dvs-gesture preset, 10 ms bins, learning on every bin), build A then build B on each
 # recording, over ROUNDS rounds, so that both see the same machine. Prints the CPU model, each
-# round's real-time factors and B's over A's, then per recording the range of each side and
-# of the ratios. This is how the README's "alternated with the build before" figures are
+# round's real-time factors and B's over A's, then per recording the median and range of each
+# side and of the per-round ratios, and in how many rounds B was faster. This is how the README's "alternated with the build before" figures are
 # taken: build the commit before a change into one directory and the change into another,
 # e.g.
 #   git worktree add --detach /tmp/before HEAD~1 && (cd /tmp/before && cargo build --release)
@@ -52,6 +52,9 @@ done
 [ "$cpu_b" != '?' ] && echo "CPU: $cpu_b" || echo "CPU: $cpu_a"
 python3 - "$out" <<'EOF'
 import sys
+sys.path.insert(0, "benches/common")
+from rounds import cell
+
 rows = {}
 for line in open(sys.argv[1]):
     f, a, b = line.split()
@@ -60,5 +63,6 @@ for f, pairs in rows.items():
     a = [p[0] for p in pairs]
     b = [p[1] for p in pairs]
     r = [p[1] / p[0] for p in pairs]
-    print(f"{f}: A {min(a):.2f}-{max(a):.2f}, B {min(b):.2f}-{max(b):.2f}, B/A {min(r):.3f}-{max(r):.3f}")
+    faster = sum(x > 1 for x in r)
+    print(f"{f}: A {cell(a)}, B {cell(b)}, B/A {cell(r, 3)}; B faster in {faster} of {len(r)} rounds")
 EOF
