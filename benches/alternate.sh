@@ -3,9 +3,9 @@
 # (dvs-gesture preset, 10 ms bins, learning on every bin), build A then build B on each
 # recording, over ROUNDS rounds, so that both see the same machine. Prints the CPU model, each
 # round's real-time factors and B's over A's, then per recording the median and range of each
-# side and of the per-round ratios, and in how many rounds B was faster. This is how the README's "alternated with the build before" figures are
-# taken: build the commit before a change into one directory and the change into another,
-# e.g.
+# side and of the per-round ratios, and in how many rounds B was faster. This is how the
+# README's "alternated with the build before" figures are taken: build the commit before a
+# change into one directory and the change into another, e.g.
 #   git worktree add --detach /tmp/before HEAD~1 && (cd /tmp/before && cargo build --release)
 #   cargo build --release && benches/alternate.sh /tmp/before/target/release/stdl target/release/stdl 4
 #

@@ -242,11 +242,11 @@ impl Conv2d {
         // statistics are the new weights', kept for the next pass.
         self.kept.weights_in = Default::default();
         let finite = finite & super::update_params(vec![&mut self.gain, &mut self.bias], update, states);
-        // The layout of every channel's weights that the last forward read, built now for
-        // the next forward. In a pipeline of stages, the next stage waits for this one's
-        // forward, not for its update: work moved from the first to the second leaves the
-        // path the stages wait on (README, "Speed"). A forward that takes another path lets
-        // it go unread.
+        // The layout of every channel's weights that the last forward read, built now (from
+        // the updated weights and gains) for the next forward, which then finds it built: the
+        // next stage waits for this stage's forward, not its update. The same work, moved;
+        // the real-time factor it gained was within the machine's noise (README, "Speed").
+        // A forward that takes another path lets it go unread.
         if let Some(layout) = self.kept.forward_layout {
             self.refresh_weights(layout);
         }
@@ -1139,7 +1139,8 @@ struct Kept {
     /// by pairs of the same step: kept while that step is the only one kept.
     lists: Option<Vec<PixelList>>,
     /// The layout of every channel's effective weights the last forward read (none when it
-    /// took the live input channels' only): [`Conv2d::update`] builds it for the next.
+    /// took the live input channels' only): [`Conv2d::update`]'s fused path builds it for
+    /// the next.
     forward_layout: Option<Layout>,
 }
 
@@ -1580,6 +1581,11 @@ mod tests {
         assert!(!any_nonzero(&[]));
     }
 
+    /// The values' bit patterns (comparisons that tell -0.0 from 0.0 and any NaN apart).
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     /// One learning step of a batch of 1 as a stage takes it: forward `x`, backward `dy`,
     /// the update (fused with the standardisation's backward where `defer_ws_grad`), and
     /// the gradients freed.
@@ -1613,7 +1619,6 @@ mod tests {
             for _ in 0..3 {
                 crate::assist::as_if_helped(parts, || learn_step(&mut c, &mut opt, &x, &dy));
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             let mut all: Vec<Vec<u32>> = c.params().iter().map(|p| bits(&p.value)).collect();
             all.extend(opt.m.iter().chain(&opt.v).map(|v| bits(v)));
             all
@@ -1674,7 +1679,6 @@ mod tests {
                 );
                 c.kept.stats.clear();
                 c.refresh_weights(layout);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
                 let fresh = &c.kept.weights_in[layout as usize];
                 assert!(bits(&kept[layout as usize]) == bits(fresh), "{what}");
             }
