@@ -104,24 +104,75 @@ pub(crate) fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// The CPU's model name (`/proc/cpuinfo`) and the vector extension the kernels run on it
-/// (the widest it has, unless `STDL_SIMD` narrows it: [`crate::math::simd`]), for the
-/// figures benchmarks print.
+/// The CPU as benchmarks print it beside their figures: its model name (`/proc/cpuinfo`),
+/// then in brackets its family and model numbers where the kernel gives them (a virtual
+/// machine's model name is often just the vendor's line, "AMD EPYC", where the family and
+/// model tell Zen 3 from Zen 4), the logical CPUs this process may use, and the vector
+/// extension the kernels run on it (the widest it has, unless `STDL_SIMD` narrows it:
+/// [`crate::math::simd`]).
 pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    describe_cpu(&info, cpus)
+}
+
+/// [`cpu_model`] from the text of `/proc/cpuinfo` (empty where there is none) and the number
+/// of logical CPUs (0: unknown).
+fn describe_cpu(cpuinfo: &str, cpus: usize) -> String {
     use crate::math::{cpu_simd, simd, Simd};
-    let simd = match (simd(), cpu_simd()) {
-        (Simd::Baseline, Simd::Baseline) => String::new(),
-        (run, has) if run == has => format!(" ({})", run.name()),
-        (run, has) => format!(" ({}, running the {} path: STDL_SIMD)", has.name(), run.name()),
+    // The first processor's fields (every processor of a machine has the same).
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .find(|l| l.split(':').next().map(str::trim) == Some(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     };
-    let name = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{name}{simd}")
+    let name = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    let mut parts = Vec::new();
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        parts.push(format!("family {family}, model {model}"));
+    }
+    match cpus {
+        0 => {}
+        1 => parts.push("1 CPU".into()),
+        n => parts.push(format!("{n} CPUs")),
+    }
+    match (simd(), cpu_simd()) {
+        (Simd::Baseline, Simd::Baseline) => {}
+        (run, has) if run == has => parts.push(run.name().into()),
+        (run, has) => parts.push(format!(
+            "{}, running the {} path: STDL_SIMD",
+            has.name(),
+            run.name()
+        )),
+    }
+    if parts.is_empty() {
+        name
+    } else {
+        format!("{name} ({})", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_cpu;
+
+    /// The first processor's fields, "model" told from "model name", in any order.
+    #[test]
+    fn the_cpu_line_names_family_model_and_cpus() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\
+                    model name\t: AMD EPYC\nflags\t\t: fpu sse2\n\nprocessor\t: 1\ncpu family\t: 6\n\
+                    model\t\t: 207\nmodel name\t: Other\n";
+        let line = describe_cpu(info, 2);
+        assert!(
+            line.starts_with("AMD EPYC (family 25, model 17; 2 CPUs"),
+            "{line}"
+        );
+        let line = describe_cpu("model name\t: Some CPU\n", 1);
+        assert!(line.starts_with("Some CPU (1 CPU"), "{line}");
+        assert!(describe_cpu("", 0).starts_with("unknown CPU"));
+    }
 }
