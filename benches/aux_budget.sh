@@ -16,7 +16,8 @@
 #   samples (T = the preset's event-count bins, an update after every bin, as a stream
 #   learns), tested on the 100 test samples; per seed and the mean over SEEDS (default
 #   "0 1"). (Played as a 10 ms stream, `stdl stream --dataset nmnist`, the `dvs-gesture`
-#   network learns nothing from N-MNIST at any budget: README, "Speed".)
+#   network learns nothing from N-MNIST at any budget: README, "A deep network on N-MNIST
+#   played as a stream".)
 # A run whose summary is already in OUT is not repeated (delete OUT to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idle pipeline workers helping a busy stage (README, "Where a learned step goes"):
+# Idle pipeline workers helping a busy stage (docs/speed-log.md):
 # `stdl bench train --preset nmnist --t-bins 10 --batch 1 --aux-budget 0 --pipeline` (two
 # stages of unequal cost on two workers) with STDL_HELP=never (an idle worker waits), always
 # (it spins and takes chunks of the running stage's products and updates) and the default,

@@ -37,7 +37,7 @@ py=${PYTHON:-}
 update_every=${UPDATE_EVERY-4 8}
 nmnist=../shared/data/nmnist/slayer_NMNISTsmall
 # Samples `stdl bench train` times at batch 1 (after one warm-up sample): 10,000 steps, of
-# which the help policy's probes (README, "Speed") take the share they take in a longer run;
+# which the help policy's probes (docs/speed-log.md) take the share they take in a longer run;
 # in 2,000 steps they took nearly half. The Python scripts time 100 (after one warm-up).
 batch1_samples=1000
 # shellcheck source=benches/common/walks.sh

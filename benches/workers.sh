@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the learner's worker threads fill the cores (README, "Where a learned step goes"):
+# How the learner's worker threads fill the cores (docs/speed-log.md):
 # `stdl bench realtime` on the two real DVS128 recordings (dvs-gesture preset, five stages,
 # learning on every bin) with the default, one worker per core, against one worker per stage
 # (`--workers 5`: as many threads as stages, as when each stage had a thread of its own, left

@@ -165,7 +165,7 @@ impl Finite {
 /// about 150 steps (`β₁ = 0.9`) on its way to 0, and Intel CPUs take a microcode assist for
 /// each vector instruction that reads or writes a subnormal. On the DVS128 walk, 7% of the
 /// fused Adam update's values had a subnormal first moment, and the update took twice as
-/// long (README, "Speed"). An explicit select, not the CPU's flush-to-zero mode: Rust
+/// long (docs/speed-log.md). An explicit select, not the CPU's flush-to-zero mode: Rust
 /// assumes the default floating-point environment, and the same bits come out on every CPU.
 #[inline(always)]
 pub fn flush_subnormal(x: f32) -> f32 {

@@ -78,7 +78,8 @@ pub struct StreamArgs {
     pub update_every: usize,
     /// Auxiliary-network budget: bytes, or a multiple of the default such as 0.5x (default:
     /// the preset's). Smaller auxiliary networks learn faster per bin and may learn less
-    /// well (README, "Speed"). A fresh network only; a --checkpoint keeps its own.
+    /// well (README, "Trading accuracy for speed"). A fresh network only; a --checkpoint
+    /// keeps its own.
     #[arg(long, value_parser = super::budget)]
     pub aux_budget: Option<stdl_models::preset::Budget>,
     /// Predictions as JSON lines to this file (default: stdout).

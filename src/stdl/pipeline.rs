@@ -565,7 +565,7 @@ fn work(sh: &Shared) {
 /// one again if it is ready, else the first. A stage's parameters, optimiser state and
 /// buffers are in the caches of the core that ran it last; a stage that moves to the other
 /// worker at every step takes them along (`benches/workers.sh` measures `dvs-gesture`'s five
-/// stages on two workers with and without this preference: README, "Speed").
+/// stages on two workers with and without this preference: docs/speed-log.md).
 fn prefer(mut ready: impl Iterator<Item = usize>, last: Option<usize>) -> Option<usize> {
     let first = ready.next()?;
     if !stage_affinity() || Some(first) == last {
@@ -680,8 +680,8 @@ const KEEP_MAX: u64 = 64_000;
 /// Whether idle workers help a running stage ([`help`]), chosen from what it does to the
 /// wall time per step on this machine, now. Helping paid wherever this project measured it on
 /// a quiet machine; it cost more than it saved with another process spinning on one of the
-/// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time (README,
-/// "Speed"). So after [`WARM_STEPS`] steps out of the last stage of pipelines that ask for
+/// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time
+/// (docs/speed-log.md). So after [`WARM_STEPS`] steps out of the last stage of pipelines that ask for
 /// help, the policy times windows of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]),
 /// keeps the way whose median window is the faster for [`KEEP_STEPS`] steps (doubled, up to
 /// [`KEEP_MAX`], while the probes agree), then probes again. The choice changes no number:

@@ -245,7 +245,7 @@ impl Conv2d {
         // The layout of every channel's weights that the last forward read, built now (from
         // the updated weights and gains) for the next forward, which then finds it built: the
         // next stage waits for this stage's forward, not its update. The same work, moved;
-        // the real-time factor it gained was within the machine's noise (README, "Speed").
+        // the real-time factor it gained was within the machine's noise (docs/speed-log.md).
         // A forward that takes another path lets it go unread.
         if let Some(layout) = self.kept.forward_layout {
             self.refresh_weights(layout);
@@ -816,7 +816,7 @@ impl Conv2d {
         // The dense path takes only the input channels with a spike somewhere in the batch,
         // when enough are silent ([`Self::live_inputs`]). (The sparse path reads the live
         // channels' rows only too, but making only those rows of its transposed weights did
-        // not make it faster: README, "Speed".)
+        // not make it faster: docs/speed-log.md.)
         let live = (!sparse).then(|| self.live_inputs(&x)).flatten();
         // The sparse path scatters rows of the effective weights transposed to K × C_out,
         // computed in that layout; the dense path over live channels their columns only.

@@ -17,7 +17,7 @@
 //! multiply-adds and never writes the `K × P` columns. F(2 × 2, 3 × 3), which this module
 //! computed before, takes 4/9: in `stdl bench realtime --profile` on the AVX2 path,
 //! `dvs-gesture`'s first head's input gradient took 0.49 ms per step on the second
-//! DVS128 walk, against 0.67 (README, "Speed"). The sums are taken in another order and
+//! DVS128 walk, against 0.67 (docs/speed-log.md). The sums are taken in another order and
 //! through the transforms' constants, so the values differ from the direct sum by more than
 //! F(2 × 2, 3 × 3)'s did: within 32 units of `f32` rounding relative to the sum of the
 //! terms' magnitudes (`tests`), where the direct sum is within 8.

@@ -325,7 +325,7 @@ fn row_sums(w: &[f32], mean: f32, next: (&[f32], &[f32], f32)) -> [crate::math::
     // Three arrays of its own, not one captured by a closure: the closure's array was
     // written to the stack at every step of the loop, and with it two changes elsewhere in
     // the fused update measured 8–15% slower, the update stalling on the loads after those
-    // stores (README, "Speed").
+    // stores (docs/speed-log.md).
     let mut acc = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
     let full = n / 16 * 16;
     for i in (0..full).step_by(16) {
