@@ -120,13 +120,12 @@ pub fn cpu_model() -> String {
 /// of logical CPUs (0: unknown).
 fn describe_cpu(cpuinfo: &str, cpus: usize) -> String {
     use crate::math::{cpu_simd, simd, Simd};
-    // The first processor's fields (every processor of a machine has the same).
+    // A field's first line: the first processor's (every processor of a machine has the same).
     let field = |key: &str| {
         cpuinfo
             .lines()
-            .take_while(|l| !l.trim().is_empty())
-            .find(|l| l.split(':').next().map(str::trim) == Some(key))
-            .and_then(|l| l.split_once(':'))
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
@@ -160,12 +159,12 @@ fn describe_cpu(cpuinfo: &str, cpus: usize) -> String {
 mod tests {
     use super::describe_cpu;
 
-    /// The first processor's fields, "model" told from "model name", in any order.
+    /// The first processor's fields, "model" told from "model name" (listed before it here).
     #[test]
     fn the_cpu_line_names_family_model_and_cpus() {
-        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\
-                    model name\t: AMD EPYC\nflags\t\t: fpu sse2\n\nprocessor\t: 1\ncpu family\t: 6\n\
-                    model\t\t: 207\nmodel name\t: Other\n";
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\
+                    model name\t: AMD EPYC\nmodel\t\t: 17\nflags\t\t: fpu sse2\n\nprocessor\t: 1\n\
+                    cpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Other\n";
         let line = describe_cpu(info, 2);
         assert!(
             line.starts_with("AMD EPYC (family 25, model 17; 2 CPUs"),

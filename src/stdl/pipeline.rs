@@ -681,11 +681,11 @@ const KEEP_MAX: u64 = 64_000;
 /// wall time per step on this machine, now. Helping paid wherever this project measured it on
 /// a quiet machine; it cost more than it saved with another process spinning on one of the
 /// two cores (`benches/helping.sh`), and on virtual machines for minutes at a time
-/// (docs/speed-log.md). So after [`WARM_STEPS`] steps out of the last stage of pipelines that ask for
-/// help, the policy times windows of [`WINDOW_STEPS`] steps helping and not ([`PROBE`]),
-/// keeps the way whose median window is the faster for [`KEEP_STEPS`] steps (doubled, up to
-/// [`KEEP_MAX`], while the probes agree), then probes again. The choice changes no number:
-/// only which thread computes a chunk.
+/// (docs/speed-log.md). So after [`WARM_STEPS`] steps out of the last stage of pipelines
+/// that ask for help, the policy times windows of [`WINDOW_STEPS`] steps helping and not
+/// ([`PROBE`]), keeps the way whose median window is the faster for [`KEEP_STEPS`] steps
+/// (doubled, up to [`KEEP_MAX`], while the probes agree), then probes again. The choice
+/// changes no number: only which thread computes a chunk.
 #[derive(Debug)]
 struct HelpPolicy {
     /// Whether idle workers spin on the board and help.
